@@ -1,0 +1,100 @@
+"""`python -m kqv_demo bench --json`: the speed and memory figures the issues set targets for."""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kqv_demo.demos import attention_by_hand
+
+PASSAGE = (
+    "Attention lets every token in a sentence look back at the tokens before it. "
+    "Each token makes a query, a key and a value; the query is compared with every key "
+    "by a dot product, the scores go through a softmax, and the weights mix the values. "
+)
+
+
+def median_ms(run: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 1)
+
+
+def rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def rss_probe() -> float:
+    """Resident memory of a fresh process with both models loaded and one trace run."""
+    from kqv_demo.runtime import load_runtime
+
+    runtime = load_runtime()
+    runtime.trace(PASSAGE * 10, max_tokens=32)
+    return rss_mb()
+
+
+def _measure_rss(cache_root: Path) -> float:
+    env = {**os.environ, "KQV_CACHE_DIR": str(cache_root)}
+    output = subprocess.run(
+        [sys.executable, "-m", "kqv_demo", "bench", "--rss-probe"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, object]:
+    from kqv_demo import runtime as rt
+
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="kqv-bench-") as scratch:
+        cache_root = Path(scratch)
+        rt._set_threads_once()
+        progress("first SmolLM2 load (converts the GGUF)")
+        results["smollm2_first_load_s"] = round(rt.load_smollm2(cache_root).load_seconds, 2)
+        progress("cached SmolLM2 load")
+        smollm2 = rt.load_smollm2(cache_root)
+        results["smollm2_cached_load_s"] = round(smollm2.load_seconds, 2)
+        progress("MiniLM load")
+        minilm = rt.load_minilm()
+        results["minilm_load_s"] = round(minilm.load_seconds, 2)
+        runtime = rt.Runtime(smollm2, minilm)
+        long_text = PASSAGE * 10
+        for tokens, repeats in ((32, 21), (256, 7)):
+            progress(f"full trace, {tokens} tokens")
+            results[f"trace_ms_p50_{tokens}tok"] = median_ms(
+                lambda: runtime.trace(long_text, max_tokens=tokens), repeats
+            )
+        progress("demos")
+        trace = runtime.trace(long_text, max_tokens=32)
+        results["demo_ms_p50"] = {
+            "attention-by-hand": median_ms(
+                lambda: attention_by_hand.compute(runtime.trace(long_text, max_tokens=32), 5, 3), 11
+            )
+        }
+        del trace
+        progress("memory of a fresh process with both models")
+        results["rss_mb_both_models"] = _measure_rss(cache_root)
+    results["python"] = platform.python_version()
+    results["torch"] = metadata.version("torch")
+    results["transformers"] = metadata.version("transformers")
+    results["cpu_threads"] = os.cpu_count()
+    return results
+
+
+def as_json(results: dict[str, object]) -> str:
+    return json.dumps(results, sort_keys=True)

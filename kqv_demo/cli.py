@@ -1,0 +1,97 @@
+"""Command line: `python -m kqv_demo COMMAND`. Run with --help for the list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from kqv_demo.errors import KqvError
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from kqv_demo import doctor
+
+    checks = doctor.run_checks()
+    print(doctor.report(checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from kqv_demo import bench
+
+    if args.rss_probe:
+        print(bench.rss_probe())
+        return 0
+    results = bench.run(progress=lambda step: print(f"bench: {step}...", file=sys.stderr, flush=True))
+    if args.json:
+        print(bench.as_json(results))
+    else:
+        for key, value in sorted(results.items()):
+            print(f"{key:28} {value}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kqv_demo.demos import DEMOS
+
+    if args.list or not args.id:
+        rows = [{"id": d.id, "title": d.title, "summary": d.summary} for d in DEMOS.values()]
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for row in rows:
+                print(f"{row['id']:22} {row['title']}")
+        return 0
+    if args.id not in DEMOS:
+        raise KqvError(f"Unknown demo {args.id!r}. Known: {', '.join(DEMOS)}.")
+    from kqv_demo.demos import attention_by_hand
+    from kqv_demo.runtime import shared_runtime
+
+    trace = shared_runtime().trace(args.prompt or DEMOS[args.id].default_prompt)
+    result = attention_by_hand.compute(trace, args.layer, args.head)
+    if trace.truncation:
+        print(trace.truncation.message, file=sys.stderr)
+    if args.json:
+        print(json.dumps({
+            "id": args.id, "layer": result.layer, "head": result.head, "kv_head": result.kv_head,
+            "tokens": result.tokens, "max_abs_diff": result.max_abs_diff,
+            "upper_triangle_max": result.upper_triangle_max, "matches": result.matches,
+            "model_weights": result.model_weights.round(6).tolist(),
+        }))
+    else:
+        print(attention_by_hand.explanation(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kqv_demo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    doctor = commands.add_parser("doctor", help="check the installation and load both models")
+    doctor.set_defaults(run=_doctor)
+
+    bench = commands.add_parser("bench", help="measure load times, trace speed and memory")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
+    bench.set_defaults(run=_bench)
+
+    demo = commands.add_parser("demo", help="list the live demos or run one")
+    demo.add_argument("id", nargs="?", help="demo id (see --list)")
+    demo.add_argument("--list", action="store_true", help="list the demos")
+    demo.add_argument("--prompt", help="the sentence to run (default: the demo's own)")
+    demo.add_argument("--layer", type=int, default=0)
+    demo.add_argument("--head", type=int, default=0)
+    demo.add_argument("--json", action="store_true", help="print JSON")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KqvError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

