@@ -1,0 +1,19 @@
+"""KQV Tutor: the Streamlit entry point. Pages live in kqv_demo/ui/pages/."""
+
+import streamlit as st
+
+st.set_page_config(page_title="KQV Tutor", page_icon=":material/neurology:", layout="wide")
+
+PAGES = "kqv_demo/ui/pages"
+navigation = st.navigation(
+    [
+        st.Page(f"{PAGES}/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page(f"{PAGES}/quiz.py", title="Quiz", icon=":material/quiz:", url_path="quiz"),
+        st.Page(f"{PAGES}/ask.py", title="Ask", icon=":material/chat:", url_path="ask"),
+        st.Page(f"{PAGES}/demo_lab.py", title="Demo lab", icon=":material/science:", url_path="demo-lab"),
+        st.Page(f"{PAGES}/claims.py", title="Claims", icon=":material/fact_check:", url_path="claims"),
+        st.Page(f"{PAGES}/instructor.py", title="Instructor", icon=":material/school:", url_path="instructor"),
+        st.Page(f"{PAGES}/about.py", title="About", icon=":material/info:", url_path="about"),
+    ]
+)
+navigation.run()

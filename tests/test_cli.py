@@ -1,0 +1,78 @@
+"""The CLI contract: doctor, bench --json, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kqv_demo", *args],
+        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.slow
+def test_doctor_passes_and_reports_a_real_forward_pass():
+    result = run_cli("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All checks passed." in result.stdout
+    assert "-> ' Paris'" in result.stdout
+    assert "hash matches the package RECORD" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "variable,value,fix",
+    [
+        ("KQV_SMOLLM2_GGUF", "/nonexistent/SmolLM2.gguf", "unset KQV_SMOLLM2_GGUF"),
+        ("KQV_MINILM_DIR", "/nonexistent/minilm", "unset KQV_MINILM_DIR"),
+    ],
+)
+def test_doctor_names_a_missing_model_and_its_fix(variable: str, value: str, fix: str):
+    result = run_cli("doctor", env={variable: value})
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout and value in result.stdout
+    assert f"fix: {fix}" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_demo_list_json():
+    rows = json.loads(run_cli("demo", "--list", "--json").stdout)
+    assert {"id": "attention-by-hand"}.items() <= rows[0].items()
+
+
+def test_demo_runs_with_its_defaults_and_matches_the_model():
+    result = run_cli("demo", "attention-by-hand", "--json", "--layer", "6", "--head", "2")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["max_abs_diff"] <= 1e-5 and data["matches"]
+    assert data["kv_head"] == 0
+    assert len(data["model_weights"]) == len(data["tokens"])
+
+
+def test_demo_bad_input_is_a_message_not_a_traceback():
+    result = run_cli("demo", "attention-by-hand", "--layer", "99")
+    assert result.returncode == 2
+    assert "Layer 99 does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    unknown = run_cli("demo", "no-such-demo")
+    assert unknown.returncode == 2 and "Unknown demo" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_bench_json_has_the_contract_keys():
+    result = run_cli("bench", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("smollm2_first_load_s", "smollm2_cached_load_s", "minilm_load_s",
+                "trace_ms_p50_32tok", "trace_ms_p50_256tok", "rss_mb_both_models"):
+        assert isinstance(figures[key], float) and figures[key] > 0, key
+    assert figures["smollm2_first_load_s"] > figures["smollm2_cached_load_s"]
+    assert figures["trace_ms_p50_256tok"] > figures["trace_ms_p50_32tok"]
+    assert figures["demo_ms_p50"]["attention-by-hand"] > 0
+    assert figures["python"].startswith("3.") and figures["torch"] and figures["transformers"]

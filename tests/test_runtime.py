@@ -1,0 +1,103 @@
+"""The runtime: both models from their packages, one entry point for traces, limits and concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from kqv_demo import settings
+from kqv_demo.errors import UserInputError
+from kqv_demo.runtime import MINILM, Runtime, shared_runtime
+
+
+def test_one_runtime_per_process(runtime: Runtime):
+    assert shared_runtime() is runtime
+
+
+def test_model_shapes_come_from_the_configs(runtime: Runtime):
+    smollm2 = runtime.smollm2.model.config
+    assert runtime.smollm2.shape.n_layers == smollm2.num_hidden_layers == len(runtime.smollm2.model.model.layers)
+    assert runtime.smollm2.shape.n_kv_heads == smollm2.num_key_value_heads < smollm2.num_attention_heads
+    assert runtime.smollm2.shape.causal and not runtime.minilm.shape.causal
+    assert type(runtime.smollm2.model).__name__ == "LlamaForCausalLM"
+    assert type(runtime.minilm.model).__name__ == "BertModel"
+
+
+def test_trace_records_every_block_with_the_documented_shapes(runtime: Runtime):
+    trace = runtime.trace("The cat sat on the mat")
+    shape, t = trace.model, trace.n_tokens
+    assert trace.tokens == ["The", " cat", " sat", " on", " the", " mat"]
+    for layer in range(shape.n_layers):
+        assert trace[f"blocks.{layer}.attn.q"].shape == (shape.n_heads, t, shape.d_head)
+        assert trace[f"blocks.{layer}.attn.k"].shape == (shape.n_kv_heads, t, shape.d_head)
+        assert trace[f"blocks.{layer}.attn.v"].shape == (shape.n_kv_heads, t, shape.d_head)
+        assert trace[f"blocks.{layer}.attn.pattern"].shape == (shape.n_heads, t, t)
+        assert trace[f"blocks.{layer}.attn.out"].shape == (t, shape.n_heads, shape.d_head)
+        assert trace[f"blocks.{layer}.resid_post"].shape == (t, shape.d_model)
+    assert trace.logits.shape == (1, runtime.smollm2.model.config.vocab_size)
+
+
+def test_the_model_answers_a_plain_fact(runtime: Runtime):
+    trace = runtime.trace("The capital of France is", names_filter=lambda name: False)
+    top = int(trace.logits[-1].argmax())
+    assert runtime.smollm2.tokenizer.decode([top]) == " Paris"
+
+
+def test_long_prompts_are_cut_with_a_notice(runtime: Runtime):
+    prompt = "attention " * 400
+    full_length = len(runtime.smollm2.tokenizer(prompt)["input_ids"])
+    trace = runtime.trace(prompt, names_filter=lambda name: name == "blocks.0.attn.pattern")
+    assert full_length > settings.MAX_PROMPT_TOKENS
+    assert trace.n_tokens == settings.MAX_PROMPT_TOKENS
+    assert trace.truncation is not None
+    assert trace.truncation.original_tokens == full_length
+    assert f"first {settings.MAX_PROMPT_TOKENS}" in trace.truncation.message
+    assert runtime.trace("short prompt").truncation is None
+
+
+def test_minilm_keeps_its_end_token_when_cut(runtime: Runtime):
+    ids, truncation = runtime.tokenize("word " * 400, model=MINILM, max_tokens=16)
+    assert len(ids) == 16 and truncation is not None
+    assert ids[-1] == runtime.minilm.tokenizer.sep_token_id
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
+def test_empty_prompts_get_a_clear_message(runtime: Runtime, prompt: str):
+    with pytest.raises(UserInputError, match="empty"):
+        runtime.trace(prompt)
+
+
+def test_sentence_embeddings_are_normalised_and_meaningful(runtime: Runtime):
+    vectors = runtime.embed([
+        "Attention weights come from a softmax over dot products.",
+        "The softmax of scaled dot products gives the attention weights.",
+        "My favourite recipe uses three eggs and flour.",
+    ])
+    assert vectors.shape == (3, runtime.minilm.shape.d_model)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_concurrent_traces_give_the_same_numbers_as_serial_ones(runtime: Runtime):
+    prompts = ["The cat sat on the mat", "Queries meet keys", "Values carry content", "Depth is fixed"]
+    serial = {p: runtime.trace(p)["blocks.7.attn.pattern"] for p in prompts}
+    results: dict[str, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def work(prompt: str) -> None:
+        try:
+            results[prompt] = runtime.trace(prompt)["blocks.7.attn.pattern"]
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in prompts * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for prompt in prompts:
+        assert torch.equal(results[prompt], serial[prompt])

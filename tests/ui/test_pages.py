@@ -1,0 +1,79 @@
+"""Every page, driven through Streamlit's AppTest (no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kqv_demo.runtime import Runtime
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PAGES = "kqv_demo/ui/pages"
+
+
+def app(**query: str) -> AppTest:
+    test = AppTest.from_file(APP, default_timeout=180)
+    for key, value in query.items():
+        test.query_params[key] = value
+    return test
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    test = app(**query).run()
+    test.switch_page(f"{PAGES}/{page}.py").run()
+    assert not test.exception, test.exception
+    return test
+
+
+@pytest.mark.parametrize("page", ["home", "quiz", "ask", "claims", "instructor", "about"])
+def test_every_page_renders_without_an_exception(runtime: Runtime, page: str):
+    test = open_page(page)
+    assert test.title[0].value
+
+
+@pytest.mark.parametrize("page", ["quiz", "ask", "claims", "instructor"])
+def test_unbuilt_pages_say_so_plainly(runtime: Runtime, page: str):
+    test = open_page(page)
+    assert "Not built yet" in test.info[0].value
+
+
+def test_demo_lab_recomputes_attention_and_matches_the_model(runtime: Runtime):
+    test = open_page("demo_lab")
+    metrics = {metric.label: metric.value for metric in test.metric}
+    assert float(metrics["Max |by hand − model|"]) <= 1e-5
+    assert metrics["Largest weight above the diagonal"] == "0"
+    assert "reproduces the model's attention weights" in test.success[0].value
+    assert len(test.get("vega_lite_chart")) == 1
+
+
+def test_demo_lab_follows_the_learner_inputs(runtime: Runtime):
+    test = open_page("demo_lab")
+    test.text_area[0].set_value("Queries and keys meet in a dot product.").run()
+    test.slider[0].set_value(12).run()
+    test.selectbox[1].set_value(7).run()
+    assert not test.exception
+    assert "key/value head 2" in test.markdown[-1].value
+    assert float(test.metric[0].value) <= 1e-5
+    test.toggle[0].set_value(False).run()
+    assert "no longer matches" in test.error[0].value
+    assert "√64 = 8 times" in test.markdown[-1].value
+
+
+def test_demo_lab_reads_shared_links_and_survives_bad_ones(runtime: Runtime):
+    test = open_page("demo_lab", prompt="The river bank was muddy.", layer="9", head="5")
+    assert test.text_area[0].value == "The river bank was muddy."
+    assert test.slider[0].value == 9 and test.selectbox[1].value == 5
+    bad = open_page("demo_lab", demo="nope", layer="banana", head="99")
+    assert "no demo called 'nope'" in bad.warning[0].value
+    assert bad.slider[0].value == 0 and bad.selectbox[1].value == 0
+
+
+def test_demo_lab_empty_and_overlong_prompts(runtime: Runtime):
+    test = open_page("demo_lab")
+    test.text_area[0].set_value("   ").run()
+    assert "empty" in test.error[0].value
+    test.text_area[0].set_value("token " * 600).run()
+    assert not test.exception
+    assert "the demos use the first 256" in test.warning[0].value
