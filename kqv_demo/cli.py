@@ -65,6 +65,46 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kqv_demo.content.loader import load_bank
+
+    bank = load_bank(Path(args.path) if args.path else None)
+    for problem in bank.errors:
+        print(f"error: {problem}")
+    for problem in bank.warnings:
+        print(f"warning: {problem}")
+    summary = f"{len(bank.claims)} claims and {len(bank.topics)} topic pages valid"
+    if bank.errors:
+        print(f"{summary}; {len(bank.errors)} error(s).")
+        return 1
+    print(f"{summary}; no errors.")
+    return 0
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from kqv_demo.content.loader import load_bank
+
+    bank = load_bank()
+    rows = [
+        {
+            "id": claim.id, "verdict": claim.verdict, "topics": list(claim.topics), "core": claim.core,
+            "demo": claim.demo.id if claim.demo else None, "quote": claim.quote,
+            "speaker": claim.speaker, "line": bank.quote_lines.get(claim.id, claim.line),
+        }
+        for claim in bank.claims.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        for row in rows:
+            print(f"{row['verdict']:7} {'core ' if row['core'] else '     '}{row['id']}")
+    for problem in bank.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if bank.errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kqv_demo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     bench.set_defaults(run=_bench)
+
+    validate = commands.add_parser("validate", help="check the claim bank (or one file) and report every error")
+    validate.add_argument("path", nargs="?", help="content folder or a single YAML file (default: content/)")
+    validate.set_defaults(run=_validate)
+
+    claims = commands.add_parser("claims", help="print the loaded claim bank")
+    claims.add_argument("--json", action="store_true", help="print JSON for tools")
+    claims.set_defaults(run=_claims)
 
     demo = commands.add_parser("demo", help="list the live demos or run one")
     demo.add_argument("id", nargs="?", help="demo id (see --list)")

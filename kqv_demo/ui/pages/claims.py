@@ -1,11 +1,53 @@
-from kqv_demo.ui.planned import planned_page
+"""Claims: browse and search every checkable claim of the source dialogue."""
 
-planned_page(
-    "Claims",
-    "Every checkable claim of the source dialogue, quoted, with a verdict and a refutation text.",
-    [
-        "Filter by topic, verdict and importance; search the quotes.",
-        "Each claim shows what is actually true, why the wrong idea is tempting, and primary references.",
-        "A button runs the claim's live demo; a link shares a single claim.",
-    ],
+import streamlit as st
+
+from kqv_demo.content.schema import TOPICS
+from kqv_demo.content.search import VERDICT_LABELS, VERDICT_ORDER, filter_claims
+from kqv_demo.ui.bank import bank, show_content_errors
+from kqv_demo.ui.claim_card import CLAIMS, claim_card
+
+st.title("Claims")
+st.caption(
+    "Every checkable claim of the source dialogue, quoted, with a verdict and a correction "
+    "that cites its sources. Click a claim to read it."
 )
+loaded = bank()
+show_content_errors(loaded)
+
+single = st.query_params.get("claim")
+if single:
+    claim = loaded.claims.get(single)
+    if claim is None:
+        st.warning(f"There is no claim with the id {single!r}. Here are all of them.")
+    else:
+        st.page_link(CLAIMS, label="All claims", icon=":material/arrow_back:")
+        st.subheader(claim.refutation.claim)
+        claim_card(claim, loaded.quote_lines.get(claim.id))
+        st.stop()
+
+if not loaded.claims:
+    st.info("The claim bank is empty: no valid claim files were found under content/claims/.")
+    st.stop()
+
+search = st.text_input("Search", placeholder="e.g. KL divergence, softmax, layers")
+left, middle, right = st.columns([3, 2, 1], vertical_alignment="bottom")
+topics = left.multiselect("Topics", TOPICS)
+verdicts = middle.pills("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, selection_mode="multi")
+core_only = right.toggle("Core only")
+
+claims = sorted(
+    filter_claims(loaded.claims.values(), search, topics, verdicts, core_only),
+    key=lambda c: (not c.core, VERDICT_ORDER[c.verdict], loaded.quote_lines.get(c.id, c.line)),
+)
+counts = {v: sum(c.verdict == v for c in claims) for v in VERDICT_LABELS}
+st.markdown(
+    f"**{len(claims)}** of {len(loaded.claims)} claims: "
+    + ", ".join(f"{counts[v]} {VERDICT_LABELS[v].lower()}" for v in VERDICT_LABELS)
+)
+if not claims:
+    st.info("No claim matches these filters. Clear the search or pick fewer filters.")
+for claim in claims:
+    title = f"**{VERDICT_LABELS[claim.verdict]}** · {claim.quote}"
+    with st.expander(title):
+        claim_card(claim, loaded.quote_lines.get(claim.id))

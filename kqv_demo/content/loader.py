@@ -1,0 +1,305 @@
+"""Load and validate the claim bank; every problem is reported with its file, line and field.
+
+    bank = load_bank()            # never raises on bad content
+    bank.claims["kl-divergence-compares-queries-and-keys"]
+    bank.errors                   # [ContentError(file, line, field, message), ...]
+
+A file that fails validation is left out and reported; the rest is served.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from kqv_demo.content.schema import TOPICS, Claim, TopicPage
+from kqv_demo.settings import PROJECT_ROOT
+
+CONTENT_DIR = PROJECT_ROOT / "content"
+LINE_TOLERANCE = 6  # how far `line` may be from where the quote really starts
+MAX_FILE_BYTES = 256 * 1024
+
+
+def content_dir() -> Path:
+    """The content folder: $KQV_CONTENT_DIR, else content/ in the project."""
+    return Path(os.environ.get("KQV_CONTENT_DIR") or CONTENT_DIR)
+
+
+def dialogue_path() -> Path:
+    """The source dialogue: $KQV_DIALOGUE, else ../shared/source/dialogue.txt beside the project."""
+    return Path(os.environ.get("KQV_DIALOGUE") or PROJECT_ROOT.parent / "shared" / "source" / "dialogue.txt")
+
+
+@dataclass(frozen=True)
+class ContentError:
+    file: Path
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{_shown(self.file)}:{self.line}: {self.field}: {self.message}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class Bank:
+    claims: dict[str, Claim] = field(default_factory=dict)
+    topics: dict[str, TopicPage] = field(default_factory=dict)
+    claim_files: dict[str, Path] = field(default_factory=dict)
+    quote_lines: dict[str, int] = field(default_factory=dict)  # where each quote starts in the dialogue
+    errors: list[ContentError] = field(default_factory=list)
+    warnings: list[ContentError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# --- YAML with line numbers -------------------------------------------------------------
+
+Path_ = tuple[str | int, ...]
+
+
+class _Document:
+    """A parsed YAML document and the line of every key and list item in it."""
+
+    def __init__(self, file: Path, text: str) -> None:
+        self.file = file
+        self.lines: dict[Path_, int] = {(): 1}
+        self.duplicates: list[ContentError] = []
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            self.data: Any = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: Path_) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    self.duplicates.append(ContentError(self.file, line, _dotted(path + (key,)), "key appears twice"))
+                seen.add(key)
+                self.lines[path + (key,)] = line
+                self._walk(value_node, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines[path + (index,)] = item.start_mark.line + 1
+                self._walk(item, path + (index,))
+
+    def line_of(self, path: Iterable[str | int]) -> int:
+        path = tuple(path)
+        while path not in self.lines:
+            path = path[:-1]
+        return self.lines[path]
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _read(file: Path) -> tuple[_Document | None, list[ContentError]]:
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            return None, [ContentError(file, 1, "(file)", f"larger than {MAX_FILE_BYTES // 1024} KiB")]
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return None, [ContentError(file, 1, "(file)", f"cannot be read: {error}")]
+    try:
+        document = _Document(file, text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 1
+        return None, [ContentError(file, line, "(yaml)", f"{error.problem or error}".strip())]
+    except yaml.YAMLError as error:
+        return None, [ContentError(file, 1, "(yaml)", str(error))]
+    return document, list(document.duplicates)
+
+
+def _validate(model: type[BaseModel], data: Any, document: _Document, prefix: Path_ = ()) -> tuple[Any, list[ContentError]]:
+    if not isinstance(data, dict):
+        line = document.line_of(prefix)
+        return None, [ContentError(document.file, line, _dotted(prefix), "expected a mapping of fields")]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as invalid:
+        errors = []
+        for problem in invalid.errors():
+            location = prefix + tuple(problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            if problem["type"] == "missing":
+                message = "required field is missing"
+            elif problem["type"] == "extra_forbidden":
+                message = "unknown field (typo?)"
+            elif problem["type"] == "literal_error" and location[-2:-1] == ("topics",):
+                message = f"{problem['input']!r} is not in the topic vocabulary"
+            errors.append(ContentError(document.file, document.line_of(location), _dotted(location), message))
+        return None, errors
+
+
+# --- quotes ---------------------------------------------------------------------------------
+
+_SPACE = re.compile(r"\s+")
+
+
+class Dialogue:
+    """The source text, whitespace-normalised, with a map back to line numbers."""
+
+    def __init__(self, text: str) -> None:
+        pieces, starts = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            words = _SPACE.sub(" ", line).strip()
+            if words:
+                starts.append((sum(len(p) + 1 for p in pieces), number))
+                pieces.append(words)
+        self.flat = " ".join(pieces)
+        self._starts = starts
+
+    def find(self, quote: str) -> int | None:
+        """The line where `quote` starts, or None when it is not in the dialogue."""
+        position = self.flat.find(_SPACE.sub(" ", quote).strip())
+        if position < 0:
+            return None
+        line = 1
+        for offset, number in self._starts:
+            if offset > position:
+                break
+            line = number
+        return line
+
+
+def load_dialogue(path: Path | None = None) -> Dialogue | None:
+    path = path or dialogue_path()
+    try:
+        return Dialogue(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+# --- the bank ---------------------------------------------------------------------------------
+
+
+def _known_demo_ids() -> set[str]:
+    from kqv_demo.demos import DEMOS
+
+    return set(DEMOS)
+
+
+def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True) -> Bank:
+    """Load every claim under root/claims and the topic pages in root/topics.yaml.
+
+    `root` may also be a single claim file, or a topics file (named topics.yaml), to check just that.
+    `dialogue=True` loads the default dialogue file; None or False skips the quote check.
+    """
+    root = root or content_dir()
+    bank = Bank()
+    if dialogue is True:
+        dialogue = load_dialogue()
+        if dialogue is None:
+            bank.warnings.append(
+                ContentError(dialogue_path(), 0, "quote", "dialogue file not found; quotes were not checked")
+            )
+    demo_ids = _known_demo_ids()
+    if root.is_file():
+        if root.name == "topics.yaml":
+            _load_topics(root, bank, require_all=False)
+        else:
+            _load_claim(root, bank, dialogue or None, demo_ids)
+        return bank
+    if not root.is_dir():
+        bank.errors.append(ContentError(root, 0, "(path)", "no such file or folder"))
+        return bank
+    for file in sorted((root / "claims").glob("*.y*ml")):
+        _load_claim(file, bank, dialogue or None, demo_ids)
+    _load_topics(root / "topics.yaml", bank)
+    return bank
+
+
+def _load_claim(file: Path, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> None:
+    document, errors = _read(file)
+    if document is None:
+        bank.errors += errors
+        return
+    claim, invalid = _validate(Claim, document.data, document)
+    errors += invalid
+    if claim is not None:
+        errors += _cross_checks(claim, document, bank, dialogue, demo_ids)
+    bank.errors += errors
+    if claim is not None and not errors:
+        bank.claims[claim.id] = claim
+        bank.claim_files[claim.id] = file
+
+
+def _cross_checks(claim: Claim, document: _Document, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> list[ContentError]:
+    errors = []
+
+    def error(path: Path_, message: str) -> None:
+        errors.append(ContentError(document.file, document.line_of(path), _dotted(path), message))
+
+    if claim.id in bank.claims:
+        error(("id",), f"duplicate id; also used in {bank.claim_files[claim.id]}")
+    if claim.demo is not None and claim.demo.id not in demo_ids:
+        error(("demo", "id"), f"no demo {claim.demo.id!r}; known demos: {', '.join(sorted(demo_ids))}")
+    if dialogue is not None:
+        found = dialogue.find(claim.quote)
+        if found is None:
+            error(("quote",), "not found in the dialogue (it must be verbatim, apart from whitespace)")
+        elif abs(found - claim.line) > LINE_TOLERANCE:
+            error(("line",), f"the quote starts at line {found} of the dialogue, not {claim.line}")
+        else:
+            bank.quote_lines[claim.id] = found
+    return errors
+
+
+def _load_topics(file: Path, bank: Bank, require_all: bool = True) -> None:
+    if not file.exists():
+        bank.errors.append(ContentError(file, 0, "(file)", "topic pages file is missing"))
+        return
+    document, errors = _read(file)
+    bank.errors += errors
+    if document is None:
+        return
+    entries = document.data.get("topics") if isinstance(document.data, dict) else None
+    if not isinstance(entries, list):
+        bank.errors.append(ContentError(file, 1, "topics", "expected a list under 'topics:'"))
+        return
+    for index, entry in enumerate(entries):
+        page, invalid = _validate(TopicPage, entry, document, ("topics", index))
+        if page is not None and page.id in bank.topics:
+            invalid.append(ContentError(file, document.line_of(("topics", index, "id")), f"topics[{index}].id", "duplicate topic"))
+        bank.errors += invalid
+        if page is not None and not invalid:
+            bank.topics[page.id] = page
+    if require_all and not errors:
+        missing = [topic for topic in TOPICS if topic not in bank.topics]
+        if missing:
+            bank.errors.append(ContentError(file, 1, "topics", f"no page for: {', '.join(missing)}"))
+
+
+def content_signature(root: Path | None = None) -> str:
+    """Changes whenever a content file is added, removed or edited (a cache key for the UI)."""
+    root = root or content_dir()
+    files = sorted(root.rglob("*.y*ml")) if root.is_dir() else [root]
+    return ";".join(f"{f}:{f.stat().st_mtime_ns}:{f.stat().st_size}" for f in files if f.exists())

@@ -1,0 +1,48 @@
+"""One claim, as a card: quote, verdict, refutation, references, live demo and a shareable link."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kqv_demo.content.schema import Claim
+from kqv_demo.content.search import VERDICT_LABELS
+from kqv_demo.demos import DEMOS
+
+VERDICT_COLOURS = {"false": "red", "partly": "orange", "true": "green"}
+DEMO_LAB = "kqv_demo/ui/pages/demo_lab.py"
+CLAIMS = "kqv_demo/ui/pages/claims.py"
+
+
+def verdict_badge(claim: Claim) -> None:
+    st.badge(VERDICT_LABELS[claim.verdict], color=VERDICT_COLOURS[claim.verdict])
+
+
+def claim_card(claim: Claim, dialogue_line: int | None) -> None:
+    badges = st.container(horizontal=True)
+    with badges:
+        verdict_badge(claim)
+        if claim.core:
+            st.badge("Core", color="blue")
+        for topic in claim.topics:
+            st.badge(topic, color="gray")
+    where = f"line {dialogue_line}" if dialogue_line else f"around line {claim.line}"
+    also = f" (and {len(claim.also_at)} more places)" if claim.also_at else ""
+    st.markdown(f"> {claim.quote}\n\n— *{claim.speaker}*, {where} of the dialogue{also}")
+    refutation = claim.refutation
+    st.markdown(f"**The claim.** {refutation.claim}")
+    st.markdown(f"**Verdict.** {refutation.verdict}")
+    if refutation.right_part:
+        st.markdown(f"**What is right.** {refutation.right_part}")
+    st.markdown(f"**Why it is tempting.** {refutation.tempting}")
+    st.markdown(f"**What is actually true.**\n\n{refutation.truth}")
+    st.markdown(f"**The evidence.** {refutation.evidence}")
+    st.markdown("**References**\n\n" + "\n".join(f"- {reference.cite()}" for reference in claim.references))
+    links = st.container(horizontal=True)
+    with links:
+        if claim.demo and claim.demo.id in DEMOS:
+            params = {"demo": claim.demo.id, **{k: str(v) for k, v in claim.demo.params.items()}}
+            if claim.demo.prompt:
+                params["prompt"] = claim.demo.prompt
+            st.page_link(DEMO_LAB, label=f"Run the live demo: {DEMOS[claim.demo.id].title}",
+                         icon=":material/science:", query_params=params)
+        st.page_link(CLAIMS, label="Link to this claim", icon=":material/link:", query_params={"claim": claim.id})

@@ -1,0 +1,73 @@
+"""The shipped claim bank: valid, complete against the checklist, and faithful to the dialogue."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from kqv_demo.content.loader import CONTENT_DIR, dialogue_path, load_bank
+from kqv_demo.content.schema import TOPICS
+from kqv_demo.settings import PROJECT_ROOT
+
+CHECKLIST = PROJECT_ROOT.parent / "shared" / "reference" / "claims.md"
+needs_dialogue = pytest.mark.skipif(not dialogue_path().exists(), reason="the source dialogue is not beside the project")
+needs_checklist = pytest.mark.skipif(not CHECKLIST.exists(), reason="the claims checklist is not beside the project")
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return load_bank()
+
+
+def checklist_numbers() -> dict[str, str]:
+    """Claim id -> checklist number, from the first-line comment of each claim file."""
+    numbers = {}
+    for file in (CONTENT_DIR / "claims").glob("*.yaml"):
+        match = re.match(r"# (C\d\d) in the checklist", file.read_text())
+        if match:
+            numbers[file.stem] = match.group(1)
+    return numbers
+
+
+def test_the_shipped_bank_has_no_errors(bank):
+    assert [str(error) for error in bank.errors] == []
+
+
+def test_coverage_and_balance(bank):
+    verdicts = Counter(claim.verdict for claim in bank.claims.values())
+    assert len(bank.claims) >= 40
+    assert verdicts["true"] >= 5 and verdicts["false"] >= 10 and verdicts["partly"] >= 10
+    assert set(bank.topics) == set(TOPICS)
+    used_topics = {topic for claim in bank.claims.values() for topic in claim.topics}
+    assert len(used_topics) >= 20
+
+
+def test_file_names_are_ids(bank):
+    for claim_id, file in bank.claim_files.items():
+        assert file.stem == claim_id
+
+
+@needs_checklist
+def test_every_core_claim_of_the_checklist_is_in_the_bank(bank):
+    core_line = next(line for line in CHECKLIST.read_text().splitlines() if line.startswith("**Core set"))
+    core = set(re.findall(r"C\d\d", core_line))
+    numbers = checklist_numbers()
+    covered = {numbers[claim_id] for claim_id in bank.claims if claim_id in numbers}
+    assert core - covered == set()
+    for claim_id, number in numbers.items():
+        if number in core and claim_id in bank.claims:
+            assert bank.claims[claim_id].core, f"{claim_id} ({number}) is core in the checklist"
+
+
+@needs_dialogue
+def test_every_quote_is_verbatim_in_the_dialogue(bank):
+    assert set(bank.quote_lines) == set(bank.claims)
+
+
+def test_every_false_and_partly_claim_has_refutation_and_quiz_material(bank):
+    for claim in bank.claims.values():
+        assert claim.refutation.verdict.split(".")[0] in {"False", "Partly true", "True"}, claim.id
+        assert claim.refutation.verdict.startswith({"false": "False", "partly": "Partly", "true": "True"}[claim.verdict])
+        assert len(set(claim.asked_as)) >= 5, claim.id
