@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kqv_demo.demos import attention_by_hand
+from kqv_demo.demos import DEMOS
 
 PASSAGE = (
     "Attention lets every token in a sentence look back at the tokens before it. "
@@ -79,14 +79,11 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
             results[f"trace_ms_p50_{tokens}tok"] = median_ms(
                 lambda: runtime.trace(long_text, max_tokens=tokens), repeats
             )
-        progress("demos")
-        trace = runtime.trace(long_text, max_tokens=32)
-        results["demo_ms_p50"] = {
-            "attention-by-hand": median_ms(
-                lambda: attention_by_hand.compute(runtime.trace(long_text, max_tokens=32), 5, 3), 11
-            )
-        }
-        del trace
+        prompt_32 = runtime.smollm2.tokenizer.decode(runtime.tokenize(long_text, max_tokens=32)[0])
+        results["demo_ms_p50"] = {}
+        for demo in DEMOS.values():
+            progress(f"demo {demo.id}")
+            results["demo_ms_p50"][demo.id] = median_ms(lambda: demo.run(runtime, prompt_32), 7, warmup=1)
         progress("memory of a fresh process with both models")
         results["rss_mb_both_models"] = _measure_rss(cache_root)
     results["python"] = platform.python_version()

@@ -33,35 +33,70 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_params(args: argparse.Namespace) -> dict[str, str]:
+    params = {}
+    for item in args.param or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise KqvError(f"--param takes NAME=VALUE, not {item!r}.")
+        params[name.strip()] = value
+    if args.layer is not None:
+        params["layer"] = args.layer
+    if args.head is not None:
+        params["head"] = args.head
+    return params
+
+
 def _demo(args: argparse.Namespace) -> int:
     from kqv_demo.demos import DEMOS
+    from kqv_demo.demos.base import jsonable
 
     if args.list or not args.id:
-        rows = [{"id": d.id, "title": d.title, "summary": d.summary} for d in DEMOS.values()]
+        from kqv_demo.content.loader import load_bank
+
+        bank = load_bank(dialogue=False)
+        rows = [
+            {
+                "id": demo.id, "title": demo.title, "summary": demo.summary,
+                "claims": sorted(c.id for c in bank.claims.values() if c.demo and c.demo.id == demo.id),
+                "params": [p.name for p in demo.params],
+            }
+            for demo in DEMOS.values()
+        ]
         if args.json:
-            print(json.dumps(rows))
+            print(json.dumps(rows, ensure_ascii=False))
         else:
             for row in rows:
-                print(f"{row['id']:22} {row['title']}")
+                print(f"{row['id']:26} {row['title']}  ({len(row['claims'])} claims)")
         return 0
-    if args.id not in DEMOS:
+    demo = DEMOS.get(args.id)
+    if demo is None:
         raise KqvError(f"Unknown demo {args.id!r}. Known: {', '.join(DEMOS)}.")
-    from kqv_demo.demos import attention_by_hand
     from kqv_demo.runtime import shared_runtime
 
-    trace = shared_runtime().trace(args.prompt or DEMOS[args.id].default_prompt)
-    result = attention_by_hand.compute(trace, args.layer, args.head)
-    if trace.truncation:
-        print(trace.truncation.message, file=sys.stderr)
+    runtime = shared_runtime()
+    params = demo.check(runtime, _demo_params(args))
+    prompt = args.prompt if args.prompt is not None else demo.default_prompt
+    result = demo.compute(runtime, prompt, **params)
+    truncation = getattr(result, "truncation", None)
+    if truncation:
+        print(truncation, file=sys.stderr)
+    if args.png:
+        chart = demo.chart(result)
+        if chart is None:
+            raise KqvError(f"{demo.title} has no chart to save.")
+        chart.save(args.png, scale_factor=2) if args.png.endswith(".png") else chart.save(args.png)
+        print(f"saved {args.png}", file=sys.stderr)
     if args.json:
         print(json.dumps({
-            "id": args.id, "layer": result.layer, "head": result.head, "kv_head": result.kv_head,
-            "tokens": result.tokens, "max_abs_diff": result.max_abs_diff,
-            "upper_triangle_max": result.upper_triangle_max, "matches": result.matches,
-            "model_weights": result.model_weights.round(6).tolist(),
-        }))
+            "id": demo.id, "prompt": prompt, "params": params,
+            "headline": dict(demo.headline(result)), "explanation": demo.explain(result),
+            "result": jsonable(result),
+        }, ensure_ascii=False))
     else:
-        print(attention_by_hand.explanation(result))
+        for label, value in demo.headline(result):
+            print(f"{label}: {value}")
+        print(demo.explain(result))
     return 0
 
 
@@ -129,9 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("id", nargs="?", help="demo id (see --list)")
     demo.add_argument("--list", action="store_true", help="list the demos")
     demo.add_argument("--prompt", help="the sentence to run (default: the demo's own)")
-    demo.add_argument("--layer", type=int, default=0)
-    demo.add_argument("--head", type=int, default=0)
+    demo.add_argument("--layer", help="layer (demos that take one)")
+    demo.add_argument("--head", help="query head (demos that take one)")
+    demo.add_argument("--param", action="append", metavar="NAME=VALUE", help="any other demo parameter")
     demo.add_argument("--json", action="store_true", help="print JSON")
+    demo.add_argument("--png", metavar="PATH", help="save the chart as PNG (or SVG if PATH ends in .svg)")
     demo.set_defaults(run=_demo)
     return parser
 

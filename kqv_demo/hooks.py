@@ -14,13 +14,20 @@ Names and shapes (batch dimension dropped; T tokens; H query heads; H_kv key/val
     blocks.{L}.attn.scores   [H, T, T]         q . k / sqrt(d_head), before the mask
     blocks.{L}.attn.pattern  [H, T, T]         the model's own attention weights
     blocks.{L}.attn.out      [T, H, d_head]    each head's output, weights @ V (before o_proj)
+    blocks.{L}.attn.result   [T, d_model]      what attention adds to the residual stream (after o_proj)
+    blocks.{L}.mlp.post      [T, d_mlp]        MLP neuron activations (the input of down_proj)
+    blocks.{L}.mlp.out       [T, d_model]      what the MLP adds to the residual stream
     blocks.{L}.resid_post    [T, d_model]      output of block L
     ln_final.out             [T, d_model]      after the final norm, what the LM head reads
+
+`Recorder.calls` counts how often each hook point fired, recorded or not: one forward
+pass of SmolLM2 fires `blocks.{L}.attn.pattern` exactly once per layer.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,11 +47,13 @@ class Recorder:
     def __init__(self, names_filter: NamesFilter | None = None) -> None:
         self.names_filter = names_filter
         self.activations: dict[str, torch.Tensor] = {}
+        self.calls: Counter[str] = Counter()
 
     def wants(self, name: str) -> bool:
         return self.names_filter is None or self.names_filter(name)
 
     def record(self, name: str, batched: torch.Tensor) -> None:
+        self.calls[name] += 1
         if self.wants(name):
             self.activations[name] = batched.detach()[0]
 
@@ -84,8 +93,10 @@ def _recording_attention(
         recorder.record(name + "k", key)
         recorder.record(name + "v", value)
         if recorder.wants(name + "scores"):
+            recorder.calls[name + "scores"] += 1
             keys_per_query_head = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
-            recorder.record(name + "scores", query @ keys_per_query_head.transpose(-1, -2) * scaling)
+            scores = query @ keys_per_query_head.transpose(-1, -2) * scaling
+            recorder.activations[name + "scores"] = scores.detach()[0]
         recorder.record(name + "pattern", weights)
         recorder.record(name + "out", output)
     return output, weights
@@ -106,6 +117,15 @@ def _record_block_input(index: int) -> Callable:
     return hook
 
 
+def _record_input(name: str) -> Callable:
+    def hook(_module: nn.Module, args: tuple) -> None:
+        recorder = _active.get()
+        if recorder is not None:
+            recorder.record(name, args[0])
+
+    return hook
+
+
 def _record_output(name: str) -> Callable:
     def hook(_module: nn.Module, _args: tuple, output: torch.Tensor | tuple) -> None:
         recorder = _active.get()
@@ -120,12 +140,23 @@ def install(
     blocks: Sequence[nn.Module],
     attentions: Sequence[nn.Module],
     final_norm: nn.Module | None,
+    attention_outputs: Sequence[nn.Module] = (),
+    mlp_outputs: Sequence[nn.Module] = (),
 ) -> None:
-    """Switch `model` to the recording attention and hook every block."""
+    """Switch `model` to the recording attention and hook every block.
+
+    `attention_outputs` are the output projections (o_proj) and `mlp_outputs` the MLPs'
+    last linear layers (down_proj), one per block, where the model has them.
+    """
     model.set_attn_implementation(ATTN_IMPLEMENTATION)
     for index, (block, attention) in enumerate(zip(blocks, attentions, strict=True)):
         attention.kqv_layer = index
         block.register_forward_pre_hook(_record_block_input(index), with_kwargs=True)
         block.register_forward_hook(_record_output(f"blocks.{index}.resid_post"))
+    for index, projection in enumerate(attention_outputs):
+        projection.register_forward_hook(_record_output(f"blocks.{index}.attn.result"))
+    for index, down in enumerate(mlp_outputs):
+        down.register_forward_pre_hook(_record_input(f"blocks.{index}.mlp.post"))
+        down.register_forward_hook(_record_output(f"blocks.{index}.mlp.out"))
     if final_norm is not None:
         final_norm.register_forward_hook(_record_output("ln_final.out"))

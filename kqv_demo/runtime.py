@@ -97,7 +97,9 @@ class Runtime:
                 loaded.model(input_ids)
                 logits = torch.empty(0)
         tokens = [loaded.tokenizer.decode([i]) for i in ids]
-        return Trace(loaded.shape, prompt, ids, tokens, recorder.activations, logits, truncation)
+        return Trace(
+            loaded.shape, prompt, ids, tokens, recorder.activations, logits, truncation, dict(recorder.calls)
+        )
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings from MiniLM: mean pooling over tokens, then L2 normalisation."""
@@ -152,7 +154,14 @@ def load_smollm2(cache_root: Path | None = None, progress: ProgressFn = _quiet) 
         folder, dtype=torch.float32, attn_implementation="eager"
     ).eval()
     decoder = model.model
-    hooks.install(model, decoder.layers, [b.self_attn for b in decoder.layers], decoder.norm)
+    hooks.install(
+        model,
+        decoder.layers,
+        [block.self_attn for block in decoder.layers],
+        decoder.norm,
+        attention_outputs=[block.self_attn.o_proj for block in decoder.layers],
+        mlp_outputs=[block.mlp.down_proj for block in decoder.layers],
+    )
     shape = _shape(SMOLLM2, model.config, causal=True)
     return LoadedModel(SMOLLM2, model, tokenizer, shape, time.perf_counter() - started)
 

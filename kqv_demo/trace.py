@@ -46,6 +46,7 @@ class Trace:
     activations: dict[str, torch.Tensor] = field(repr=False)
     logits: torch.Tensor = field(repr=False)  # [positions kept, vocab]; empty for encoders
     truncation: Truncation | None = None
+    calls: dict[str, int] = field(default_factory=dict, repr=False)  # how often each hook point fired
 
     def __getitem__(self, name: str) -> torch.Tensor:
         try:

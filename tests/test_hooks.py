@@ -78,7 +78,10 @@ def test_residual_stream_chains_and_the_final_norm_feeds_the_lm_head(runtime: Ru
 
 def test_names_filter_records_only_what_is_asked(runtime: Runtime):
     trace = runtime.trace(PROMPT, names_filter=lambda name: name.startswith("blocks.3.attn."))
-    assert set(trace.activations) == {f"blocks.3.attn.{n}" for n in ("q", "k", "v", "scores", "pattern", "out")}
+    assert set(trace.activations) == {
+        f"blocks.3.attn.{n}" for n in ("q", "k", "v", "scores", "pattern", "out", "result")
+    }
+    assert trace.calls["blocks.4.attn.pattern"] == 1, "hooks fire (and are counted) even when not recorded"
     with pytest.raises(KeyError, match="was not recorded"):
         trace["blocks.4.attn.q"]
 
@@ -91,3 +94,18 @@ def test_outside_a_trace_nothing_is_recorded(runtime: Runtime):
     with torch.inference_mode():
         runtime.smollm2.model(torch.tensor([[504, 2644]]))
     assert recorder.activations == {}
+
+
+def test_attention_result_and_mlp_are_what_each_sublayer_adds(runtime: Runtime, trace):
+    for layer in (1, 16):
+        block = runtime.smollm2.model.model.layers[layer]
+        with torch.inference_mode():
+            heads = trace[f"blocks.{layer}.attn.out"].reshape(trace.n_tokens, -1)
+            result = block.self_attn.o_proj(heads)
+            middle = trace[f"blocks.{layer}.resid_pre"] + trace[f"blocks.{layer}.attn.result"]
+            mlp = block.mlp.down_proj(trace[f"blocks.{layer}.mlp.post"])
+        torch.testing.assert_close(trace[f"blocks.{layer}.attn.result"], result, rtol=0, atol=1e-5)
+        torch.testing.assert_close(trace[f"blocks.{layer}.mlp.out"], mlp, rtol=0, atol=1e-5)
+        torch.testing.assert_close(trace[f"blocks.{layer}.resid_post"], middle + trace[f"blocks.{layer}.mlp.out"],
+                                   rtol=0, atol=1e-4)
+        assert trace[f"blocks.{layer}.mlp.post"].shape == (trace.n_tokens, runtime.smollm2.model.config.intermediate_size)

@@ -1,30 +1,14 @@
 """Live demonstrations: each one computes, from the real model, a fact that refutes a claim.
 
-Every demo module has a pure `compute(...)` returning a small dataclass of numbers
-and a separate `chart(...)` that renders it; the UI and CLI only call these.
+Every demo module defines `DEMO`, a `base.Demo`: a pure `compute(runtime, prompt, **params)`
+returning a small dataclass of numbers, and a separate `chart` and `explain` that render it.
+The UI, the CLI and the handouts only call these.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from kqv_demo.demos import attention_by_hand
+from kqv_demo.demos.base import Demo
 
-
-@dataclass(frozen=True)
-class DemoInfo:
-    id: str
-    title: str
-    summary: str
-    default_prompt: str
-
-
-ATTENTION_BY_HAND = DemoInfo(
-    id="attention-by-hand",
-    title="Attention by hand",
-    summary=(
-        "Recompute one head's attention weights as softmax(QKᵀ/√d + causal mask) from the "
-        "model's own queries and keys, and compare them with the weights the model used."
-    ),
-    default_prompt="The cat sat on the mat because it was tired.",
-)
-
-DEMOS: dict[str, DemoInfo] = {demo.id: demo for demo in (ATTENTION_BY_HAND,)}
+DEMOS: dict[str, Demo] = {module.DEMO.id: module.DEMO for module in (attention_by_hand,)}
+ATTENTION_BY_HAND = DEMOS["attention-by-hand"]

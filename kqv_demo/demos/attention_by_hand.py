@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import Trace
 
@@ -23,6 +24,7 @@ from kqv_demo.trace import Trace
 @dataclass(frozen=True)
 class AttentionByHand:
     tokens: list[str]  # axis labels, one per position
+    truncation: str | None
     layer: int
     head: int
     kv_head: int  # the key/value head this query head reads (grouped-query attention)
@@ -50,7 +52,14 @@ def check_layer_head(trace: Trace, layer: int, head: int) -> None:
         raise UserInputError(f"Head {head} does not exist: {shape.name} has heads 0 to {shape.n_heads - 1}.")
 
 
-def compute(trace: Trace, layer: int, head: int, *, scaled: bool = True, masked: bool = True) -> AttentionByHand:
+def compute(runtime, prompt: str, layer: int, head: int, scaled: bool = True, masked: bool = True) -> AttentionByHand:
+    """Trace `prompt` (recording only `layer`'s attention) and recompute one head by hand."""
+    prefix = f"blocks.{layer}.attn."
+    trace = runtime.trace(prompt, names_filter=lambda name: name.startswith(prefix))
+    return from_trace(trace, layer, head, scaled=scaled, masked=masked)
+
+
+def from_trace(trace: Trace, layer: int, head: int, *, scaled: bool = True, masked: bool = True) -> AttentionByHand:
     check_layer_head(trace, layer, head)
     shape = trace.model
     heads_per_kv_head = shape.n_heads // shape.n_kv_heads
@@ -68,6 +77,7 @@ def compute(trace: Trace, layer: int, head: int, *, scaled: bool = True, masked:
     upper = torch.triu(model, diagonal=1)
     return AttentionByHand(
         tokens=trace.token_labels(),
+        truncation=trace.truncation.message if trace.truncation else None,
         layer=layer,
         head=head,
         kv_head=kv_head,
@@ -166,3 +176,55 @@ def explanation(result: AttentionByHand) -> str:
             "No KL divergence, no lookup table: a dot product, a scale, a mask and a softmax.",
         ]
     )
+
+
+def headline(result: AttentionByHand) -> list[tuple[str, str]]:
+    return [
+        ("Max |by hand − model|", f"{result.max_abs_diff:.1e}"),
+        ("Largest weight above the diagonal", f"{result.upper_triangle_max:g}"),
+        ("Largest |row sum − 1|", f"{result.row_sum_max_error:.1e}"),
+    ]
+
+
+def status(result: AttentionByHand) -> tuple[bool, str]:
+    if result.matches:
+        return True, "The hand computation reproduces the model's attention weights."
+    return False, "With this setting the hand computation no longer matches the model."
+
+
+def details(result: AttentionByHand) -> str:
+    return (
+        "$$a_{ij} = \\frac{\\exp(s_{ij})}{\\sum_{j'} \\exp(s_{ij'})},\\qquad "
+        "s_{ij} = \\frac{q_i \\cdot k_j}{\\sqrt{d}} + m_{ij},\\qquad "
+        "m_{ij} = \\begin{cases} 0 & j \\le i \\\\ -\\infty & j > i \\end{cases}$$\n\n"
+        "```python\n"
+        f"q = trace['blocks.{result.layer}.attn.q'][{result.head}]   # [T, {result.d_head}] queries, after RoPE\n"
+        f"k = trace['blocks.{result.layer}.attn.k'][{result.kv_head}]   # [T, {result.d_head}] keys of key/value head {result.kv_head}\n"
+        f"scores = q @ k.T / {result.d_head}**0.5\n"
+        "scores[future] = -inf                  # causal mask\n"
+        f"weights = scores.softmax(-1)          # compare: trace['blocks.{result.layer}.attn.pattern'][{result.head}]\n"
+        "```"
+    )
+
+
+DEMO = Demo(
+    id="attention-by-hand",
+    title="Attention by hand",
+    summary=(
+        "Recompute one head's attention weights as softmax(QKᵀ/√d + causal mask) from the "
+        "model's own queries and keys, and compare them with the weights the model used."
+    ),
+    default_prompt="The cat sat on the mat because it was tired.",
+    compute=compute,
+    chart=chart,
+    explain=explanation,
+    headline=headline,
+    status=status,
+    details=details,
+    params=(
+        Param("layer", "layer", 0, "Layer"),
+        Param("head", "head", 0, "Query head"),
+        Param("scaled", "bool", True, "Divide by √d"),
+        Param("masked", "bool", True, "Causal mask"),
+    ),
+)

@@ -1,76 +1,85 @@
-"""Streamlit views of the demos: inputs, the live computation, the chart and the words."""
+"""The Streamlit view of any demo: its inputs, the live computation, metrics, chart and words."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
 from kqv_demo import settings
-from kqv_demo.demos import ATTENTION_BY_HAND, attention_by_hand
+from kqv_demo.demos.base import Demo, Param
 from kqv_demo.runtime import Runtime
-from kqv_demo.trace import Trace
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def layer_trace(_runtime: Runtime, prompt: str, layer: int) -> Trace:
-    """One forward pass recording only `layer`'s attention (small, so many can be cached)."""
-    prefix = f"blocks.{layer}.attn."
-    return _runtime.trace(prompt, names_filter=lambda name: name.startswith(prefix))
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_result(_runtime: Runtime, _demo: Demo, demo_id: str, prompt: str, params: tuple) -> Any:
+    """Results are small dataclasses; the same inputs are never computed twice per process."""
+    return _demo.compute(_runtime, prompt, **dict(params))
 
 
-def _query_int(name: str, default: int, upper: int) -> int:
+def _from_link(param: Param, demo: Demo, models: Runtime) -> Any:
+    """The parameter's value from the page link (?layer=4...), if valid, else its default."""
+    raw = st.query_params.get(param.name)
+    if raw is None:
+        return param.default
     try:
-        value = int(st.query_params.get(name, default))
-    except ValueError:
-        return default
-    return value if 0 <= value <= upper else default
+        return demo.check(models, {param.name: raw})[param.name]
+    except Exception:  # a bad link value falls back to the default; the page still works
+        return param.default
 
 
-def attention_by_hand_view(models: Runtime) -> None:
-    shape = models.smollm2.shape
-    prompt = st.text_area(
-        "Your sentence",
-        value=st.query_params.get("prompt", ATTENTION_BY_HAND.default_prompt),
-        max_chars=4000,
-        help=f"Up to {settings.MAX_PROMPT_TOKENS} tokens are used; longer text is cut, with a notice.",
-    )
-    left, middle, right = st.columns([3, 2, 2])
-    layer = left.slider("Layer", 0, shape.n_layers - 1, _query_int("layer", 0, shape.n_layers - 1))
-    head = middle.selectbox("Query head", range(shape.n_heads), index=_query_int("head", 0, shape.n_heads - 1))
-    scaled = right.toggle("Divide by √d", value=True)
-    masked = right.toggle("Causal mask", value=True)
+def _widget(param: Param, demo: Demo, models: Runtime, column: Any) -> Any:
+    label = param.label or param.name
+    value = _from_link(param, demo, models)
+    key = f"{demo.id}.{param.name}"
+    low, high = demo.bounds(param, models)
+    if param.kind == "layer":
+        return column.slider(label, int(low), int(high), int(value), key=key, help=param.help or None)
+    if param.kind == "head":
+        options = list(range(int(low), int(high) + 1))
+        return column.selectbox(label, options, index=options.index(int(value)), key=key, help=param.help or None)
+    if param.kind == "bool":
+        return column.toggle(label, value=bool(value), key=key, help=param.help or None)
+    if param.kind == "int":
+        return column.number_input(label, int(low), int(high), int(value), step=1, key=key, help=param.help or None)
+    if param.kind == "float":
+        return column.slider(label, float(low), float(high), float(value), key=key, help=param.help or None)
+    return column.text_input(label, str(value), max_chars=500, key=key, help=param.help or None)
 
-    with st.spinner("Running SmolLM2 on your sentence…"):
-        trace = layer_trace(models, prompt, layer)
-    if trace.truncation:
-        st.warning(trace.truncation.message)
-    result = attention_by_hand.compute(trace, layer, head, scaled=scaled, masked=masked)
 
-    first, second, third = st.columns(3)
-    first.metric("Max |by hand − model|", f"{result.max_abs_diff:.1e}")
-    second.metric("Largest weight above the diagonal", f"{result.upper_triangle_max:g}")
-    third.metric("Largest |row sum − 1|", f"{result.row_sum_max_error:.1e}")
-    if result.matches:
-        st.success("The hand computation reproduces the model's attention weights.")
-    else:
-        st.error("With this setting the hand computation no longer matches the model.")
-    st.altair_chart(attention_by_hand.chart(result), width="content")
-    st.markdown(attention_by_hand.explanation(result))
-    with st.expander("The formula and the code"):
-        st.latex(
-            r"a_{ij} = \frac{\exp(s_{ij})}{\sum_{j'} \exp(s_{ij'})},\qquad "
-            r"s_{ij} = \frac{q_i \cdot k_j}{\sqrt{d}} + m_{ij},\qquad "
-            r"m_{ij} = \begin{cases} 0 & j \le i \\ -\infty & j > i \end{cases}"
+def demo_view(demo: Demo, models: Runtime) -> None:
+    prompt = demo.default_prompt
+    if demo.prompt_label:
+        prompt = st.text_area(
+            demo.prompt_label,
+            value=st.query_params.get("prompt", demo.default_prompt),
+            max_chars=4000,
+            key=f"{demo.id}.prompt",
+            help=f"Up to {settings.MAX_PROMPT_TOKENS} tokens are used; longer text is cut, with a notice.",
         )
-        st.code(
-            f"q = trace['blocks.{layer}.attn.q'][{head}]        # [T, {shape.d_head}] queries, after RoPE\n"
-            f"k = trace['blocks.{layer}.attn.k'][{result.kv_head}]        # [T, {shape.d_head}] keys of KV head {result.kv_head}\n"
-            f"scores = q @ k.T / {shape.d_head}**0.5\n"
-            "scores[future] = -inf                       # causal mask\n"
-            "weights = scores.softmax(-1)               # compare with trace[...attn.pattern]",
-            language="python",
-        )
+    params = {}
+    if demo.params:
+        columns = st.columns(min(len(demo.params), 4))
+        for index, param in enumerate(demo.params):
+            params[param.name] = _widget(param, demo, models, columns[index % len(columns)])
+    checked = demo.check(models, params)
 
-
-VIEWS: dict[str, Callable[[Runtime], None]] = {ATTENTION_BY_HAND.id: attention_by_hand_view}
+    with st.spinner("Running the model on your input…"):
+        result = cached_result(models, demo, demo.id, prompt, tuple(sorted(checked.items())))
+    truncation = getattr(result, "truncation", None)
+    if truncation:
+        st.warning(truncation)
+    headline = demo.headline(result)
+    if headline:
+        for column, (label, value) in zip(st.columns(len(headline)), headline):
+            column.metric(label, value)
+    if demo.status:
+        passed, text = demo.status(result)
+        (st.success if passed else st.error)(text)
+    chart = demo.chart(result)
+    if chart is not None:
+        st.altair_chart(chart, width="content")
+    st.markdown(demo.explain(result))
+    if demo.details:
+        with st.expander("The formula and the code"):
+            st.markdown(demo.details(result))

@@ -66,8 +66,9 @@ def test_every_quote_is_verbatim_in_the_dialogue(bank):
     assert set(bank.quote_lines) == set(bank.claims)
 
 
-def test_every_false_and_partly_claim_has_refutation_and_quiz_material(bank):
+def test_every_verdict_sentence_states_the_verdict_first(bank):
+    opening = {"false": "False", "partly": "Partly true", "true": "True"}
     for claim in bank.claims.values():
-        assert claim.refutation.verdict.split(".")[0] in {"False", "Partly true", "True"}, claim.id
-        assert claim.refutation.verdict.startswith({"false": "False", "partly": "Partly", "true": "True"}[claim.verdict])
+        first_word = re.split(r"[.,:;]", claim.refutation.verdict)[0]
+        assert first_word == opening[claim.verdict], claim.id
         assert len(set(claim.asked_as)) >= 5, claim.id

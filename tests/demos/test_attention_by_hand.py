@@ -17,14 +17,14 @@ def trace(runtime: Runtime):
 
 @pytest.mark.parametrize("layer,head", [(0, 0), (3, 4), (11, 8), (17, 2), (29, 5)])
 def test_hand_computation_matches_the_model(trace, layer: int, head: int):
-    result = attention_by_hand.compute(trace, layer, head)
+    result = attention_by_hand.from_trace(trace, layer, head)
     assert result.max_abs_diff <= 1e-5
     assert result.matches
 
 
 def test_causal_mask_zeroes_the_upper_triangle_and_rows_sum_to_one(trace):
     for layer in range(trace.model.n_layers):
-        result = attention_by_hand.compute(trace, layer, layer % trace.model.n_heads)
+        result = attention_by_hand.from_trace(trace, layer, layer % trace.model.n_heads)
         upper = np.triu(result.model_weights, k=1)
         assert (upper == 0).all()
         np.testing.assert_allclose(result.model_weights.sum(axis=1), 1.0, atol=1e-5)
@@ -34,22 +34,22 @@ def test_causal_mask_zeroes_the_upper_triangle_and_rows_sum_to_one(trace):
 
 def test_grouped_query_heads_share_key_value_heads(trace):
     shape = trace.model
-    kv_heads = [attention_by_hand.compute(trace, 0, h).kv_head for h in range(shape.n_heads)]
+    kv_heads = [attention_by_hand.from_trace(trace, 0, h).kv_head for h in range(shape.n_heads)]
     group = shape.n_heads // shape.n_kv_heads
     assert kv_heads == [h // group for h in range(shape.n_heads)]
     assert len(set(kv_heads)) == shape.n_kv_heads
 
 
 def test_dropping_the_scale_or_the_mask_breaks_the_match(trace):
-    assert attention_by_hand.compute(trace, 5, 3, scaled=False).max_abs_diff > 1e-2
-    unmasked = attention_by_hand.compute(trace, 5, 3, masked=False)
+    assert attention_by_hand.from_trace(trace, 5, 3, scaled=False).max_abs_diff > 1e-2
+    unmasked = attention_by_hand.from_trace(trace, 5, 3, masked=False)
     assert np.triu(unmasked.hand_weights, k=1).max() > 0
     assert unmasked.max_abs_diff > 1e-2
 
 
 def test_the_encoder_has_no_causal_mask(runtime: Runtime):
     trace = runtime.trace("The bank of the river was muddy.", model=MINILM)
-    result = attention_by_hand.compute(trace, 2, 7)
+    result = attention_by_hand.from_trace(trace, 2, 7)
     assert result.max_abs_diff <= 1e-5
     assert result.upper_triangle_max > 0
     assert "no causal mask" in attention_by_hand.explanation(result)
@@ -58,15 +58,15 @@ def test_the_encoder_has_no_causal_mask(runtime: Runtime):
 @pytest.mark.parametrize("layer,head,message", [(30, 0, "Layer 30"), (-1, 0, "Layer -1"), (0, 9, "Head 9")])
 def test_out_of_range_layer_or_head_is_a_clear_error(trace, layer, head, message):
     with pytest.raises(UserInputError, match=message):
-        attention_by_hand.compute(trace, layer, head)
+        attention_by_hand.from_trace(trace, layer, head)
 
 
 def test_explanation_and_chart_describe_this_run(trace):
-    result = attention_by_hand.compute(trace, 3, 4)
+    result = attention_by_hand.from_trace(trace, 3, 4)
     text = attention_by_hand.explanation(result)
     assert "They match" in text and "key/value head 1" in text
     spec = attention_by_hand.chart(result).to_dict()
     assert len(spec["hconcat"]) == 2
     assert spec["hconcat"][0]["encoding"]["x"]["sort"] == result.tokens
-    broken = attention_by_hand.explanation(attention_by_hand.compute(trace, 3, 4, scaled=False))
+    broken = attention_by_hand.explanation(attention_by_hand.from_trace(trace, 3, 4, scaled=False))
     assert "do **not** match" in broken and "√64 = 8" in broken

@@ -4,11 +4,11 @@ import streamlit as st
 
 from kqv_demo.demos import DEMOS
 from kqv_demo.errors import UserInputError
-from kqv_demo.ui import demo_views
+from kqv_demo.ui.demo_views import demo_view
 from kqv_demo.ui.resources import runtime
 
 st.title("Demo lab")
-st.caption("Real models, computed live on your sentence: SmolLM2-135M-Instruct (decoder) and all-MiniLM-L6-v2.")
+st.caption("Real models, computed live on your input: SmolLM2-135M-Instruct (decoder) and all-MiniLM-L6-v2 (encoder).")
 
 demo_ids = list(DEMOS)
 requested = st.query_params.get("demo", demo_ids[0])
@@ -20,10 +20,11 @@ demo_id = st.selectbox(
 )
 if requested not in DEMOS:
     st.warning(f"There is no demo called {requested!r}; showing {DEMOS[demo_id].title} instead.")
-st.markdown(DEMOS[demo_id].summary)
+demo = DEMOS[demo_id]
+st.markdown(demo.summary)
 
 models = runtime()
 try:
-    demo_views.VIEWS[demo_id](models)
+    demo_view(demo, models)
 except UserInputError as problem:
     st.error(str(problem))

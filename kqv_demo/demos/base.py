@@ -1,0 +1,118 @@
+"""What every demo is: parameters, a pure computation, a chart, and words.
+
+    demo = DEMOS["attention-by-hand"]
+    result = demo.run(runtime, "The cat sat", layer=3, head=4)   # a small dataclass of numbers
+    demo.chart(result)       # an Altair chart (interactive in the app, PNG/SVG for handouts)
+    demo.explain(result)     # "what you are seeing", with this run's numbers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import altair as alt
+import numpy as np
+
+from kqv_demo.errors import UserInputError
+
+ParamKind = Literal["layer", "head", "int", "float", "bool", "text"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: ParamKind
+    default: int | float | bool | str
+    label: str = ""
+    low: float | None = None  # for int and float
+    high: float | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Demo:
+    id: str
+    title: str
+    summary: str  # what it shows, one paragraph
+    default_prompt: str
+    compute: Callable[..., Any]  # compute(runtime, prompt, **params) -> a dataclass of numbers
+    chart: Callable[[Any], alt.TopLevelMixin | None]
+    explain: Callable[[Any], str]
+    headline: Callable[[Any], list[tuple[str, str]]]  # (label, value) pairs shown as metrics
+    params: tuple[Param, ...] = ()
+    prompt_label: str = "Your sentence"
+    status: Callable[[Any], tuple[bool, str]] | None = None  # a one-line pass/fail of the shown fact
+    details: Callable[[Any], str] | None = None  # Markdown: the formula and the code behind it
+
+    def bounds(self, param: Param, runtime: Any) -> tuple[float | None, float | None]:
+        shape = runtime.smollm2.shape
+        if param.kind == "layer":
+            return 0, shape.n_layers - 1
+        if param.kind == "head":
+            return 0, shape.n_heads - 1
+        return param.low, param.high
+
+    def check(self, runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, types converted, ranges checked; a clear message otherwise."""
+        known = {param.name: param for param in self.params}
+        unknown = set(params) - set(known)
+        if unknown:
+            raise UserInputError(
+                f"{self.title} has no parameter {', '.join(sorted(unknown))}; "
+                f"it takes: {', '.join(known) or 'none'}."
+            )
+        checked = {}
+        for name, param in known.items():
+            value = params.get(name, param.default)
+            checked[name] = self._convert(param, value, runtime)
+        return checked
+
+    def _convert(self, param: Param, value: Any, runtime: Any) -> Any:
+        label = param.label or param.name
+        if param.kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise UserInputError(f"{label} must be true or false, not {value!r}.")
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if param.kind == "text":
+            return str(value)
+        number_type = float if param.kind == "float" else int
+        try:
+            number = number_type(value)
+        except (TypeError, ValueError):
+            raise UserInputError(f"{label} must be a{'' if number_type is int else ' decimal'} number, not {value!r}.") from None
+        if number_type is float and not math.isfinite(number):
+            raise UserInputError(f"{label} must be a finite number.")
+        low, high = self.bounds(param, runtime)
+        if (low is not None and number < low) or (high is not None and number > high):
+            what = {"layer": "Layer", "head": "Head"}.get(param.kind, label)
+            raise UserInputError(f"{what} {value} is out of range: choose from {low:g} to {high:g}.")
+        return number
+
+    def run(self, runtime: Any, prompt: str | None = None, **params: Any) -> Any:
+        return self.compute(runtime, prompt if prompt is not None else self.default_prompt, **self.check(runtime, params))
+
+
+def jsonable(value: Any) -> Any:
+    """A demo result as plain JSON types (arrays become nested lists, rounded)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        number = float(value)
+        return round(number, 8) if math.isfinite(number) else str(number)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
