@@ -10,6 +10,7 @@ Names and shapes (batch dimension dropped; T tokens; H query heads; H_kv key/val
     blocks.{L}.resid_pre     [T, d_model]      input of block L (block 0: token embeddings)
     blocks.{L}.attn.q        [H, T, d_head]    queries (after RoPE in SmolLM2)
     blocks.{L}.attn.k        [H_kv, T, d_head] keys (after RoPE in SmolLM2)
+    blocks.{L}.attn.k_unrotated [H_kv, T, d_head] keys before RoPE (SmolLM2 only)
     blocks.{L}.attn.v        [H_kv, T, d_head] values
     blocks.{L}.attn.scores   [H, T, T]         q . k / sqrt(d_head), before the mask
     blocks.{L}.attn.pattern  [H, T, T]         the model's own attention weights
@@ -22,6 +23,10 @@ Names and shapes (batch dimension dropped; T tokens; H query heads; H_kv key/val
 
 `Recorder.calls` counts how often each hook point fired, recorded or not: one forward
 pass of SmolLM2 fires `blocks.{L}.attn.pattern` exactly once per layer.
+
+Interventions replace what a hook point passes on: `recording(interventions={name: fn})`
+with `fn(output, block_input)` for `blocks.{L}.resid_post`, `blocks.{L}.attn.result` and
+`blocks.{L}.mlp.out` (e.g. zero an MLP, or skip a whole block by returning its input).
 """
 
 from __future__ import annotations
@@ -39,13 +44,17 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 ATTN_IMPLEMENTATION = "kqv_eager"
 NamesFilter = Callable[[str], bool]
+Intervention = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 class Recorder:
     """Collects hook tensors by name during one forward pass."""
 
-    def __init__(self, names_filter: NamesFilter | None = None) -> None:
+    def __init__(
+        self, names_filter: NamesFilter | None = None, interventions: dict[str, Intervention] | None = None
+    ) -> None:
         self.names_filter = names_filter
+        self.interventions = interventions or {}
         self.activations: dict[str, torch.Tensor] = {}
         self.calls: Counter[str] = Counter()
 
@@ -62,9 +71,11 @@ _active: ContextVar[Recorder | None] = ContextVar("kqv_recorder", default=None)
 
 
 @contextmanager
-def recording(names_filter: NamesFilter | None = None) -> Iterator[Recorder]:
+def recording(
+    names_filter: NamesFilter | None = None, interventions: dict[str, Intervention] | None = None
+) -> Iterator[Recorder]:
     """Record hook points during the forward passes run inside this block (this thread only)."""
-    recorder = Recorder(names_filter)
+    recorder = Recorder(names_filter, interventions)
     token = _active.set(recorder)
     try:
         yield recorder
@@ -127,10 +138,35 @@ def _record_input(name: str) -> Callable:
 
 
 def _record_output(name: str) -> Callable:
-    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor | tuple) -> None:
+    """Records (and, if asked, replaces) a module's output; the replacement is what is recorded."""
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor | tuple):
+        recorder = _active.get()
+        if recorder is None:
+            return None
+        tensor = output[0] if isinstance(output, tuple) else output
+        replaced = None
+        intervention = recorder.interventions.get(name)
+        if intervention is not None:
+            block_input = args[0] if args else kwargs.get("hidden_states")
+            replaced = intervention(tensor, block_input)
+            tensor = replaced
+        recorder.record(name, tensor)
+        if replaced is None:
+            return None
+        return (replaced, *output[1:]) if isinstance(output, tuple) else replaced
+
+    return hook
+
+
+def _record_heads(name: str, d_head: int) -> Callable:
+    """Records a projection's output split into heads: [B, T, H*d] -> [B, H, T, d]."""
+
+    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor) -> None:
         recorder = _active.get()
         if recorder is not None:
-            recorder.record(name, output[0] if isinstance(output, tuple) else output)
+            batch, tokens, _ = output.shape
+            recorder.record(name, output.view(batch, tokens, -1, d_head).transpose(1, 2))
 
     return hook
 
@@ -142,6 +178,8 @@ def install(
     final_norm: nn.Module | None,
     attention_outputs: Sequence[nn.Module] = (),
     mlp_outputs: Sequence[nn.Module] = (),
+    key_projections: Sequence[nn.Module] = (),
+    d_head: int = 0,
 ) -> None:
     """Switch `model` to the recording attention and hook every block.
 
@@ -152,11 +190,13 @@ def install(
     for index, (block, attention) in enumerate(zip(blocks, attentions, strict=True)):
         attention.kqv_layer = index
         block.register_forward_pre_hook(_record_block_input(index), with_kwargs=True)
-        block.register_forward_hook(_record_output(f"blocks.{index}.resid_post"))
+        block.register_forward_hook(_record_output(f"blocks.{index}.resid_post"), with_kwargs=True)
     for index, projection in enumerate(attention_outputs):
-        projection.register_forward_hook(_record_output(f"blocks.{index}.attn.result"))
+        projection.register_forward_hook(_record_output(f"blocks.{index}.attn.result"), with_kwargs=True)
     for index, down in enumerate(mlp_outputs):
         down.register_forward_pre_hook(_record_input(f"blocks.{index}.mlp.post"))
-        down.register_forward_hook(_record_output(f"blocks.{index}.mlp.out"))
+        down.register_forward_hook(_record_output(f"blocks.{index}.mlp.out"), with_kwargs=True)
+    for index, projection in enumerate(key_projections):
+        projection.register_forward_hook(_record_heads(f"blocks.{index}.attn.k_unrotated", d_head))
     if final_norm is not None:
-        final_norm.register_forward_hook(_record_output("ln_final.out"))
+        final_norm.register_forward_hook(_record_output("ln_final.out"), with_kwargs=True)

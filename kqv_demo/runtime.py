@@ -84,12 +84,17 @@ class Runtime:
         names_filter: NamesFilter | None = None,
         all_logits: bool = False,
         max_tokens: int = settings.MAX_PROMPT_TOKENS,
+        interventions: dict[str, hooks.Intervention] | None = None,
     ) -> Trace:
-        """Run `prompt` through a model once and record every hook point (or those filtered)."""
+        """Run `prompt` through a model once and record every hook point (or those filtered).
+
+        `interventions` change what a hook point passes on (see kqv_demo.hooks), e.g.
+        `{"blocks.5.resid_post": lambda output, block_input: block_input}` skips block 5.
+        """
         loaded = self.model(model)
         ids, truncation = self.tokenize(prompt, model, max_tokens)
         input_ids = torch.tensor([ids])
-        with self._lock, torch.inference_mode(), hooks.recording(names_filter) as recorder:
+        with self._lock, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
             if model == SMOLLM2:
                 output = loaded.model(input_ids, use_cache=False, logits_to_keep=0 if all_logits else 1)
                 logits = output.logits[0]
@@ -100,6 +105,17 @@ class Runtime:
         return Trace(
             loaded.shape, prompt, ids, tokens, recorder.activations, logits, truncation, dict(recorder.calls)
         )
+
+    def parameter(self, name: str, model: str = SMOLLM2) -> torch.Tensor:
+        """A read-only view of one named weight, e.g. "model.layers.5.self_attn.o_proj.weight"."""
+        parameters = dict(self.model(model).model.named_parameters())
+        if name not in parameters:
+            raise UserInputError(f"{model} has no parameter {name!r}.")
+        return parameters[name].detach()
+
+    def parameter_shapes(self, model: str = SMOLLM2) -> dict[str, tuple[int, ...]]:
+        """Every weight's name and shape: what the model stores (and what it does not)."""
+        return {name: tuple(p.shape) for name, p in self.model(model).model.named_parameters()}
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings from MiniLM: mean pooling over tokens, then L2 normalisation."""
@@ -161,6 +177,8 @@ def load_smollm2(cache_root: Path | None = None, progress: ProgressFn = _quiet) 
         decoder.norm,
         attention_outputs=[block.self_attn.o_proj for block in decoder.layers],
         mlp_outputs=[block.mlp.down_proj for block in decoder.layers],
+        key_projections=[block.self_attn.k_proj for block in decoder.layers],
+        d_head=model.config.head_dim,
     )
     shape = _shape(SMOLLM2, model.config, causal=True)
     return LoadedModel(SMOLLM2, model, tokenizer, shape, time.perf_counter() - started)

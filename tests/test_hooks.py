@@ -79,7 +79,7 @@ def test_residual_stream_chains_and_the_final_norm_feeds_the_lm_head(runtime: Ru
 def test_names_filter_records_only_what_is_asked(runtime: Runtime):
     trace = runtime.trace(PROMPT, names_filter=lambda name: name.startswith("blocks.3.attn."))
     assert set(trace.activations) == {
-        f"blocks.3.attn.{n}" for n in ("q", "k", "v", "scores", "pattern", "out", "result")
+        f"blocks.3.attn.{n}" for n in ("q", "k", "k_unrotated", "v", "scores", "pattern", "out", "result")
     }
     assert trace.calls["blocks.4.attn.pattern"] == 1, "hooks fire (and are counted) even when not recorded"
     with pytest.raises(KeyError, match="was not recorded"):
@@ -109,3 +109,29 @@ def test_attention_result_and_mlp_are_what_each_sublayer_adds(runtime: Runtime, 
         torch.testing.assert_close(trace[f"blocks.{layer}.resid_post"], middle + trace[f"blocks.{layer}.mlp.out"],
                                    rtol=0, atol=1e-4)
         assert trace[f"blocks.{layer}.mlp.post"].shape == (trace.n_tokens, runtime.smollm2.model.config.intermediate_size)
+
+
+def test_unrotated_keys_are_the_plain_projection(runtime: Runtime, trace):
+    block = runtime.smollm2.model.model.layers[6]
+    shape = runtime.smollm2.shape
+    with torch.inference_mode():
+        normed = block.input_layernorm(trace["blocks.6.resid_pre"])
+        keys = block.self_attn.k_proj(normed).view(trace.n_tokens, shape.n_kv_heads, shape.d_head).transpose(0, 1)
+    torch.testing.assert_close(trace["blocks.6.attn.k_unrotated"], keys, rtol=0, atol=1e-5)
+    assert not torch.allclose(trace["blocks.6.attn.k_unrotated"][:, 1:], trace["blocks.6.attn.k"][:, 1:])
+    torch.testing.assert_close(trace["blocks.6.attn.k_unrotated"][:, 0], trace["blocks.6.attn.k"][:, 0])
+
+
+def test_interventions_change_what_flows_on(runtime: Runtime, trace):
+    skipped = runtime.trace(PROMPT, all_logits=True, interventions={
+        "blocks.7.resid_post": lambda output, block_input: block_input,
+    })
+    assert torch.equal(skipped["blocks.7.resid_post"], skipped["blocks.7.resid_pre"])
+    assert torch.equal(skipped["blocks.8.resid_pre"], skipped["blocks.7.resid_pre"])
+    assert torch.equal(skipped["blocks.6.resid_post"], trace["blocks.6.resid_post"]), "earlier layers untouched"
+    assert not torch.equal(skipped.logits, trace.logits)
+    zeroed = runtime.trace(PROMPT, interventions={"blocks.3.mlp.out": lambda output, _: torch.zeros_like(output)})
+    assert (zeroed["blocks.3.mlp.out"] == 0).all()
+    torch.testing.assert_close(zeroed["blocks.3.resid_post"], zeroed["blocks.3.resid_pre"] + zeroed["blocks.3.attn.result"])
+    again = runtime.trace(PROMPT, all_logits=True)
+    assert torch.equal(again.logits, trace.logits), "an intervention never outlives its trace"

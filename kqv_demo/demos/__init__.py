@@ -7,8 +7,8 @@ The UI, the CLI and the handouts only call these.
 
 from __future__ import annotations
 
-from kqv_demo.demos import attention_by_hand
+from kqv_demo.demos import attention_by_hand, dot_product_not_kl, keys_are_computed
 from kqv_demo.demos.base import Demo
 
-DEMOS: dict[str, Demo] = {module.DEMO.id: module.DEMO for module in (attention_by_hand,)}
+DEMOS: dict[str, Demo] = {module.DEMO.id: module.DEMO for module in (attention_by_hand, dot_product_not_kl, keys_are_computed)}
 ATTENTION_BY_HAND = DEMOS["attention-by-hand"]

@@ -1,0 +1,49 @@
+"""Small chart helpers shared by the demos: colour-blind-safe colours, token axes, simple bars and lines."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# Okabe & Ito (2008), a palette that stays distinct under the common colour-vision deficiencies.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def palette(n: int) -> alt.Scale:
+    return alt.Scale(range=OKABE_ITO[:n])
+
+
+def grouped_bars(data: pd.DataFrame, x: str, y: str, group: str, title: str, x_order: list[str] | None = None,
+                 y_title: str | None = None, width: int = 560) -> alt.Chart:
+    """Bars of `y` for each `x`, one colour (and offset) per `group`."""
+    groups = list(dict.fromkeys(data[group]))
+    return (
+        alt.Chart(data, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{x}:N", sort=x_order, title=x, axis=alt.Axis(labelAngle=-45)),
+            xOffset=alt.XOffset(f"{group}:N", sort=groups),
+            y=alt.Y(f"{y}:Q", title=y_title or y),
+            color=alt.Color(f"{group}:N", sort=groups, scale=palette(len(groups)), title=None,
+                            legend=alt.Legend(orient="top")),
+            tooltip=[x, group, alt.Tooltip(f"{y}:Q", format=".4f")],
+        )
+        .properties(width=width, height=260)
+    )
+
+
+def lines(data: pd.DataFrame, x: str, y: str, group: str, title: str, y_title: str | None = None,
+          x_title: str | None = None, width: int = 560) -> alt.Chart:
+    groups = list(dict.fromkeys(data[group]))
+    return (
+        alt.Chart(data, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{x}:Q", title=x_title or x),
+            y=alt.Y(f"{y}:Q", title=y_title or y),
+            color=alt.Color(f"{group}:N", sort=groups, scale=palette(len(groups)), title=None,
+                            legend=alt.Legend(orient="top")),
+            tooltip=[x, group, alt.Tooltip(f"{y}:Q", format=".4f")],
+        )
+        .properties(width=width, height=260)
+    )

@@ -1,0 +1,43 @@
+"""Dot product, not KL: real queries/keys are not distributions; the weights are softmax(q·k/√d)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kqv_demo.content.loader import load_bank
+from kqv_demo.demos import DEMOS
+from kqv_demo.demos.dot_product_not_kl import worked_example
+from kqv_demo.runtime import Runtime
+
+DEMO = DEMOS["dot-product-not-kl"]
+
+
+def test_the_dialogues_kl_example_done_right():
+    example = worked_example()
+    assert example.kl_nats == pytest.approx(0.0946, abs=1e-4)
+    assert example.kl_bits == pytest.approx(0.1365, abs=1e-4)
+    assert example.reverse_kl_nats == pytest.approx(0.1069, abs=1e-4)
+    assert example.ln_1_25 == pytest.approx(0.2231, abs=1e-4)
+    assert example.dialogue_terms_sum == pytest.approx(0.0934, abs=1e-4)
+    assert example.plain_average_of_logs == pytest.approx(-0.0215, abs=1e-4)
+    assert example.dot_product == pytest.approx(0.34)
+    assert abs(example.kl_nats - example.dialogue_result) > 0.03, "the dialogue's 0.135 is wrong"
+
+
+def test_the_bank_quotes_the_same_numbers():
+    claim = load_bank(dialogue=False).claims["worked-kl-example-gives-0-135"]
+    assert claim.quiz.numeric.answer == pytest.approx(worked_example().kl_nats, abs=claim.quiz.numeric.tolerance)
+
+
+@pytest.mark.parametrize("layer,head", [(0, 0), (5, 0), (14, 7), (29, 3)])
+def test_queries_are_not_distributions_and_dot_products_match(runtime: Runtime, layer: int, head: int):
+    result = DEMO.run(runtime, layer=layer, head=head)
+    assert result.query_min < 0 and result.keys_min < 0
+    assert abs(result.query_sum - 1) > 0.1
+    assert result.dot_product_max_diff <= 1e-5
+    assert result.model_weights.sum() == pytest.approx(1, abs=1e-5)
+
+
+def test_a_kl_ranking_does_not_reproduce_the_weights(runtime: Runtime):
+    worst = max(DEMO.run(runtime, layer=layer, head=0).kl_max_diff for layer in (3, 10, 20))
+    assert worst > 0.05

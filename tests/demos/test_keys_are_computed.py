@@ -1,0 +1,46 @@
+"""Keys are computed from context: same word, different keys; one key per token per KV head per layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from kqv_demo.demos import DEMOS
+from kqv_demo.errors import UserInputError
+from kqv_demo.runtime import Runtime
+
+DEMO = DEMOS["keys-are-computed"]
+
+
+@pytest.fixture(scope="module")
+def result(runtime: Runtime):
+    return DEMO.run(runtime)
+
+
+def test_layer_zero_keys_depend_on_the_token_alone(result):
+    assert result.cosine_by_layer[0].min() > 0.9999
+
+
+def test_later_keys_depend_on_the_context(result):
+    for layer in range(2, result.n_layers):
+        assert result.cosine_by_layer[layer].min() < 0.999, layer
+
+
+def test_the_layer_10_range_quoted_in_the_bank(result):
+    # content/claims/keys-are-stored-concept-vectors.yaml: "cosine 0.85-0.94 across the 3 key/value heads"
+    at_10 = result.cosine_by_layer[10]
+    assert len(at_10) == 3
+    assert 0.85 <= round(float(at_10.min()), 2) and round(float(at_10.max()), 2) <= 0.94
+
+
+def test_one_key_per_token_per_kv_head_per_layer(runtime: Runtime, result):
+    config = runtime.smollm2.model.config
+    tokens = len(runtime.tokenize(DEMO.default_prompt)[0])
+    assert result.tokens_in_a == tokens
+    assert result.keys_in_a == tokens * config.num_key_value_heads * config.num_hidden_layers
+    assert result.key_weight_shapes == [(config.num_key_value_heads * config.head_dim, config.hidden_size)] * config.num_hidden_layers
+    assert result.vocabulary_tables == ["model.embed_tokens.weight"]
+
+
+def test_a_word_missing_from_a_sentence_is_a_clear_error(runtime: Runtime):
+    with pytest.raises(UserInputError, match="not a single token"):
+        DEMO.run(runtime, word="zebra")
