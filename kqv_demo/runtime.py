@@ -12,6 +12,7 @@ Forward passes are serialised by a lock, so Streamlit sessions can share one cop
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -48,6 +49,17 @@ class LoadedModel:
     tokenizer: transformers.PreTrainedTokenizerBase
     shape: ModelShape
     load_seconds: float
+
+
+@dataclass(frozen=True)
+class GenerationStep:
+    """One generated token: what was chosen, how likely it was, and the KV cache after it."""
+
+    token_id: int
+    token: str
+    probability: float  # of the chosen token, under the (temperature-scaled) distribution
+    cache_length: int  # positions held in the KV cache after this step
+    activations: dict[str, torch.Tensor]  # hook points recorded during this step (names_filter)
 
 
 @dataclass
@@ -105,6 +117,63 @@ class Runtime:
         return Trace(
             loaded.shape, prompt, ids, tokens, recorder.activations, logits, truncation, dict(recorder.calls)
         )
+
+    def chat_prompt(self, message: str) -> str:
+        """`message` wrapped in SmolLM2-Instruct's chat template, ready for generation."""
+        return self.smollm2.tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+        )
+
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int = 8,
+        *,
+        temperature: float = 0.0,
+        seed: int = 0,
+        names_filter: NamesFilter | None = None,
+        max_tokens: int = settings.MAX_PROMPT_TOKENS,
+    ) -> tuple[list[int], Truncation | None, list[GenerationStep]]:
+        """Generate token by token with a KV cache (greedy when temperature is 0).
+
+        Returns the prompt's token ids, the truncation notice, and one step per new token.
+        `names_filter` picks hook points to record at each step (none by default).
+        """
+        from transformers import DynamicCache
+
+        ids, truncation = self.tokenize(prompt, SMOLLM2, max_tokens)
+        generator = torch.Generator().manual_seed(seed)
+        keep = names_filter or (lambda name: False)
+        steps: list[GenerationStep] = []
+        model, tokenizer = self.smollm2.model, self.smollm2.tokenizer
+        with self._lock, torch.inference_mode():
+            cache = DynamicCache(config=model.config)
+            inputs = torch.tensor([ids])
+            for _ in range(max_new_tokens):
+                with hooks.recording(keep) as recorder:
+                    logits = model(inputs, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+                if temperature > 0:
+                    probabilities = torch.softmax(logits / temperature, dim=-1)
+                    chosen = int(torch.multinomial(probabilities, 1, generator=generator))
+                else:
+                    probabilities = torch.softmax(logits, dim=-1)
+                    chosen = int(probabilities.argmax())
+                steps.append(GenerationStep(
+                    chosen, tokenizer.decode([chosen]), float(probabilities[chosen]),
+                    cache.get_seq_length(), recorder.activations,
+                ))
+                if chosen == tokenizer.eos_token_id:
+                    break
+                inputs = torch.tensor([[chosen]])
+        return ids, truncation, steps
+
+    def parameter_digest(self, model: str = SMOLLM2) -> str:
+        """sha256 of every parameter's bytes: equal digests mean bit-identical weights."""
+        digest = hashlib.sha256()
+        for name, parameter in self.model(model).model.named_parameters():
+            digest.update(name.encode())
+            digest.update(memoryview(parameter.detach().contiguous().numpy()).cast("B"))
+        return digest.hexdigest()
 
     def parameter(self, name: str, model: str = SMOLLM2) -> torch.Tensor:
         """A read-only view of one named weight, e.g. "model.layers.5.self_attn.o_proj.weight"."""

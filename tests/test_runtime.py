@@ -101,3 +101,32 @@ def test_concurrent_traces_give_the_same_numbers_as_serial_ones(runtime: Runtime
     assert errors == []
     for prompt in prompts:
         assert torch.equal(results[prompt], serial[prompt])
+
+
+def test_greedy_chat_generation_answers_and_grows_the_cache_by_one_per_token(runtime: Runtime):
+    ids, truncation, steps = runtime.generate(runtime.chat_prompt("What is the capital of France?"), 12)
+    text = "".join(step.token for step in steps)
+    assert text.startswith("The capital of France is Paris.")
+    assert [step.cache_length for step in steps] == list(range(len(ids), len(ids) + len(steps)))
+    assert steps[-1].token_id == runtime.smollm2.tokenizer.eos_token_id
+    assert truncation is None
+
+
+def test_sampling_is_reproducible_by_seed(runtime: Runtime):
+    first = runtime.generate("Once upon a time", 6, temperature=1.0, seed=3)[2]
+    again = runtime.generate("Once upon a time", 6, temperature=1.0, seed=3)[2]
+    assert [s.token_id for s in first] == [s.token_id for s in again]
+
+
+def test_parameter_digest_is_stable_and_sensitive(runtime: Runtime):
+    before = runtime.parameter_digest()
+    assert runtime.parameter_digest() == before and len(before) == 64
+    weight = runtime.smollm2.model.model.norm.weight
+    original = weight[0].item()
+    with torch.no_grad():
+        weight[0] = original + 1.0
+        try:
+            assert runtime.parameter_digest() != before
+        finally:
+            weight[0] = original
+    assert runtime.parameter_digest() == before
