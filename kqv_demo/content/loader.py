@@ -61,6 +61,7 @@ class Bank:
     topics: dict[str, TopicPage] = field(default_factory=dict)
     claim_files: dict[str, Path] = field(default_factory=dict)
     quote_lines: dict[str, int] = field(default_factory=dict)  # where each quote starts in the dialogue
+    dialogue: Dialogue | None = None
     errors: list[ContentError] = field(default_factory=list)
     warnings: list[ContentError] = field(default_factory=list)
 
@@ -168,6 +169,7 @@ class Dialogue:
     """The source text, whitespace-normalised, with a map back to line numbers."""
 
     def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
         pieces, starts = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             words = _SPACE.sub(" ", line).strip()
@@ -188,6 +190,20 @@ class Dialogue:
                 break
             line = number
         return line
+
+
+    def excerpt(self, quote: str, before: int = 3, after: int = 3) -> list[tuple[int, str, bool]]:
+        """The lines around `quote`: (line number, text, is part of the quote)."""
+        start = self.find(quote)
+        if start is None:
+            return []
+        words = len(_SPACE.sub(" ", quote).strip())
+        end, covered = start, 0
+        while end <= len(self.lines) and covered < words:
+            covered += len(_SPACE.sub(" ", self.lines[end - 1]).strip()) + 1
+            end += 1
+        first, last = max(1, start - before), min(len(self.lines), end - 1 + after)
+        return [(n, self.lines[n - 1], start <= n < end) for n in range(first, last + 1)]
 
 
 def load_dialogue(path: Path | None = None) -> Dialogue | None:
@@ -221,6 +237,7 @@ def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True)
             bank.warnings.append(
                 ContentError(dialogue_path(), 0, "quote", "dialogue file not found; quotes were not checked")
             )
+    bank.dialogue = dialogue or None
     demo_ids = _known_demo_ids()
     if root.is_file():
         if root.name == "topics.yaml":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from kqv_demo.content.loader import Dialogue
 from kqv_demo.content.schema import Claim
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.demos import DEMOS
@@ -17,7 +18,16 @@ def verdict_badge(claim: Claim) -> None:
     st.badge(VERDICT_LABELS[claim.verdict], color=VERDICT_COLOURS[claim.verdict])
 
 
-def claim_card(claim: Claim, dialogue_line: int | None) -> None:
+def dialogue_excerpt(claim: Claim, dialogue: Dialogue | None) -> None:
+    """The quote in its place in the source dialogue (when the dialogue file is available)."""
+    lines = dialogue.excerpt(claim.quote) if dialogue else []
+    if lines:
+        with st.expander("Read it in the dialogue"):
+            st.code("\n".join(f"{'▶' if quoted else ' '} {number:>3}  {text}" for number, text, quoted in lines),
+                    language=None, wrap_lines=True)
+
+
+def claim_card(claim: Claim, dialogue_line: int | None, dialogue: Dialogue | None = None) -> None:
     badges = st.container(horizontal=True)
     with badges:
         verdict_badge(claim)
@@ -28,6 +38,7 @@ def claim_card(claim: Claim, dialogue_line: int | None) -> None:
     where = f"line {dialogue_line}" if dialogue_line else f"around line {claim.line}"
     also = f" (and {len(claim.also_at)} more places)" if claim.also_at else ""
     st.markdown(f"> {claim.quote}\n\n— *{claim.speaker}*, {where} of the dialogue{also}")
+    dialogue_excerpt(claim, dialogue)
     refutation = claim.refutation
     st.markdown(f"**The claim.** {refutation.claim}")
     st.markdown(f"**Verdict.** {refutation.verdict}")

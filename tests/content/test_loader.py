@@ -207,3 +207,12 @@ def test_mutated_yaml_only_ever_gives_validation_errors(root: Path, data):
     for error in bank.errors:
         assert error.file.name == EXAMPLE.name and error.line >= 1 and error.message
     assert bool(bank.errors) != bool(bank.claims), "a file is either served or reported, never both or neither"
+
+
+def test_dialogue_excerpt_marks_the_quoted_lines():
+    dialogue = Dialogue("one\ntwo three\nfour\nfive six\nseven\n")
+    assert dialogue.find("three four five") == 2
+    assert dialogue.excerpt("three four five", before=1, after=1) == [
+        (1, "one", False), (2, "two three", True), (3, "four", True), (4, "five six", True), (5, "seven", False),
+    ]
+    assert dialogue.excerpt("not there") == []

@@ -29,7 +29,10 @@ def test_lists_every_valid_claim():
     bank = load_bank()
     test = claims_page()
     assert f"of {len(bank.claims)} claims" in test.markdown[0].value
-    assert len(test.expander) == len(bank.claims) + (1 if bank.errors else 0)
+    cards = [e for e in test.expander if e.label.startswith(("**False**", "**Partly true**", "**True**"))]
+    assert len(cards) == len(bank.claims)
+    excerpts = [e for e in test.expander if e.label == "Read it in the dialogue"]
+    assert len(excerpts) == (len(bank.claims) if bank.dialogue else 0)
 
 
 def test_filters_narrow_the_list():
@@ -50,6 +53,17 @@ def test_a_claim_link_opens_that_claim_with_its_demo():
     links = {link.label: link for link in test.get("page_link")}
     assert any(label.startswith("Run the live demo") for label in links)
     assert "Link to this claim" in links
+
+
+def test_the_quote_is_shown_in_its_place_in_the_dialogue():
+    bank = load_bank()
+    if bank.dialogue is None:
+        pytest.skip("the source dialogue is not beside the project")
+    test = claims_page(claim=EXAMPLE_ID)
+    excerpt = next(e for e in test.expander if e.label == "Read it in the dialogue").code[0].value
+    marked = [line for line in excerpt.splitlines() if line.startswith("▶")]
+    assert marked and f"{bank.quote_lines[EXAMPLE_ID]:>3}" in marked[0]
+    assert "KL divergence" in " ".join(marked)
 
 
 def test_an_unknown_claim_link_says_so():

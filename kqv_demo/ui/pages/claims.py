@@ -23,7 +23,7 @@ if single:
     else:
         st.page_link(CLAIMS, label="All claims", icon=":material/arrow_back:")
         st.subheader(claim.refutation.claim)
-        claim_card(claim, loaded.quote_lines.get(claim.id))
+        claim_card(claim, loaded.quote_lines.get(claim.id), loaded.dialogue)
         st.stop()
 
 if not loaded.claims:
@@ -50,4 +50,4 @@ if not claims:
 for claim in claims:
     title = f"**{VERDICT_LABELS[claim.verdict]}** · {claim.quote}"
     with st.expander(title):
-        claim_card(claim, loaded.quote_lines.get(claim.id))
+        claim_card(claim, loaded.quote_lines.get(claim.id), loaded.dialogue)
