@@ -194,16 +194,19 @@ class Dialogue:
 
     def excerpt(self, quote: str, before: int = 3, after: int = 3) -> list[tuple[int, str, bool]]:
         """The lines around `quote`: (line number, text, is part of the quote)."""
-        start = self.find(quote)
-        if start is None:
+        needle = _SPACE.sub(" ", quote).strip()
+        position = self.flat.find(needle)
+        if position < 0:
             return []
-        words = len(_SPACE.sub(" ", quote).strip())
-        end, covered = start, 0
-        while end <= len(self.lines) and covered < words:
-            covered += len(_SPACE.sub(" ", self.lines[end - 1]).strip()) + 1
-            end += 1
-        first, last = max(1, start - before), min(len(self.lines), end - 1 + after)
-        return [(n, self.lines[n - 1], start <= n < end) for n in range(first, last + 1)]
+        quoted = {
+            number
+            for index, (offset, number) in enumerate(self._starts)
+            if offset < position + len(needle)
+            and (self._starts[index + 1][0] if index + 1 < len(self._starts) else len(self.flat) + 1) > position
+        }
+        first = max(1, min(quoted) - before)
+        last = min(len(self.lines), max(quoted) + after)
+        return [(n, self.lines[n - 1], n in quoted) for n in range(first, last + 1)]
 
 
 def load_dialogue(path: Path | None = None) -> Dialogue | None:
