@@ -1,0 +1,228 @@
+"""Nothing is learned during a chat: the weights are bit-identical before and after a reply.
+
+We hash every parameter of SmolLM2 (sha256), let it answer a message that contains
+"feedback" (a correction), and hash again: the two digests are equal, so answering did
+not change a single bit of a single weight. What does grow is the KV cache: each
+generation step stores the key and value of one more token, in every layer and
+key/value head. That cache belongs to this conversation only. A probe without the
+conversation ("The capital of Australia is" → " Canberra") gets exactly the same
+probability before and after: the "learning" lived in the context, not in the model.
+This refutes the claim that the model learns from feedback while you chat with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import torch
+
+from kqv_demo.demos import charts
+from kqv_demo.demos.base import Demo, Param
+from kqv_demo.trace import token_display
+
+PROBE_PROMPT = "The capital of Australia is"
+PROBE_TOKEN = " Canberra"
+
+
+@dataclass(frozen=True)
+class NoLearning:
+    truncation: str | None
+    message: str
+    digest_before: str  # sha256 over every parameter's bytes
+    digest_after: str
+    n_parameters: int  # numbers covered by the digest
+    prompt_tokens: int  # the chat-formatted message
+    generated: list[str]  # the reply, one token per step
+    reply: str  # the reply as text, without special tokens
+    cache_lengths: np.ndarray  # [steps] positions in the KV cache after each step
+    kv_vectors: np.ndarray  # [steps] key + value vectors held, counted from the recorded tensors
+    kv_bytes: np.ndarray  # [steps] their size in bytes
+    n_layers: int
+    n_kv_heads: int
+    d_head: int
+    bytes_per_number: int
+    probe_prompt: str
+    probe_token: str
+    p_before: float  # P(probe token | probe prompt) before the chat, without the conversation
+    p_after: float  # the same, after the chat
+    p_in_context: float  # the same continuation with the message in the context
+
+    @property
+    def weights_unchanged(self) -> bool:
+        return self.digest_before == self.digest_after
+
+    @property
+    def probe_unchanged(self) -> bool:
+        return self.p_before == self.p_after
+
+
+def _probe_probability(runtime, prompt: str, token_id: int) -> float:
+    trace = runtime.trace(prompt, names_filter=lambda name: False)
+    return float(torch.softmax(trace.logits[-1], dim=-1)[token_id])
+
+
+def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
+    tokenizer = runtime.smollm2.tokenizer
+    (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
+    chat = runtime.chat_prompt(prompt)
+    runtime.tokenize(chat)  # refuses an empty message before any work is done
+
+    digest_before = runtime.parameter_digest()
+    p_before = _probe_probability(runtime, PROBE_PROMPT, probe_id)
+    ids, truncation, steps = runtime.generate(
+        chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v"))
+    )
+    digest_after = runtime.parameter_digest()
+    p_after = _probe_probability(runtime, PROBE_PROMPT, probe_id)
+    p_in_context = _probe_probability(runtime, chat + PROBE_PROMPT, probe_id)
+
+    vectors, sizes = [], []
+    for step in steps:
+        cached = [tensor for name, tensor in step.activations.items() if name.endswith(("attn.k", "attn.v"))]
+        vectors.append(sum(tensor.shape[0] * tensor.shape[1] for tensor in cached))  # [kv_heads, positions, d]
+        sizes.append(sum(tensor.numel() * tensor.element_size() for tensor in cached))
+    shape = runtime.smollm2.shape
+    first = next(iter(steps[0].activations.values()))
+    return NoLearning(
+        truncation=truncation.message if truncation else None,
+        message=prompt,
+        digest_before=digest_before,
+        digest_after=digest_after,
+        n_parameters=sum(math.prod(dims) for dims in runtime.parameter_shapes().values()),
+        prompt_tokens=len(ids),
+        generated=[step.token for step in steps],
+        reply=tokenizer.decode([step.token_id for step in steps], skip_special_tokens=True),
+        cache_lengths=np.array([step.cache_length for step in steps]),
+        kv_vectors=np.array(vectors),
+        kv_bytes=np.array(sizes),
+        n_layers=shape.n_layers,
+        n_kv_heads=shape.n_kv_heads,
+        d_head=shape.d_head,
+        bytes_per_number=first.element_size(),
+        probe_prompt=PROBE_PROMPT,
+        probe_token=PROBE_TOKEN,
+        p_before=p_before,
+        p_after=p_after,
+        p_in_context=p_in_context,
+    )
+
+
+def _step_labels(result: NoLearning) -> list[str]:
+    return [f"{i + 1} {token_display(token)}" for i, token in enumerate(result.generated)]
+
+
+def chart(result: NoLearning) -> alt.LayerChart:
+    """Cache positions after each step, split into the prompt and the reply tokens already cached."""
+    labels = _step_labels(result)
+    rows = []
+    for label, length, vectors, size in zip(labels, result.cache_lengths, result.kv_vectors, result.kv_bytes):
+        common = {"step": label, "cache length": int(length), "K/V vectors": int(vectors), "KB": size / 1024}
+        rows.append({**common, "part": "your message (chat-formatted)", "positions": result.prompt_tokens})
+        rows.append({**common, "part": "reply tokens already cached", "positions": int(length) - result.prompt_tokens})
+    data = pd.DataFrame(rows)
+    parts = ["your message (chat-formatted)", "reply tokens already cached"]
+    tooltip = ["step", "part", "positions", "cache length", "K/V vectors", alt.Tooltip("KB:Q", format=",.1f")]
+    bars = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("step:N", sort=labels, title="generation step and the token it chose",
+                    axis=alt.Axis(labelAngle=-45)),
+            y=alt.Y("positions:Q", stack="zero", title="positions in the KV cache after the step"),
+            color=alt.Color("part:N", sort=parts, scale=charts.palette(2), title=None,
+                            legend=alt.Legend(orient="top")),
+            order=alt.Order("order:Q"),
+            tooltip=tooltip,
+        )
+        .transform_calculate(order=f"datum.part == '{parts[0]}' ? 0 : 1")
+    )
+    totals = (
+        alt.Chart(data[data["part"] == parts[0]])
+        .mark_text(dy=-6, fontSize=11)
+        .encode(x=alt.X("step:N", sort=labels), y=alt.Y("cache length:Q"), text=alt.Text("cache length:Q"))
+    )
+    title = alt.TitleParams(
+        "The KV cache grows by one position per step"
+        + ("; the weights do not change" if result.weights_unchanged else ""),
+        subtitle=f"Parameter hash before and after: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
+    )
+    return alt.layer(bars, totals, title=title).properties(width=max(300, 48 * len(labels)), height=260)
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 1024:,.1f} KB" if n_bytes < 1024**2 else f"{n_bytes / 1024**2:,.2f} MB"
+
+
+def explain(result: NoLearning) -> str:
+    first, last = int(result.cache_lengths[0]), int(result.cache_lengths[-1])
+    weights = (
+        f"The sha256 hash of all {result.n_parameters:,} weights is identical before and after the reply "
+        f"(`{result.digest_before[:12]}…`): answering changed no weight at all."
+        if result.weights_unchanged
+        else "The parameter hash **changed** during the reply: please report this."
+    )
+    probe = "exactly the same" if result.probe_unchanged else "**different**"
+    return (
+        f"The model read your message ({result.prompt_tokens} tokens in its chat format) and replied "
+        f"“{result.reply.strip()}” in {len(result.generated)} steps. {weights} What grew is the KV cache: "
+        f"after the first step it holds your message's {first} positions; each later step adds the token "
+        f"chosen just before, up to {last}. Each position "
+        f"holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} key/value heads: "
+        f"{int(result.kv_vectors[-1]):,} vectors, {_size(result.kv_bytes[-1])}. That cache belongs to this "
+        f"conversation only. Asked “{result.probe_prompt}” without it, the model gives “{result.probe_token.strip()}” "
+        f"probability {result.p_before:.4f} before and {result.p_after:.4f} after: {probe}. With your message "
+        f"in the context it is {result.p_in_context:.4f}: the context helps, nothing is learned."
+    )
+
+
+def headline(result: NoLearning) -> list[tuple[str, str]]:
+    return [
+        ("Parameter hash before → after", "identical" if result.weights_unchanged else "changed"),
+        (f"P(“{result.probe_token.strip()}”) before → after", f"{result.p_before:.4f} → {result.p_after:.4f}"),
+        ("KV cache after the last step", f"{int(result.cache_lengths[-1])} positions"),
+        ("Stored keys and values", f"{int(result.kv_vectors[-1]):,} vectors · {_size(result.kv_bytes[-1])}"),
+    ]
+
+
+def status(result: NoLearning) -> tuple[bool, str]:
+    if result.weights_unchanged and result.probe_unchanged:
+        return True, "Generating a reply changed no weight; only the KV cache of this conversation grew."
+    return False, "The weights or the probe changed during generation: please report this."
+
+
+def details(result: NoLearning) -> str:
+    return (
+        "```python\n"
+        "before = runtime.parameter_digest()        # sha256 of every parameter's bytes\n"
+        f"runtime.generate(runtime.chat_prompt(message), {len(result.generated)})\n"
+        "after = runtime.parameter_digest()         # equal: no weight changed\n"
+        "```\n\n"
+        f"Stored key and value vectors after a step = cache positions × {result.n_layers} layers × "
+        f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
+        f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
+        "model actually attended over, not from this formula."
+    )
+
+
+DEMO = Demo(
+    id="no-learning-at-inference",
+    title="Nothing is learned during a chat",
+    summary=(
+        "Hash every weight, let the model answer a correction, hash again: the hashes are identical. "
+        "Only the KV cache grows, by one position per generated token, and it belongs to this "
+        "conversation: without it, the model's answer to a probe question is exactly as before."
+    ),
+    default_prompt="That was wrong. Please remember that the capital of Australia is Canberra.",
+    compute=compute,
+    chart=chart,
+    explain=explain,
+    headline=headline,
+    status=status,
+    details=details,
+    prompt_label="Your feedback to the model",
+    params=(Param("max_new_tokens", "int", 8, "Tokens to generate", low=1, high=40),),
+)

@@ -1,0 +1,100 @@
+"""Quiz items generated from the claim bank, and how an answer to each is checked."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kqv_demo.content.schema import Claim
+
+ItemKind = Literal["verdict", "multiple_choice", "numeric", "spot_the_error", "predict"]
+ITEM_KINDS: tuple[ItemKind, ...] = ("verdict", "multiple_choice", "numeric", "spot_the_error", "predict")
+VERDICT_CHOICES = ("true", "partly", "false")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question. `choices` are what the learner picks from (empty for numeric answers)."""
+
+    id: str  # "<claim id>:<kind>" — stable across releases, used for storage and exports
+    claim_id: str
+    kind: ItemKind
+    prompt: str
+    choices: tuple[str, ...] = ()
+    answer: str = ""  # the right choice, or the number as text for numeric items
+    tolerance: float = 0.0
+    unit: str = ""
+    feedback: dict[str, str] = field(default_factory=dict)  # choice -> feedback shown after picking it
+    explanation: str = ""  # shown after any answer
+
+
+@dataclass(frozen=True)
+class Checked:
+    correct: bool
+    feedback: str
+
+
+def _shuffled(options: list, seed: str) -> list:
+    order = list(options)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def items_for_claim(claim: Claim, seed: int = 0) -> list[Item]:
+    """Every item the bank offers for one claim (option order shuffled reproducibly by seed)."""
+    quiz, items = claim.quiz, []
+    items.append(Item(
+        id=f"{claim.id}:verdict", claim_id=claim.id, kind="verdict",
+        prompt=quiz.verdict.statement, choices=VERDICT_CHOICES, answer=claim.verdict,
+        explanation=quiz.verdict.explanation,
+    ))
+    mc = quiz.multiple_choice
+    options = _shuffled(mc.options, f"{claim.id}:{seed}")
+    items.append(Item(
+        id=f"{claim.id}:multiple_choice", claim_id=claim.id, kind="multiple_choice", prompt=mc.question,
+        choices=tuple(option.text for option in options),
+        answer=next(option.text for option in options if option.correct),
+        feedback={option.text: option.feedback for option in options},
+    ))
+    if quiz.numeric is not None:
+        numeric = quiz.numeric
+        items.append(Item(
+            id=f"{claim.id}:numeric", claim_id=claim.id, kind="numeric", prompt=numeric.question,
+            answer=repr(numeric.answer), tolerance=numeric.tolerance, unit=numeric.unit,
+            explanation=numeric.feedback,
+        ))
+    if quiz.spot_the_error is not None:
+        spot = quiz.spot_the_error
+        items.append(Item(
+            id=f"{claim.id}:spot_the_error", claim_id=claim.id, kind="spot_the_error",
+            prompt=spot.text, choices=tuple(spot.spans), answer=spot.spans[spot.wrong],
+            explanation=spot.feedback,
+        ))
+    return items
+
+
+def parse_number(text: str) -> float | None:
+    """A learner's number: accepts '0.0946', '0,0946', ' 9.46e-2 '; None when it is not a number."""
+    cleaned = text.strip().replace(",", ".").replace(" ", "")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def check(item: Item, response: str) -> Checked:
+    """Is `response` right? With the feedback for exactly this response."""
+    if item.kind == "numeric":
+        value = parse_number(response)
+        if value is None:
+            return Checked(False, f"{response.strip()!r} is not a number. " + item.explanation)
+        target = float(item.answer)
+        correct = abs(value - target) <= item.tolerance
+        verdict = "Right" if correct else f"Not quite: the answer is {target:g}{(' ' + item.unit) if item.unit else ''}"
+        return Checked(correct, f"{verdict} (accepted within ±{item.tolerance:g}). {item.explanation}")
+    if response not in item.choices:
+        raise ValueError(f"{response!r} is not one of the choices of {item.id}")
+    correct = response == item.answer
+    return Checked(correct, item.feedback.get(response) or item.explanation)

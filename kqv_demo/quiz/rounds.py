@@ -1,0 +1,85 @@
+"""Rounds: which items a learner gets, in which order. The same spec and seed give the same round."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kqv_demo.content.loader import Bank
+from kqv_demo.content.schema import Topic, Verdict
+from kqv_demo.quiz.items import ITEM_KINDS, Item, ItemKind, items_for_claim
+
+
+class RoundSpec(BaseModel):
+    """What a round draws from. Empty filters mean "any"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=60)
+    title: str
+    description: str = ""
+    topics: tuple[Topic, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    kinds: tuple[ItemKind, ...] = ("verdict", "multiple_choice", "numeric", "spot_the_error")
+    claims: tuple[str, ...] = ()
+    core_only: bool = False
+    count: int = Field(default=10, ge=1, le=200)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+BUILT_IN: dict[str, RoundSpec] = {
+    spec.id: spec
+    for spec in (
+        RoundSpec(id="core-10", title="Core 10", count=10, core_only=True,
+                  description="Ten questions on the misconceptions that matter most."),
+        RoundSpec(id="kl-and-dot-products", title="KL and dot products", count=8,
+                  topics=("kl-divergence", "dot-product", "softmax"),
+                  description="How queries and keys are really compared, and what KL divergence is for."),
+        RoundSpec(id="depth-and-layers", title="Depth and layers", count=8,
+                  topics=("fixed-depth", "layer-iteration", "early-exit", "residual-stream", "scaling"),
+                  description="Fixed depth, what a layer does once, and what early exit really is."),
+        RoundSpec(id="everything", title="Everything", count=200,
+                  description="Every item in the bank, shuffled."),
+    )
+}
+
+
+def matching_claims(bank: Bank, spec: RoundSpec) -> list[str]:
+    return [
+        claim.id
+        for claim in bank.claims.values()
+        if (not spec.claims or claim.id in spec.claims)
+        and (not spec.core_only or claim.core)
+        and (not spec.verdicts or claim.verdict in spec.verdicts)
+        and (not spec.topics or set(spec.topics) & set(claim.topics))
+    ]
+
+
+def build_round(bank: Bank, spec: RoundSpec, extra_items: Iterable[Item] = ()) -> list[Item]:
+    """The round's items: claims in a seeded order, one item per claim first, then more per claim.
+
+    `extra_items` (e.g. predict-then-observe items) join the pool when their claim matches.
+    """
+    rng = random.Random(spec.seed)
+    claim_ids = sorted(matching_claims(bank, spec))
+    rng.shuffle(claim_ids)
+    pool: dict[str, list[Item]] = {claim_id: [] for claim_id in claim_ids}
+    for claim_id in claim_ids:
+        pool[claim_id] = [i for i in items_for_claim(bank.claims[claim_id], spec.seed) if i.kind in spec.kinds]
+    for item in extra_items:
+        if item.claim_id in pool and item.kind in spec.kinds:
+            pool[item.claim_id].append(item)
+    for claim_id in claim_ids:
+        rng.shuffle(pool[claim_id])
+    chosen: list[Item] = []
+    while len(chosen) < spec.count and any(pool.values()):
+        for claim_id in claim_ids:  # round-robin: breadth before depth
+            if pool[claim_id] and len(chosen) < spec.count:
+                chosen.append(pool[claim_id].pop())
+    return chosen
+
+
+def valid_kinds() -> tuple[str, ...]:
+    return ITEM_KINDS

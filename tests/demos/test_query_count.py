@@ -1,0 +1,96 @@
+"""One query per token, per head, per layer: counts and widths read from the real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kqv_demo.demos import query_count
+from kqv_demo.errors import UserInputError
+from kqv_demo.runtime import Runtime
+
+DEMO = query_count.DEMO
+
+
+@pytest.fixture(scope="module")
+def config(runtime: Runtime):
+    return runtime.smollm2.model.config
+
+
+@pytest.fixture(scope="module")
+def result(runtime: Runtime):
+    return DEMO.run(runtime)
+
+
+@pytest.mark.parametrize("prompt", [None, "The cat sat", "Why is the sky blue? Explain it to a child in two sentences."])
+def test_one_query_per_token_per_head_per_layer(runtime: Runtime, config, prompt):
+    prompt = prompt or DEMO.default_prompt
+    result = DEMO.run(runtime, prompt)
+    tokens = len(runtime.tokenize(prompt)[0])
+    assert result.n_tokens == tokens
+    assert result.n_layers == config.num_hidden_layers
+    assert result.queries == tokens * config.num_hidden_layers * config.num_attention_heads
+    assert result.keys == result.values == tokens * config.num_hidden_layers * config.num_key_value_heads
+    assert result.d_head == config.head_dim
+    assert result.norms.shape == (config.num_hidden_layers, config.num_attention_heads, tokens)
+    assert query_count.status(result)[0]
+
+
+def test_the_seven_token_example_of_the_claim(runtime: Runtime, result):
+    # content/claims/prompt-encoded-as-one-query-vector.yaml: "a 7-token prompt yields
+    # 7 × 30 × 9 = 1,890 query vectors of 64 numbers" (the claim names no prompt; the default has 7 tokens).
+    assert len(runtime.tokenize(DEMO.default_prompt)[0]) == 7
+    assert result.queries == 1890
+    assert result.d_head == 64
+
+
+def test_the_cat_sat_projection_widths(runtime: Runtime, config):
+    # content/claims/llms-do-not-use-database-style-kqv.yaml: for "The cat sat" the layer-0 projections
+    # return [3, 576], [3, 192] and [3, 192] (576 = 9 heads × 64, 192 = 3 heads × 64).
+    result = DEMO.run(runtime, "The cat sat")
+    assert result.n_tokens == 3
+    assert result.query_shape == (9, 3, 64) and result.key_shape == result.value_shape == (3, 3, 64)
+    assert (result.query_width, result.key_width, result.value_width) == (576, 192, 192)
+    hidden = config.hidden_size
+    assert result.projection_shapes == [
+        (config.num_attention_heads * config.head_dim, hidden),
+        (config.num_key_value_heads * config.head_dim, hidden),
+        (config.num_key_value_heads * config.head_dim, hidden),
+    ]
+
+
+def test_queries_are_distinct_vectors_not_one_prompt_vector(result):
+    # Every token's query has its own length somewhere: they are not copies of a single vector.
+    for layer in range(result.n_layers):
+        assert np.ptp(result.norms[layer], axis=-1).max() > 1e-3, layer
+    assert (result.norms > 0).all()
+
+
+def test_head_and_average_choose_what_the_chart_shows(runtime: Runtime, result):
+    np.testing.assert_array_equal(result.shown, result.norms[:, 0])
+    other = DEMO.run(runtime, head=5)
+    np.testing.assert_array_equal(other.shown, other.norms[:, 5])
+    mean = DEMO.run(runtime, average=True)
+    np.testing.assert_allclose(mean.shown, mean.norms.mean(axis=1))
+    assert "mean over" in query_count.explain(mean)
+
+
+def test_explanation_headline_and_chart_use_this_run(result):
+    text = query_count.explain(result)
+    assert "1,890 query vectors" in text and "7 tokens × 30 layers × 9 query heads" in text
+    assert 60 <= len(text.split()) <= 150
+    assert dict(query_count.headline(result))["Query vectors"] == "1,890"
+    spec = query_count.chart(result).to_dict()
+    assert spec["encoding"]["x"]["sort"] == result.tokens
+    assert spec["encoding"]["color"]["scale"]["scheme"] == "viridis"
+
+
+@pytest.mark.parametrize("params,message", [({"head": 9}, "Head 9"), ({"average": "maybe"}, "true or false")])
+def test_bad_input_is_a_clear_error(runtime: Runtime, params, message):
+    with pytest.raises(UserInputError, match=message):
+        DEMO.run(runtime, **params)
+
+
+def test_empty_prompt_is_a_clear_error(runtime: Runtime):
+    with pytest.raises(UserInputError, match="empty"):
+        DEMO.run(runtime, "   ")

@@ -1,0 +1,131 @@
+"""The quiz engine: items from the bank, checking, CBM, calibration, rounds and Leitner scheduling."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from kqv_demo.content.loader import load_bank
+from kqv_demo.quiz.items import check, items_for_claim, parse_number
+from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec, build_round, matching_claims
+from kqv_demo.quiz.scheduling import INTERVALS, Card, due, next_box, schedule
+from kqv_demo.quiz.scoring import Answer, cbm_mark, summarise
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return load_bank(dialogue=False)
+
+
+def test_every_claim_gives_a_verdict_and_a_multiple_choice_item(bank):
+    for claim in bank.claims.values():
+        kinds = [item.kind for item in items_for_claim(claim)]
+        assert kinds[:2] == ["verdict", "multiple_choice"]
+        assert ("numeric" in kinds) == (claim.quiz.numeric is not None)
+
+
+def test_every_item_kind_is_checked_right_and_wrong(bank):
+    seen = set()
+    for claim in bank.claims.values():
+        for item in items_for_claim(claim):
+            seen.add(item.kind)
+            if item.kind == "numeric":
+                target = float(item.answer)
+                assert check(item, str(target)).correct
+                assert check(item, str(target + 2 * item.tolerance + 1)).correct is False
+                assert check(item, "banana").correct is False
+                continue
+            assert check(item, item.answer).correct
+            wrong = next(choice for choice in item.choices if choice != item.answer)
+            result = check(item, wrong)
+            assert result.correct is False and result.feedback
+            with pytest.raises(ValueError):
+                check(item, "not a choice")
+    assert seen == {"verdict", "multiple_choice", "numeric", "spot_the_error"}
+
+
+def test_multiple_choice_feedback_is_the_chosen_options(bank):
+    claim = bank.claims["kl-divergence-compares-queries-and-keys"]
+    item = items_for_claim(claim)[1]
+    for option in claim.quiz.multiple_choice.options:
+        assert check(item, option.text).feedback == option.feedback
+
+
+def test_kl_numeric_item_accepts_the_right_number_in_several_spellings(bank):
+    item = next(i for i in items_for_claim(bank.claims["worked-kl-example-gives-0-135"]) if i.kind == "numeric")
+    assert check(item, "0.0946").correct and check(item, " 0,0946 ").correct and check(item, "9.46e-2").correct
+    assert not check(item, "0.135").correct
+    assert parse_number("nan") is None and parse_number("inf") is None and parse_number("") is None
+
+
+def test_option_order_is_shuffled_reproducibly(bank):
+    claim = bank.claims["kl-divergence-compares-queries-and-keys"]
+    orders = {items_for_claim(claim, seed)[1].choices for seed in range(12)}
+    assert len(orders) > 1
+    assert items_for_claim(claim, 5)[1].choices == items_for_claim(claim, 5)[1].choices
+
+
+def test_certainty_based_marks():
+    assert [cbm_mark(True, c) for c in (1, 2, 3)] == [1, 2, 3]
+    assert [cbm_mark(False, c) for c in (1, 2, 3)] == [0, -2, -6]
+    with pytest.raises(ValueError):
+        cbm_mark(True, 4)
+
+
+def test_summary_calibration_and_confident_errors_first():
+    answers = [
+        Answer("a:verdict", "a", True, 3), Answer("b:verdict", "b", False, 3), Answer("c:verdict", "c", False, 2),
+        Answer("d:verdict", "d", True, 1), Answer("e:verdict", "e", False, 1), Answer("f:verdict", "f", True, 3),
+    ]
+    summary = summarise(answers)
+    assert (summary.answered, summary.correct) == (6, 3)
+    assert summary.cbm_total == 3 - 6 - 2 + 1 + 0 + 3
+    assert summary.cbm_max == 18
+    rows = {row.confidence: row for row in summary.calibration}
+    assert rows[3].accuracy == pytest.approx(2 / 3) and rows[1].accuracy == 0.5 and rows[2].accuracy == 0
+    assert summary.confident_errors == ("b", "c")
+    assert summarise([]).accuracy is None
+
+
+def test_same_seed_same_round_other_seed_other_order(bank):
+    spec = BUILT_IN["everything"].model_copy(update={"count": 15, "seed": 7})
+    first = [item.id for item in build_round(bank, spec)]
+    assert first == [item.id for item in build_round(bank, spec)]
+    other = [item.id for item in build_round(bank, spec.model_copy(update={"seed": 8}))]
+    assert other != first and len(set(first)) == 15
+
+
+def test_rounds_respect_their_filters_and_spread_over_claims(bank):
+    core = build_round(bank, BUILT_IN["core-10"])
+    assert len(core) == 10 and all(bank.claims[i.claim_id].core for i in core)
+    assert len({i.claim_id for i in core}) == 10, "breadth first: ten different claims"
+    kl = build_round(bank, BUILT_IN["kl-and-dot-products"])
+    assert all({"kl-divergence", "dot-product", "softmax"} & set(bank.claims[i.claim_id].topics) for i in kl)
+    numeric_only = build_round(bank, RoundSpec(id="n", title="n", kinds=("numeric",), count=200))
+    assert numeric_only and all(i.kind == "numeric" for i in numeric_only)
+    everything = build_round(bank, BUILT_IN["everything"])
+    assert len(everything) == sum(len(items_for_claim(c)) for c in bank.claims.values())
+
+
+def test_a_round_with_no_matching_claims_is_empty(bank):
+    spec = RoundSpec(id="x", title="x", claims=("no-such-claim",))
+    assert matching_claims(bank, spec) == [] and build_round(bank, spec) == []
+
+
+def test_leitner_boxes():
+    assert next_box(None, False, 3) == 1 and next_box(None, True, 1) == 1 and next_box(None, True, 3) == 2
+    assert next_box(3, True, 2) == 4 and next_box(5, True, 3) == 5
+    assert next_box(4, True, 1) == 4 and next_box(4, False, 1) == 1
+    now = datetime(2026, 11, 28, 12, 0)
+    card = schedule(None, "x", False, 3, now)
+    assert (card.box, card.due) == (1, now + INTERVALS[1])
+    card = schedule(card, "x", True, 3, now)
+    assert card.box == 2 and card.due == now + INTERVALS[2]
+
+
+def test_due_cards_shakiest_first():
+    now = datetime(2026, 11, 28)
+    cards = [Card("a", 3, now - timedelta(days=1)), Card("b", 1, now), Card("c", 1, now + timedelta(hours=1)),
+             Card("d", 1, now - timedelta(days=2))]
+    assert [c.claim_id for c in due(cards, now)] == ["d", "b", "a"]
