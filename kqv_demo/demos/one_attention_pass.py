@@ -107,6 +107,10 @@ def _all_once(result: OneAttentionPass) -> bool:
     return bool((result.attention_calls == 1).all() and (result.mlp_calls == 1).all())
 
 
+def _closeness(diff: float) -> str:
+    return "exactly, to the last bit" if diff == 0 else f"to within {diff:.1e}"
+
+
 def explain(result: OneAttentionPass) -> str:
     once = "exactly once" if _all_once(result) else "NOT exactly once"
     return (
@@ -114,7 +118,7 @@ def explain(result: OneAttentionPass) -> str:
         f"{once} (all {result.pattern_shape[0]} heads in one call, weights of shape "
         f"{'×'.join(map(str, result.pattern_shape))}) and its MLP once. Nothing loops inside a layer: its output "
         "is its input plus one attention update plus one MLP update, and adding those up by hand reproduces "
-        f"the model's output to within {result.residual_max_diff.max():.1e} (entries reach "
+        f"the model's output {_closeness(result.residual_max_diff.max())} (entries reach "
         f"{result.residual_scale:,.0f}). What moves on is the hidden state, one vector of "
         f"{result.hidden_shape[1]} numbers per token, not a query: the next layer's input equals this output "
         f"(difference {result.handoff_max_diff:.1e}), and its keys are computed afresh from it by its own "

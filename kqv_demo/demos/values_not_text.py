@@ -130,7 +130,7 @@ def chart(result: ValuesNotText) -> alt.Chart:
         }
     )
     return (
-        alt.Chart(data, title=f"What the LM head predicts after “{token_display(result.tokens[-1].split(' ', 1)[1])}”")
+        alt.Chart(data, title=f"Next token: the top {len(labels)} of {result.vocab_size:,} (LM head, then softmax)")
         .mark_bar()
         .encode(
             x=alt.X("next token:N", sort=labels, title="candidate next token", axis=alt.Axis(labelAngle=-45)),
