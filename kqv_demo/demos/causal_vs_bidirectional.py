@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import altair as alt
 import numpy as np
+import pandas as pd
 import torch
 
-from kqv_demo.demos.attention_by_hand import heatmap
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM, SMOLLM2
@@ -47,7 +48,7 @@ class CausalVsBidirectional:
     minilm_weights: np.ndarray  # [T', T'] one head of MiniLM on sentence A
     smollm2_upper_max: float  # largest weight above the diagonal: exactly 0 (causal mask)
     minilm_upper_sum: float  # total weight above the diagonal, this head
-    minilm_upper_words: float  # ... of it, on word tokens (not [CLS]/[SEP])
+    minilm_upper_words: float  # ... of it, a word token reading a later word token (not [CLS]/[SEP])
     minilm_upper_by_head: np.ndarray  # [6, 12] total weight above the diagonal, every MiniLM head
     n_rows_minilm: int
     smollm2_positions: tuple[int, int]  # the word's position in sentence A and B
@@ -157,13 +158,42 @@ def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) 
     )
 
 
+MASKED_GREY = "#d9d9d9"
+
+
+def heatmap(weights: np.ndarray, tokens: list[str], title: str) -> alt.LayerChart:
+    """Query-by-key weights (viridis); cells that are exactly 0 are grey, so a causal mask is visible."""
+    rows, cols = np.indices(weights.shape)
+    data = pd.DataFrame({
+        "query token": [tokens[i] for i in rows.ravel()],
+        "key token": [tokens[j] for j in cols.ravel()],
+        "weight": weights.ravel(),
+    })
+    size = max(220, min(480, 26 * len(tokens)))
+    base = alt.Chart(data, title=title).encode(
+        x=alt.X("key token:N", sort=tokens, title="key (attended-to token)"),
+        y=alt.Y("query token:N", sort=tokens, title="query (attending token)"),
+        tooltip=["query token", "key token", alt.Tooltip("weight:Q", format=".6f")],
+    )
+    weighted = base.transform_filter("datum.weight != 0").mark_rect().encode(
+        color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="weight"),
+    )
+    zero = base.transform_filter("datum.weight == 0").mark_rect(color=MASKED_GREY)
+    return (zero + weighted).properties(width=size, height=size)
+
+
 def chart(result: CausalVsBidirectional):
-    return heatmap(
+    left = heatmap(
         result.smollm2_weights, result.smollm2_tokens,
         f"SmolLM2 (causal decoder), layer {result.layer} head {result.head}",
-    ) | heatmap(
+    )
+    right = heatmap(
         result.minilm_weights, result.minilm_tokens,
         f"MiniLM (BERT encoder), layer {result.minilm_layer} head {result.minilm_head}",
+    )
+    return alt.hconcat(left, right).resolve_scale(color="shared").properties(
+        title=alt.TitleParams("Grey cells: weight exactly 0 (masked future tokens)", anchor="start",
+                              fontSize=12, fontWeight="normal", orient="bottom")
     )
 
 
@@ -195,8 +225,8 @@ def explain(result: CausalVsBidirectional) -> str:
         f"{result.smollm2_upper_max:g}, because a decoder's token never reads the tokens after it. Right: MiniLM "
         f"layer {result.minilm_layer} (the same relative depth), head {result.minilm_head}. Its "
         f"{result.n_rows_minilm} rows put {result.minilm_upper_sum:.2f} of weight above the diagonal in total "
-        f"({result.minilm_upper_words:.2f} on words, the rest on [SEP]); {reading_right} of its "
-        f"{result.minilm_upper_by_head.size} heads put more than 0.5 there.\n\n"
+        f"({result.minilm_upper_words:.2f} of it is a word reading a later word); {reading_right} of MiniLM's "
+        f"{result.minilm_upper_by_head.size} heads put more than 0.5 weight there.\n\n"
         f"Now “{word}” in “{result.sentence_a}” and “{result.sentence_b}”. {_smollm2_sentence(result)} "
         f"MiniLM's output vector for “{word}” changes: cosine {result.minilm_cosine:.3f} between the two "
         "sentences, because an encoder reads both directions."
@@ -258,8 +288,8 @@ DEMO = Demo(
         Param("other", "text", "I went to the bank to deposit", "Second sentence",
               help="Same start as the first sentence; only the words after the compared word change."),
         Param("word", "text", "bank", "The word to compare"),
-        Param("layer", "layer", 0, "Layer",
+        Param("layer", "layer", 6, "Layer",
               help="SmolLM2 layer; MiniLM (6 layers) shows the layer at the same relative depth."),
-        Param("head", "head", 0, "Head", help="The same head number in both models."),
+        Param("head", "head", 8, "Head", help="The same head number in both models."),
     ),
 )

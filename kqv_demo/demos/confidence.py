@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import torch
@@ -231,11 +232,15 @@ def chart(result: ConfidenceReadable):
         (f"temperature {result.temperature:g}", result.top_probs_tempered),
     ):
         rows += [{"next token": label, "probability": float(p), "distribution": name} for label, p in zip(labels, probs)]
-    return charts.grouped_bars(
-        pd.DataFrame(rows), "next token", "probability", "distribution",
-        f"Top {len(labels)} next tokens after “{_short(''.join(result.prompt_tokens))}”",
+    bars = charts.grouped_bars(
+        pd.DataFrame(rows), "next token", "probability", "distribution", "",
         x_order=labels, y_title="probability",
     )
+    return bars.properties(title=alt.TitleParams(
+        f"Top {len(labels)} next tokens after “{_short(''.join(result.prompt_tokens))}”",
+        subtitle=f"Entropy {result.entropy_bits:.2f} bits at temperature 1, {result.tempered_entropy_bits:.2f} bits at "
+                 f"{result.temperature:g}; top-p {result.top_p:g} keeps {result.nucleus_size} tokens",
+    ))
 
 
 def _short(text: str, limit: int = 48) -> str:
@@ -243,19 +248,25 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
+def _clip(text: str, words: int = 22) -> str:
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[:words]) + " …"
+
+
 def _ranking_text(result: ConfidenceReadable) -> str:
     if not result.candidates:
         return ""
-    scores = ", ".join(
-        f"{name} {lp:.2f}" for name, lp in sorted(zip(result.candidates, result.candidate_logprobs), key=lambda x: -x[1])
+    ranked = sorted(zip(result.candidates, result.candidate_logprobs), key=lambda pair: -pair[1])
+    text = (
+        " Scoring each candidate's tokens gives the model's own ranking (log-probability, nats): "
+        + " > ".join(f"{name} {lp:.2f}" for name, lp in ranked) + "."
     )
-    text = f" Scoring each candidate's full token sequence gives the model's own ranking (log-probability in nats): {scores}."
     if result.asked:
-        if result.stated_ranking is None:
-            text += f" Asked to rank them, the chat model wrote “{result.model_answer}”, which does not even list them all."
-        else:
-            verdict = "the same order" if result.rankings_agree else "a different order"
-            text += f" Asked to rank them, it wrote “{result.model_answer}”: {verdict}."
+        verdict = (
+            "not all candidates listed" if result.stated_ranking is None
+            else "the same order" if result.rankings_agree else "a different order"
+        )
+        text += f" Asked to rank them, the chat model wrote “{_clip(result.model_answer or '')}” ({verdict})."
     return text
 
 
@@ -263,14 +274,14 @@ def explain(result: ConfidenceReadable) -> str:
     top, p = result.top_tokens[0], result.top_probs[0]
     return (
         f"After “{_short(''.join(result.prompt_tokens))}” the model gives “{top.strip() or top}” probability "
-        f"{p:.2f} and spreads the rest over all {result.vocab_size:,} tokens. The entropy is "
-        f"{result.entropy_bits:.2f} bits ({result.entropy_nats:.2f} nats): 0 would mean certain. That is a "
+        f"{p:.2f}, spreading the rest over all {result.vocab_size:,} tokens; the entropy is "
+        f"{result.entropy_bits:.2f} bits ({result.entropy_nats:.2f} nats), where 0 would mean certain. That is a "
         f"confidence score, read straight from the model. Temperature {result.temperature:g} divides the logits "
-        f"before the softmax (entropy now {result.tempered_entropy_bits:.2f} bits) without reordering tokens; the "
-        f"top-p {result.top_p:g} nucleus then keeps {result.nucleus_size} tokens holding {result.nucleus_mass:.2f} "
-        "of the probability." + _ranking_text(result) + " A ranking the model *writes* is different: it is itself "
-        "generated text, and stated confidence can be miscalibrated (Xiong et al. 2024) or, for some tuned models, "
-        "better calibrated than token probabilities (Tian et al. 2023)."
+        f"before the softmax (entropy now {result.tempered_entropy_bits:.2f} bits) but never reorders tokens; the "
+        f"top-p {result.top_p:g} nucleus keeps {result.nucleus_size} tokens holding {result.nucleus_mass:.2f} "
+        "of the probability." + _ranking_text(result) + " A ranking the model *writes* is just more generated "
+        "text: stated confidence can be miscalibrated (Xiong et al. 2024) or sometimes better calibrated than "
+        "token probabilities (Tian et al. 2023)."
     )
 
 

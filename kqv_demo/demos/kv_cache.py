@@ -44,6 +44,7 @@ class KVCacheSteps:
     value_lengths: np.ndarray  # [steps] positions in the recorded values of `layer`
     key_heads: np.ndarray  # [steps] key/value heads in the recorded keys
     query_rows: np.ndarray  # [steps] queries per head in the recorded pattern (1 after the first step)
+    prompt_values_shape: tuple[int, ...]  # values of `layer` after step 1: [kv_heads, prompt tokens, d_head]
     weights: np.ndarray  # [steps, positions] the new token's attention weights; NaN beyond the cache
     row_sums: np.ndarray  # [steps]
     row_min: np.ndarray  # [steps] smallest weight on a cached key (> 0: nothing masked)
@@ -121,6 +122,7 @@ def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheS
         value_lengths=np.array(value_lengths),
         key_heads=np.array(key_heads),
         query_rows=np.array(query_rows),
+        prompt_values_shape=tuple(records[0].activations[prefix + "v"].shape),
         weights=weights,
         row_sums=np.array([row.sum() for row in rows]),
         row_min=np.array([row.min() for row in rows]),
@@ -131,8 +133,8 @@ def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheS
 
 def _step_labels(result: KVCacheSteps) -> list[str]:
     return [
-        f"{i + 1}: {token_display(query)} → {token_display(chosen)}"
-        for i, (query, chosen) in enumerate(zip(result.query_tokens, result.generated))
+        f"{i + 1}: {token_display(query)} → {token_display(chosen)} ({length} keys)"
+        for i, (query, chosen, length) in enumerate(zip(result.query_tokens, result.generated, result.cache_lengths))
     ]
 
 
@@ -155,7 +157,7 @@ def chart(result: KVCacheSteps) -> alt.Chart:
     return (
         alt.Chart(pd.DataFrame(rows), title=alt.TitleParams(
             f"Each step's new query over the cached keys (layer {result.layer}, head {result.head})",
-            subtitle="Rows: step: token fed in → token chosen. Empty cells: not in the cache yet.",
+            subtitle="Rows: step: token fed in → token chosen (keys cached). Empty cells: not in the cache yet.",
         ))
         .mark_rect()
         .encode(
@@ -175,20 +177,20 @@ def explain(result: KVCacheSteps) -> str:
         f"Each of the {steps - 1} later steps feeds in only the token chosen before it: it adds exactly one key "
         f"and one value (cache {', '.join(str(n) for n in result.cache_lengths[1:4])}"
         f"{', …' if steps > 4 else ''}), and the keys already cached are reused unchanged "
-        f"(largest change {result.cached_keys_max_change:g}). "
+        f"(largest change {result.cached_keys_max_change:g}); the prompt gets "
+        f"{result.weight_on_prompt[1:].min():.0%}–{result.weight_on_prompt[1:].max():.0%} of the new query's weight. "
         if steps > 1
         else ""
     )
     sums = float(np.abs(result.row_sums - 1).max())
+    text = "".join(token_display(token) for token in result.generated)
     return (
         f"Step 1 reads your {result.n_prompt} prompt tokens at once and caches one key and one value per token "
-        f"in each of the {result.n_kv_heads} key/value heads of every layer. {later}"
-        f"Each row is the single new query of head {result.head} scoring **all** cached keys: every weight is "
-        f"above zero (smallest {result.row_min.min():.1e}), each row sums to 1 (error ≤ {sums:.0e}), and the "
-        f"prompt gets {result.weight_on_prompt.min():.0%}–{result.weight_on_prompt.max():.0%} of the weight. "
-        f"The cache holds exactly this context's keys, nothing else. The words "
-        f"“{''.join(result.generated).strip()}” were each picked from probabilities over all "
-        f"{result.vocabulary_size:,} vocabulary tokens, not read out of the values."
+        f"in each of the {result.n_kv_heads} key/value heads of every layer; row 1 is its last token's query. {later}"
+        f"Each row is one query of head {result.head} scoring **all** cached keys: every weight is above zero "
+        f"(smallest {result.row_min.min():.1e}) and each row sums to 1 (error ≤ {sums:.0e}). The cache holds "
+        f"exactly this context's keys, nothing else. The tokens “{text}” were each picked from probabilities "
+        f"over all {result.vocabulary_size:,} vocabulary tokens, not read out of the values."
     )
 
 

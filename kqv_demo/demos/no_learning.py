@@ -26,6 +26,10 @@ from kqv_demo.trace import token_display
 
 PROBE_PROMPT = "The capital of Australia is"
 PROBE_TOKEN = " Canberra"
+# In-context learning with the same weights (content/claims/pre-queries-guide-model-to-right-keys.yaml).
+FEW_SHOT_PREFIX = "The capital of Italy is Rome. The capital of Spain is Madrid."
+FEW_SHOT_PROMPT = "The capital of France is"
+FEW_SHOT_TOKEN = " Paris"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class NoLearning:
     p_before: float  # P(probe token | probe prompt) before the chat, without the conversation
     p_after: float  # the same, after the chat
     p_in_context: float  # the same continuation with the message in the context
+    few_shot_prompt: str
+    few_shot_prefix: str
+    few_shot_token: str
+    p_few_shot_alone: float  # P(" Paris" | "The capital of France is"), after the chat
+    p_few_shot_with_prefix: float  # the same with two worked examples in front
 
     @property
     def weights_unchanged(self) -> bool:
@@ -68,6 +77,7 @@ def _probe_probability(runtime, prompt: str, token_id: int) -> float:
 def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     tokenizer = runtime.smollm2.tokenizer
     (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
+    (few_shot_id,) = tokenizer.encode(FEW_SHOT_TOKEN, add_special_tokens=False)
     chat = runtime.chat_prompt(prompt)
     runtime.tokenize(chat)  # refuses an empty message before any work is done
 
@@ -79,6 +89,8 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     digest_after = runtime.parameter_digest()
     p_after = _probe_probability(runtime, PROBE_PROMPT, probe_id)
     p_in_context = _probe_probability(runtime, chat + PROBE_PROMPT, probe_id)
+    p_alone = _probe_probability(runtime, FEW_SHOT_PROMPT, few_shot_id)
+    p_prefixed = _probe_probability(runtime, f"{FEW_SHOT_PREFIX} {FEW_SHOT_PROMPT}", few_shot_id)
 
     vectors, sizes = [], []
     for step in steps:
@@ -108,6 +120,11 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
         p_before=p_before,
         p_after=p_after,
         p_in_context=p_in_context,
+        few_shot_prompt=FEW_SHOT_PROMPT,
+        few_shot_prefix=FEW_SHOT_PREFIX,
+        few_shot_token=FEW_SHOT_TOKEN,
+        p_few_shot_alone=p_alone,
+        p_few_shot_with_prefix=p_prefixed,
     )
 
 
@@ -160,22 +177,28 @@ def _size(n_bytes: float) -> str:
 def explain(result: NoLearning) -> str:
     first, last = int(result.cache_lengths[0]), int(result.cache_lengths[-1])
     weights = (
-        f"The sha256 hash of all {result.n_parameters:,} weights is identical before and after the reply "
+        f"The sha256 hash of all {result.n_parameters:,} parameters is identical before and after the reply "
         f"(`{result.digest_before[:12]}…`): answering changed no weight at all."
         if result.weights_unchanged
         else "The parameter hash **changed** during the reply: please report this."
     )
     probe = "exactly the same" if result.probe_unchanged else "**different**"
+    context = (
+        f"raises it to {result.p_in_context:.4f}: that is in-context learning, and it ends with the context."
+        if result.p_in_context > result.p_before
+        else f"changes it to {result.p_in_context:.4f}: the context changes the computation, not the weights."
+    )
+    reply = " ".join(result.reply.split())
     return (
         f"The model read your message ({result.prompt_tokens} tokens in its chat format) and replied "
-        f"“{result.reply.strip()}” in {len(result.generated)} steps. {weights} What grew is the KV cache: "
-        f"after the first step it holds your message's {first} positions; each later step adds the token "
-        f"chosen just before, up to {last}. Each position "
-        f"holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} key/value heads: "
-        f"{int(result.kv_vectors[-1]):,} vectors, {_size(result.kv_bytes[-1])}. That cache belongs to this "
-        f"conversation only. Asked “{result.probe_prompt}” without it, the model gives “{result.probe_token.strip()}” "
-        f"probability {result.p_before:.4f} before and {result.p_after:.4f} after: {probe}. With your message "
-        f"in the context it is {result.p_in_context:.4f}: the context helps, nothing is learned."
+        f"“{reply}” in {len(result.generated)} step{'s' if len(result.generated) != 1 else ''}. {weights} What grew is the KV cache: "
+        f"after the first step it holds your message's {first} positions"
+        + (f"; each later step adds the token chosen just before, up to {last}. " if last > first else ". ")
+        + f"Each position holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} "
+        f"key/value heads: {int(result.kv_vectors[-1]):,} vectors, {_size(result.kv_bytes[-1])}, for this "
+        f"conversation only. Without it, “{result.probe_prompt}” → “{result.probe_token.strip()}” has "
+        f"probability {result.p_before:.4f} before and {result.p_after:.4f} after: {probe}. Your message in "
+        f"the context {context}"
     )
 
 
@@ -204,7 +227,10 @@ def details(result: NoLearning) -> str:
         f"Stored key and value vectors after a step = cache positions × {result.n_layers} layers × "
         f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
         f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
-        "model actually attended over, not from this formula."
+        "model actually attended over, not from this formula.\n\n"
+        f"**Examples in the context work the same way.** P(“{result.few_shot_token.strip()}” | "
+        f"“{result.few_shot_prompt}”) = {result.p_few_shot_alone:.2f}; with “{result.few_shot_prefix}” in "
+        f"front it is {result.p_few_shot_with_prefix:.2f}, with the very same weights."
     )
 
 

@@ -83,3 +83,18 @@ def demo_view(demo: Demo, models: Runtime) -> None:
     if demo.details:
         with st.expander("The formula and the code"):
             st.markdown(demo.details(result))
+
+
+def demo_inline(demo: Demo, models: Runtime, prompt: str | None, params: dict[str, Any]) -> None:
+    """A demo's result on fixed inputs, without widgets: for quiz feedback and the chat."""
+    checked = demo.check(models, params)
+    with st.spinner(f"Running “{demo.title}” on the real model…"):
+        result = cached_result(models, demo, demo.id, prompt or demo.default_prompt, tuple(sorted(checked.items())))
+    headline = demo.headline(result)
+    if headline:
+        for column, (label, value) in zip(st.columns(len(headline)), headline):
+            column.metric(label, value)
+    chart = demo.chart(result)
+    if chart is not None:
+        st.altair_chart(chart, width="content")
+    st.markdown(demo.explain(result))

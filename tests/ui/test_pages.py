@@ -28,12 +28,13 @@ def open_page(page: str, **query: str) -> AppTest:
 
 
 @pytest.mark.parametrize("page", ["home", "quiz", "ask", "claims", "instructor", "about"])
-def test_every_page_renders_without_an_exception(runtime: Runtime, page: str):
+def test_every_page_renders_without_an_exception(runtime: Runtime, page: str, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'pages.sqlite3'}")
     test = open_page(page)
     assert test.title[0].value
 
 
-@pytest.mark.parametrize("page", ["quiz", "ask", "instructor"])
+@pytest.mark.parametrize("page", ["ask", "instructor"])
 def test_unbuilt_pages_say_so_plainly(runtime: Runtime, page: str):
     test = open_page(page)
     assert "Not built yet" in test.info[0].value

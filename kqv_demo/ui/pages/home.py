@@ -17,7 +17,7 @@ with left.container(border=True):
 with middle.container(border=True):
     st.subheader("Test yourself")
     st.markdown("Rounds of questions with confidence ratings and corrections that stick.")
-    st.page_link(f"{PAGES}/quiz.py", label="Quiz (being built)", icon=":material/quiz:")
+    st.page_link(f"{PAGES}/quiz.py", label="Take a quiz", icon=":material/quiz:")
 with right.container(border=True):
     st.subheader("Ask")
     st.markdown("State a belief or ask a question; get a vetted answer with its sources.")

@@ -1,12 +1,164 @@
-from kqv_demo.ui.planned import planned_page
+"""Quiz: rounds with confidence before the reveal, refutation feedback, a summary and spaced review."""
 
-planned_page(
-    "Quiz",
-    "Practise with rounds of questions drawn from the claim bank, and get corrected in a way that sticks.",
-    [
-        "Rounds such as *Core 10* or *KL and dot products*, or your own by topic, with a seed to repeat them.",
-        "Say how sure you are before the answer is revealed; confident mistakes are flagged for review.",
-        "Predict-then-observe items: predict what the real model does, then watch it run.",
-        "Progress saved between visits, with spaced review of what you missed.",
-    ],
-)
+import streamlit as st
+
+from kqv_demo.errors import UserInputError
+from kqv_demo.quiz import session
+from kqv_demo.quiz.items import VERDICT_CHOICES
+from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec
+from kqv_demo.quiz.scoring import CONFIDENCE_LABELS
+from kqv_demo.content.schema import TOPICS
+from kqv_demo.content.search import VERDICT_LABELS
+from kqv_demo.ui.bank import bank, show_content_errors
+from kqv_demo.ui.quiz_views import feedback_panel, summary_panel
+from kqv_demo.ui.store import store
+
+st.title("Quiz")
+loaded, db = bank(), store()
+show_content_errors(loaded)
+params = st.query_params
+
+
+def go(**changes: str | None) -> None:
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    st.rerun()
+
+
+# --- who is playing -------------------------------------------------------------------
+learner = db.learner(params["learner"]) if "learner" in params else None
+if "learner" in params and learner is None:
+    st.warning("This progress link is unknown. Enter a name to start a new profile.")
+if learner is None:
+    st.markdown(
+        "Rounds of questions about attention, drawn from the vetted claim bank. Before each answer "
+        "is revealed you say how sure you are: confident mistakes are the ones most worth correcting."
+    )
+    with st.form("who"):
+        name = st.text_input("Your name or a nickname", max_chars=80, help="Stored with your answers on this server.")
+        if st.form_submit_button("Start", type="primary"):
+            try:
+                go(learner=db.create_learner(name))
+            except UserInputError as problem:
+                st.error(str(problem))
+    st.stop()
+learner_id, learner_name = learner
+
+# --- playing a round --------------------------------------------------------------------
+if "r" in params:
+    try:
+        state = session.load_round(db, loaded, params["r"])
+    except UserInputError as problem:
+        st.warning(str(problem))
+        if st.button("Choose a round"):
+            go(r=None)
+        st.stop()
+    if state.stored.learner_id != learner_id:
+        st.error("This round belongs to another profile.")
+        st.stop()
+    st.subheader(state.spec.title)
+    st.progress(state.position / max(1, len(state.items)), text=f"{state.position} of {len(state.items)} answered")
+    revealed = st.session_state.get("revealed")
+    if revealed and revealed[0] == state.stored.key and revealed[1] in state.answers:
+        item = next(i for i in state.items if i.id == revealed[1])
+        feedback_panel(loaded, item, state.answers[item.id], revealed[2])
+        if st.button("Next question" if not state.finished else "See my results", type="primary"):
+            st.session_state.pop("revealed", None)
+            st.rerun()
+        st.stop()
+    item = state.next_item
+    if item is None:
+        summary = state.summary()
+        summary_panel(loaded, state, summary)
+        left, right = st.columns(2)
+        if summary.confident_errors and left.button("Review these now", type="primary"):
+            spec = RoundSpec(id="review", title="Review of confident mistakes", claims=summary.confident_errors,
+                             count=min(12, 2 * len(summary.confident_errors)), kinds=("verdict", "multiple_choice"))
+            go(r=session.start_round(db, loaded, learner_id, spec))
+        if right.button("Choose another round"):
+            go(r=None)
+        st.stop()
+
+    st.markdown(f"**Question {state.position + 1}.** " + {
+        "verdict": "True, partly true, or false?",
+        "multiple_choice": "Choose the best answer.",
+        "numeric": "Compute the answer.",
+        "spot_the_error": "Which phrase is wrong?",
+        "predict": "Predict what the real model will do.",
+    }[item.kind])
+    with st.form(f"answer-{state.stored.key}-{item.id}"):
+        if item.kind in ("verdict", "spot_the_error"):
+            st.markdown(f"> {item.prompt}")
+        else:
+            st.markdown(item.prompt)
+        if item.kind == "numeric":
+            response = st.text_input("Your answer" + (f" ({item.unit})" if item.unit else ""), max_chars=40)
+        else:
+            labels = VERDICT_LABELS if item.kind == "verdict" else {}
+            response = st.radio("Your answer", item.choices, index=None, format_func=lambda c: labels.get(c, c))
+        confidence = st.radio("How sure are you?", list(CONFIDENCE_LABELS), index=None, horizontal=True,
+                              format_func=CONFIDENCE_LABELS.get,
+                              help="Asked before the reveal. Sure and right: +3; sure and wrong: −6.")
+        if st.form_submit_button("Check my answer", type="primary"):
+            try:
+                if response is None:
+                    raise UserInputError("Choose an answer first.")
+                if confidence is None:
+                    raise UserInputError("Say how sure you are before checking your answer.")
+                checked, stored = session.submit(db, state, item, str(response), int(confidence))
+            except UserInputError as problem:
+                st.error(str(problem))
+            else:
+                st.session_state["revealed"] = (state.stored.key, item.id, stored)
+                st.rerun()
+    st.stop()
+
+# --- choosing a round -------------------------------------------------------------------
+st.markdown(f"Hello, **{learner_name}**. Bookmark this page: its link brings your progress back.")
+for stored in db.open_rounds(learner_id)[:3]:
+    if st.button(f"Resume “{stored.spec.get('title', 'round')}” ({len(db.answers(stored.id))} of "
+                 f"{len(stored.item_ids)} answered)", key=f"resume-{stored.key}"):
+        go(r=stored.key)
+review = session.review_spec(db, loaded, learner_id)
+if review is not None:
+    if st.button(f"Review: {len(review.claims)} claim(s) due", type="primary"):
+        go(r=session.start_round(db, loaded, learner_id, review))
+else:
+    st.caption("Nothing is due for review yet: missed and unsure claims come back here on a schedule.")
+
+if "round" in params:
+    try:
+        linked = session.spec_from_link(params)
+    except UserInputError as problem:
+        st.error(str(problem))
+    else:
+        st.info(f"You were sent the round **{linked.title}** (seed {linked.seed}).")
+        if st.button("Start this round", type="primary"):
+            go(r=session.start_round(db, loaded, learner_id, linked), round=None, seed=None)
+
+st.subheader("Start a round")
+columns = st.columns(len(BUILT_IN))
+for column, spec in zip(columns, BUILT_IN.values()):
+    with column.container(border=True):
+        st.markdown(f"**{spec.title}**")
+        st.caption(spec.description)
+        if st.button("Start", key=f"start-{spec.id}"):
+            go(r=session.start_round(db, loaded, learner_id, spec))
+with st.expander("Build your own round"):
+    with st.form("custom"):
+        topics = st.multiselect("Topics (none = all)", TOPICS)
+        verdicts = st.multiselect("Verdicts (none = all)", list(VERDICT_CHOICES), format_func=VERDICT_LABELS.get)
+        kinds = st.multiselect("Item types", ["verdict", "multiple_choice", "numeric", "spot_the_error"],
+                               default=["verdict", "multiple_choice"])
+        count = st.number_input("Questions", 1, 50, 10)
+        seed = st.number_input("Seed (the same seed gives the same round)", 0, 999_999, 0)
+        if st.form_submit_button("Start my round"):
+            try:
+                spec = RoundSpec(id="custom", title="Custom round", topics=tuple(topics), verdicts=tuple(verdicts),
+                                 kinds=tuple(kinds) or ("verdict",), count=int(count), seed=int(seed))
+                go(r=session.start_round(db, loaded, learner_id, spec))
+            except UserInputError as problem:
+                st.error(str(problem))

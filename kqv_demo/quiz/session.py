@@ -1,0 +1,121 @@
+"""A learner's rounds, end to end: start, resume, answer, summarise, review. Bank + storage, no UI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from kqv_demo.content.loader import Bank
+from kqv_demo.errors import UserInputError
+from kqv_demo.quiz.items import Checked, Item, check, items_for_claim
+from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec, build_round
+from kqv_demo.quiz.scheduling import due
+from kqv_demo.quiz.scoring import CONFIDENCE_LABELS, Answer, Summary, summarise
+from kqv_demo.storage import Store, StoredAnswer, StoredRound, now
+
+
+@dataclass(frozen=True)
+class RoundState:
+    stored: StoredRound
+    spec: RoundSpec
+    items: list[Item]
+    answers: dict[str, StoredAnswer]
+
+    @property
+    def next_item(self) -> Item | None:
+        return next((item for item in self.items if item.id not in self.answers), None)
+
+    @property
+    def position(self) -> int:
+        return len(self.answers)
+
+    @property
+    def finished(self) -> bool:
+        return self.next_item is None
+
+    def summary(self) -> Summary:
+        return summarise(Answer(a.item_id, a.claim_id, a.correct, a.confidence) for a in self.answers.values())
+
+
+def spec_from_link(params: Mapping[str, str]) -> RoundSpec:
+    """`?round=core-10&seed=3` (or a custom round: `?round=custom&topics=softmax,key&count=5`)."""
+    name = params.get("round", "")
+    base = BUILT_IN.get(name)
+    if base is None and name != "custom":
+        known = ", ".join(BUILT_IN)
+        raise UserInputError(f"There is no round called {name!r}. Built-in rounds: {known} (or 'custom').")
+    update: dict = {}
+    if "seed" in params:
+        try:
+            update["seed"] = int(params["seed"])
+        except ValueError:
+            raise UserInputError(f"The seed must be a whole number, not {params['seed']!r}.") from None
+    for field in ("topics", "verdicts", "kinds", "claims"):
+        if params.get(field):
+            update[field] = tuple(part.strip() for part in params[field].split(",") if part.strip())
+    if "count" in params:
+        update["count"] = params["count"]
+    data = {**(base.model_dump() if base else {"id": "custom", "title": "Custom round"}), **update}
+    try:
+        return RoundSpec.model_validate(data)
+    except ValidationError as invalid:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+        raise UserInputError(f"This round link is not valid ({problems}).") from None
+
+
+def link_for(spec: RoundSpec) -> dict[str, str]:
+    """Query parameters that rebuild exactly this round."""
+    if spec.id in BUILT_IN and spec.model_copy(update={"seed": 0}) == BUILT_IN[spec.id]:
+        return {"round": spec.id, "seed": str(spec.seed)}
+    params = {"round": "custom", "seed": str(spec.seed), "count": str(spec.count)}
+    for field in ("topics", "verdicts", "kinds", "claims"):
+        if getattr(spec, field):
+            params[field] = ",".join(getattr(spec, field))
+    return params
+
+
+def items_by_id(bank: Bank, spec: RoundSpec) -> dict[str, Item]:
+    return {item.id: item for claim in bank.claims.values() for item in items_for_claim(claim, spec.seed)}
+
+
+def start_round(store: Store, bank: Bank, learner_id: int, spec: RoundSpec) -> str:
+    items = build_round(bank, spec)
+    if not items:
+        raise UserInputError("No question matches this round's choices. Pick more topics or item types.")
+    return store.start_round(learner_id, spec.model_dump(mode="json"), [item.id for item in items])
+
+
+def load_round(store: Store, bank: Bank, round_key: str) -> RoundState:
+    stored = store.round(round_key)
+    if stored is None:
+        raise UserInputError("This round link is unknown or has expired. Start a new round below.")
+    spec = RoundSpec.model_validate(stored.spec)
+    available = items_by_id(bank, spec)
+    items = [available[item_id] for item_id in stored.item_ids if item_id in available]
+    answers = {answer.item_id: answer for answer in store.answers(stored.id)}
+    return RoundState(stored, spec, items, answers)
+
+
+def submit(store: Store, state: RoundState, item: Item, response: str, confidence: int) -> tuple[Checked, bool]:
+    """Check and store an answer. Returns the feedback and whether it was stored now (False: a repeat)."""
+    if confidence not in CONFIDENCE_LABELS:
+        raise UserInputError("Say how sure you are (1, 2 or 3) before checking your answer.")
+    if not response.strip():
+        raise UserInputError("Choose or type an answer first.")
+    checked = check(item, response)
+    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence)
+    if len(store.answers(state.stored.id)) >= len(state.items):
+        store.finish_round(state.stored.id)
+    return checked, stored
+
+
+def review_spec(store: Store, bank: Bank, learner_id: int, at: datetime | None = None) -> RoundSpec | None:
+    """A round of the claims due for review now (shakiest first), or None when nothing is due."""
+    due_now = [card.claim_id for card in due(store.cards(learner_id), at or now()) if card.claim_id in bank.claims]
+    if not due_now:
+        return None
+    return RoundSpec(id="review", title="Review", claims=tuple(due_now), count=min(len(due_now), 12),
+                     kinds=("verdict", "multiple_choice"), seed=int((at or now()).timestamp()) % 100000)

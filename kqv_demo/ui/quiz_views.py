@@ -1,0 +1,88 @@
+"""Quiz feedback and the end-of-round summary."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from kqv_demo.content.loader import Bank
+from kqv_demo.content.search import VERDICT_LABELS
+from kqv_demo.demos import DEMOS
+from kqv_demo.quiz.items import Item, check
+from kqv_demo.quiz.scoring import CONFIDENCE_LABELS, Summary
+from kqv_demo.quiz.session import RoundState
+from kqv_demo.storage import StoredAnswer
+from kqv_demo.ui.claim_card import CLAIMS, claim_card
+
+
+def _shown(item: Item, value: str) -> str:
+    return VERDICT_LABELS.get(value, value) if item.kind == "verdict" else value
+
+
+def feedback_panel(bank: Bank, item: Item, answer: StoredAnswer, stored_now: bool) -> None:
+    if not stored_now:
+        st.info("You had already answered this question; your first answer is the one that counts.")
+    if answer.correct:
+        st.success(f"Right: **{_shown(item, answer.response)}**.")
+    else:
+        right = item.answer if item.kind != "numeric" else f"{float(item.answer):g} {item.unit}".strip()
+        st.error(f"Not quite. You answered **{_shown(item, answer.response)}**; the answer is **{_shown(item, right)}**.")
+        if answer.confidence == 3:
+            st.warning(
+                "You were sure, and it was wrong: this is the most valuable kind of mistake to correct. "
+                "It will come back for review tomorrow."
+            )
+    st.markdown(check(item, answer.response).feedback)
+    if item.explanation and item.kind == "verdict":
+        st.markdown(item.explanation)
+    claim = bank.claims.get(item.claim_id)
+    if claim is None:
+        return
+    with st.container(border=True):
+        st.markdown("#### The claim behind this question")
+        claim_card(claim, bank.quote_lines.get(claim.id), bank.dialogue)
+        if claim.demo and claim.demo.id in DEMOS and st.toggle("Show the live demo here", key=f"demo-{item.id}"):
+            from kqv_demo.ui.demo_views import demo_inline
+            from kqv_demo.ui.resources import runtime
+
+            demo_inline(DEMOS[claim.demo.id], runtime(), claim.demo.prompt, dict(claim.demo.params))
+
+
+def summary_panel(bank: Bank, state: RoundState, summary: Summary) -> None:
+    st.success("Round finished.")
+    first, second, third = st.columns(3)
+    first.metric("Score", f"{summary.correct} / {summary.answered}")
+    second.metric("Accuracy", f"{summary.accuracy:.0%}" if summary.accuracy is not None else "–")
+    third.metric("Certainty-based score", f"{summary.cbm_total} / {summary.cbm_max}",
+                 help="Right: +1 / +2 / +3 by confidence; wrong: 0 / −2 / −6.")
+    if summary.confident_errors:
+        st.markdown("#### Misconceptions you held with confidence")
+        for claim_id in summary.confident_errors:
+            claim = bank.claims.get(claim_id)
+            if claim:
+                st.page_link(CLAIMS, label=f"{VERDICT_LABELS[claim.verdict]}: {claim.refutation.claim}",
+                             query_params={"claim": claim_id}, icon=":material/priority_high:")
+    else:
+        st.markdown("No confident mistakes in this round.")
+    st.markdown("#### Calibration: how often you were right at each confidence")
+    rows = [{"confidence": CONFIDENCE_LABELS[row.confidence], "answered": row.answered,
+             "accuracy": row.accuracy if row.accuracy is not None else 0.0} for row in summary.calibration]
+    chart = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar(color="#0072B2")
+        .encode(
+            x=alt.X("confidence:N", sort=list(CONFIDENCE_LABELS.values()), title="how sure you said you were"),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="answers right"),
+            tooltip=["confidence", "answered", alt.Tooltip("accuracy:Q", format=".0%")],
+        )
+        .properties(width=360, height=220)
+    )
+    st.altair_chart(chart, width="content")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    with st.expander("All your answers"):
+        table = [{"question": item.prompt[:90], "your answer": _shown(item, state.answers[item.id].response)[:60],
+                  "right": "yes" if state.answers[item.id].correct else "no",
+                  "confidence": CONFIDENCE_LABELS[state.answers[item.id].confidence]}
+                 for item in state.items if item.id in state.answers]
+        st.dataframe(pd.DataFrame(table), hide_index=True)

@@ -1,0 +1,99 @@
+"""Nothing is learned during a chat: weights bit-identical, only the KV cache grows, probes unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kqv_demo.demos import no_learning
+from kqv_demo.errors import UserInputError
+from kqv_demo.runtime import Runtime
+
+DEMO = no_learning.DEMO
+
+
+@pytest.fixture(scope="module")
+def result(runtime: Runtime):
+    return DEMO.run(runtime)
+
+
+def test_the_parameter_digest_is_unchanged_by_generation(runtime: Runtime, result):
+    assert len(result.digest_before) == 64 and int(result.digest_before, 16) >= 0
+    assert result.digest_before == result.digest_after
+    assert result.weights_unchanged
+    assert runtime.parameter_digest() == result.digest_before, "an independent digest agrees"
+    assert result.n_parameters == sum(p.numel() for p in runtime.smollm2.model.parameters())
+
+
+def test_the_reply_was_really_generated(runtime: Runtime, result):
+    # The correction is answered (greedy): the generation actually ran, so the equal digests mean something.
+    assert len(result.generated) >= 2
+    assert "Canberra" in result.reply
+
+
+def test_the_cache_grows_by_exactly_one_per_generated_token(runtime: Runtime, result):
+    chat_ids, _ = runtime.tokenize(runtime.chat_prompt(DEMO.default_prompt))
+    assert result.prompt_tokens == len(chat_ids)
+    assert result.cache_lengths[0] == len(chat_ids), "the first step caches the whole message"
+    assert (np.diff(result.cache_lengths) == 1).all()
+    assert result.cache_lengths[-1] == len(chat_ids) + len(result.generated) - 1
+
+
+def test_stored_vectors_and_bytes_match_the_config(runtime: Runtime, result):
+    config = runtime.smollm2.model.config
+    per_position = config.num_hidden_layers * config.num_key_value_heads * 2  # K and V
+    np.testing.assert_array_equal(result.kv_vectors, result.cache_lengths * per_position)
+    fp32 = torch.tensor([], dtype=torch.float32).element_size()
+    assert result.bytes_per_number == fp32
+    np.testing.assert_array_equal(result.kv_bytes, result.kv_vectors * config.head_dim * fp32)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_short_generations_follow_the_same_rule(runtime: Runtime, n: int):
+    short = DEMO.run(runtime, max_new_tokens=n)
+    assert len(short.generated) == n
+    assert (np.diff(short.cache_lengths) == 1).all() and short.cache_lengths[0] == short.prompt_tokens
+    assert short.weights_unchanged
+
+
+def test_the_probe_without_the_conversation_is_identical(runtime: Runtime, result):
+    assert result.p_before == result.p_after  # exactly, not approximately
+    assert result.probe_unchanged
+    (probe_id,) = runtime.smollm2.tokenizer.encode(no_learning.PROBE_TOKEN, add_special_tokens=False)
+    fresh = runtime.trace(no_learning.PROBE_PROMPT, names_filter=lambda name: False)
+    assert float(torch.softmax(fresh.logits[-1], dim=-1)[probe_id]) == result.p_before
+    assert 0 < result.p_before < 1
+
+
+def test_the_context_is_what_helps(result):
+    # With the correction in the context the answer is more likely; without it, it is exactly as before.
+    assert result.p_in_context > result.p_before
+
+
+def test_the_few_shot_numbers_quoted_in_the_bank(result):
+    # content/claims/pre-queries-guide-model-to-right-keys.yaml: P(" Paris") = 0.77, with the prefix 0.97.
+    assert round(result.p_few_shot_alone, 2) == 0.77
+    assert round(result.p_few_shot_with_prefix, 2) == 0.97
+
+
+@pytest.mark.parametrize("value", [0, 41, "many"])
+def test_bad_token_counts_are_clear_errors(runtime: Runtime, value):
+    with pytest.raises(UserInputError, match="Tokens to generate"):
+        DEMO.run(runtime, max_new_tokens=value)
+
+
+def test_an_empty_message_is_a_clear_error(runtime: Runtime):
+    with pytest.raises(UserInputError, match="empty"):
+        DEMO.run(runtime, "   ")
+
+
+def test_explanation_headline_and_chart_describe_this_run(result):
+    text = no_learning.explain(result)
+    assert "identical" in text and f"{result.p_before:.4f}" in text and f"{int(result.kv_vectors[-1]):,}" in text
+    assert 60 <= len(text.split()) <= 150
+    assert dict(no_learning.headline(result))["Parameter hash before → after"] == "identical"
+    assert no_learning.status(result)[0]
+    spec = no_learning.chart(result).to_dict()
+    x = spec["layer"][0]["encoding"]["x"]
+    assert len(x["sort"]) == len(result.generated) and x["sort"][0].endswith(result.generated[0].strip())
