@@ -2,13 +2,37 @@
 
 Every demo module defines `DEMO`, a `base.Demo`: a pure `compute(runtime, prompt, **params)`
 returning a small dataclass of numbers, and a separate `chart` and `explain` that render it.
-The UI, the CLI and the handouts only call these.
+The UI, the CLI and the handouts only call these. The order below is the Demo lab's order.
 """
 
 from __future__ import annotations
 
-from kqv_demo.demos import attention_by_hand, dot_product_not_kl, keys_are_computed
+from kqv_demo.demos import (
+    attention_by_hand,
+    attention_sinks,
+    causal_vs_bidirectional,
+    confidence,
+    context_effect,
+    depth_table,
+    dot_product_not_kl,
+    fixed_depth,
+    heads_in_parallel,
+    keys_are_computed,
+    kv_cache,
+    logit_lens,
+    no_bias_concepts,
+    no_learning,
+    one_attention_pass,
+    query_count,
+    soft_lookup,
+    values_not_text,
+)
 from kqv_demo.demos.base import Demo
 
-DEMOS: dict[str, Demo] = {module.DEMO.id: module.DEMO for module in (attention_by_hand, dot_product_not_kl, keys_are_computed)}
+_IN_ORDER = (
+    attention_by_hand, dot_product_not_kl, soft_lookup, keys_are_computed, query_count, values_not_text,
+    heads_in_parallel, causal_vs_bidirectional, fixed_depth, one_attention_pass, logit_lens, attention_sinks,
+    confidence, context_effect, no_learning, kv_cache, no_bias_concepts, depth_table,
+)
+DEMOS: dict[str, Demo] = {module.DEMO.id: module.DEMO for module in _IN_ORDER}
 ATTENTION_BY_HAND = DEMOS["attention-by-hand"]

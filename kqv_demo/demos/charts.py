@@ -47,3 +47,6 @@ def lines(data: pd.DataFrame, x: str, y: str, group: str, title: str, y_title: s
         )
         .properties(width=width, height=260)
     )
+
+# A 256-token attention map is 65,536 cells; Altair's default cap of 5,000 rows would refuse it.
+alt.data_transformers.disable_max_rows()

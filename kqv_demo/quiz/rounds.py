@@ -40,8 +40,10 @@ BUILT_IN: dict[str, RoundSpec] = {
         RoundSpec(id="depth-and-layers", title="Depth and layers", count=8,
                   topics=("fixed-depth", "layer-iteration", "early-exit", "residual-stream", "scaling"),
                   description="Fixed depth, what a layer does once, and what early exit really is."),
-        RoundSpec(id="everything", title="Everything", count=200,
-                  description="Every item in the bank, shuffled."),
+        RoundSpec(id="see-it-happen", title="See it happen", count=8, kinds=("predict",),
+                  description="Predict what the real model will do, then watch it run."),
+        RoundSpec(id="everything", title="Everything", count=200, kinds=ITEM_KINDS,
+                  description="Every item in the bank, shuffled, predictions included."),
     )
 }
 

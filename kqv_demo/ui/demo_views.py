@@ -85,11 +85,16 @@ def demo_view(demo: Demo, models: Runtime) -> None:
             st.markdown(demo.details(result))
 
 
-def demo_inline(demo: Demo, models: Runtime, prompt: str | None, params: dict[str, Any]) -> None:
-    """A demo's result on fixed inputs, without widgets: for quiz feedback and the chat."""
+def demo_result(demo: Demo, models: Runtime, prompt: str | None, params: dict[str, Any]) -> Any:
+    """A demo's result on fixed inputs (computed once per process for the same inputs)."""
     checked = demo.check(models, params)
     with st.spinner(f"Running “{demo.title}” on the real model…"):
-        result = cached_result(models, demo, demo.id, prompt or demo.default_prompt, tuple(sorted(checked.items())))
+        return cached_result(models, demo, demo.id, prompt or demo.default_prompt, tuple(sorted(checked.items())))
+
+
+def demo_inline(demo: Demo, models: Runtime, prompt: str | None, params: dict[str, Any]) -> None:
+    """A demo's result on fixed inputs, without widgets: for quiz feedback and the chat."""
+    result = demo_result(demo, models, prompt, params)
     headline = demo.headline(result)
     if headline:
         for column, (label, value) in zip(st.columns(len(headline)), headline):

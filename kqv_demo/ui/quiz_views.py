@@ -10,6 +10,7 @@ from kqv_demo.content.loader import Bank
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.demos import DEMOS
 from kqv_demo.quiz.items import Item, check
+from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM, check_observed
 from kqv_demo.quiz.scoring import CONFIDENCE_LABELS, Summary
 from kqv_demo.quiz.session import RoundState
 from kqv_demo.storage import StoredAnswer
@@ -20,9 +21,38 @@ def _shown(item: Item, value: str) -> str:
     return VERDICT_LABELS.get(value, value) if item.kind == "verdict" else value
 
 
+def prediction_feedback(item: Item, answer: StoredAnswer) -> None:
+    """What the model actually did, next to what the learner predicted, with the live demo."""
+    from kqv_demo.ui.demo_views import demo_inline, demo_result
+    from kqv_demo.ui.resources import runtime
+
+    prediction = PREDICTIONS_BY_ITEM[item.id]
+    demo, models = DEMOS[prediction.demo_id], runtime()
+    result = demo_result(demo, models, prediction.prompt, prediction.params)
+    checked, observed = check_observed(prediction, result, answer.response)
+    if checked.correct:
+        st.success(f"You predicted it: **{observed}**.")
+    else:
+        st.error(f"You predicted **{answer.response}**; the model showed **{observed}**.")
+        if answer.confidence == 3:
+            st.warning("You were sure, and the model did otherwise: the most valuable kind of surprise. "
+                       "It will come back for review tomorrow.")
+    st.markdown(checked.feedback)
+    with st.container(border=True):
+        st.markdown(f"#### Live: {demo.title}")
+        demo_inline(demo, models, prediction.prompt, prediction.params)
+
+
 def feedback_panel(bank: Bank, item: Item, answer: StoredAnswer, stored_now: bool) -> None:
     if not stored_now:
         st.info("You had already answered this question; your first answer is the one that counts.")
+    if item.kind == "predict":
+        prediction_feedback(item, answer)
+        claim = bank.claims.get(item.claim_id)
+        if claim is not None:
+            with st.expander("The claim behind this question"):
+                claim_card(claim, bank.quote_lines.get(claim.id), bank.dialogue)
+        return
     if answer.correct:
         st.success(f"Right: **{_shown(item, answer.response)}**.")
     else:

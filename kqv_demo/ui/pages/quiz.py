@@ -12,6 +12,10 @@ from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.quiz_views import feedback_panel, summary_panel
 from kqv_demo.ui.store import store
+from kqv_demo.demos import DEMOS
+from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM
+from kqv_demo.ui.demo_views import demo_result
+from kqv_demo.ui.resources import runtime
 
 st.title("Quiz")
 loaded, db = bank(), store()
@@ -108,7 +112,12 @@ if "r" in params:
                     raise UserInputError("Choose an answer first.")
                 if confidence is None:
                     raise UserInputError("Say how sure you are before checking your answer.")
-                checked, stored = session.submit(db, state, item, str(response), int(confidence))
+                if item.kind == "predict":
+                    prediction = PREDICTIONS_BY_ITEM[item.id]
+                    result = demo_result(DEMOS[prediction.demo_id], runtime(), prediction.prompt, prediction.params)
+                    checked, stored = session.submit_prediction(db, state, item, str(response), int(confidence), result)
+                else:
+                    checked, stored = session.submit(db, state, item, str(response), int(confidence))
             except UserInputError as problem:
                 st.error(str(problem))
             else:

@@ -1,0 +1,156 @@
+"""Predict-then-observe items: the learner predicts, then the real model runs and reveals the answer.
+
+Each prediction names a demo and its inputs, and an `observe` function that reads the right
+choice off the live result, so the answer key is always the model's actual behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kqv_demo.quiz.items import Checked, Item
+
+
+@dataclass(frozen=True)
+class Prediction:
+    claim_id: str
+    question: str
+    choices: tuple[str, ...]
+    demo_id: str
+    observe: Callable[[Any], str]  # live result -> the right choice
+    reveal: Callable[[Any], str]  # live result -> one sentence saying what the model did
+    prompt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def item_id(self) -> str:
+        return f"{self.claim_id}:predict"
+
+    def item(self) -> Item:
+        """The quiz item; its answer is unknown until the model runs (see `check_observed`)."""
+        return Item(id=self.item_id, claim_id=self.claim_id, kind="predict", prompt=self.question,
+                    choices=self.choices)
+
+
+def check_observed(prediction: Prediction, result: Any, response: str) -> tuple[Checked, str]:
+    """Check a prediction against what the model did. Returns the verdict and the right choice."""
+    if response not in prediction.choices:
+        raise ValueError(f"{response!r} is not one of the choices of {prediction.item_id}")
+    observed = prediction.observe(result)
+    if observed not in prediction.choices:
+        raise RuntimeError(f"{prediction.item_id}: the model's behaviour {observed!r} matches no choice")
+    return Checked(response == observed, prediction.reveal(result)), observed
+
+
+def _same_or_different(decoder_same: bool, encoder_same: bool) -> str:
+    return {
+        (True, False): "Same in SmolLM2, different in BERT-style MiniLM",
+        (False, False): "Different in both models",
+        (True, True): "Same in both models",
+        (False, True): "Different in SmolLM2, same in MiniLM",
+    }[(decoder_same, encoder_same)]
+
+
+def _top_token(result: Any) -> str:
+    return result.top_tokens[0].strip()
+
+
+PREDICTIONS: tuple[Prediction, ...] = (
+    Prediction(
+        claim_id="number-of-layers-is-decided-dynamically",
+        question="SmolLM2 reads an easy prompt (“The capital of France is”) and a vague one (“The bank was”). "
+                 "How many of its layers does each pass through?",
+        choices=("All of them, for both prompts", "Fewer for the easy prompt", "More for the vague prompt",
+                 "Layers run until the answer stops changing"),
+        demo_id="fixed-depth", prompt="The capital of France is", params={"other": "The bank was"},
+        observe=lambda r: ("All of them, for both prompts"
+                           if len(set(r.blocks_run)) == 1 and r.blocks_run[0] == r.n_layers else "Fewer for the easy prompt"),
+        reveal=lambda r: f"Both prompts ran through {r.blocks_run[0]} and {r.blocks_run[1]} blocks: "
+                         f"all {r.n_layers}, with no convergence test.",
+    ),
+    Prediction(
+        claim_id="softmax-turns-scores-into-attention-distribution",
+        question="In SmolLM2's attention map for “The cat sat on the mat because it was tired.”, "
+                 "which part is exactly zero?",
+        choices=("Everything above the diagonal (weights on later tokens)",
+                 "Everything below the diagonal (weights on earlier tokens)",
+                 "The diagonal (a token's weight on itself)", "No entry is exactly zero"),
+        demo_id="attention-by-hand", params={"layer": 3, "head": 4},
+        observe=lambda r: ("Everything above the diagonal (weights on later tokens)"
+                           if r.upper_triangle_max == 0 else "No entry is exactly zero"),
+        reveal=lambda r: f"The largest weight above the diagonal is {r.upper_triangle_max:g}: "
+                         "the causal mask stops each token from reading later tokens.",
+    ),
+    Prediction(
+        claim_id="keys-are-stored-concept-vectors",
+        question="At layer 10, does “bank” get the same key in “I sat on the river bank” "
+                 "and in “I opened a bank account”?",
+        choices=("No: the keys differ, because the words before it differ",
+                 "Yes: each word has one stored key", "Yes, but only after RoPE", "Neither sentence has a key for it"),
+        demo_id="keys-are-computed", params={"layer": 10},
+        observe=lambda r: ("No: the keys differ, because the words before it differ"
+                           if r.cosine_by_layer[10].min() < 0.999 else "Yes: each word has one stored key"),
+        reveal=lambda r: "Cosine between the two keys at layer 10, per key/value head: "
+                         + ", ".join(f"{c:.2f}" for c in r.cosine_by_layer[10]) + " (1 would mean the same key).",
+    ),
+    Prediction(
+        claim_id="llms-cannot-report-confidence-scores",
+        question="After “The capital of France is”, which next token gets the most probability?",
+        choices=("Paris", "the", "a", "located"),
+        demo_id="confidence-readable", prompt="The capital of France is",
+        observe=lambda r: _top_token(r) if _top_token(r) in ("Paris", "the", "a", "located") else "the",
+        reveal=lambda r: f"The model's top token is “{r.top_tokens[0]}” with probability {r.top_probs[0]:.2f}: "
+                         "its confidence is right there in the distribution.",
+    ),
+    Prediction(
+        claim_id="model-learns-from-feedback-during-conversation",
+        question="A user corrects SmolLM2 in a chat and it replies. Afterwards, are its weights different?",
+        choices=("No: the weights are bit-identical", "Yes, slightly", "Only the weights about the corrected fact",
+                 "Only the attention weights"),
+        demo_id="no-learning-at-inference", params={"max_new_tokens": 6},
+        observe=lambda r: ("No: the weights are bit-identical" if r.digest_before == r.digest_after else "Yes, slightly"),
+        reveal=lambda r: f"sha256 of all {r.n_parameters:,} parameters before: {r.digest_before[:12]}…, "
+                         f"after: {r.digest_after[:12]}…. What grew was the KV cache.",
+    ),
+    Prediction(
+        claim_id="response-sampled-from-primed-representations",
+        question="While SmolLM2 generates text one token at a time, how many new keys does each step add "
+                 "to the cache of a layer, per key/value head?",
+        choices=("Exactly one: the key of the newest token", "None: keys were fixed in training",
+                 "One per vocabulary word", "The whole prompt's keys again"),
+        demo_id="kv-cache-steps", params={"steps": 4},
+        observe=lambda r: ("Exactly one: the key of the newest token"
+                           if all(b - a == 1 for a, b in zip(r.key_lengths, r.key_lengths[1:])) else "The whole prompt's keys again"),
+        reveal=lambda r: "Keys held at each step: " + ", ".join(str(int(n)) for n in r.key_lengths) + ".",
+    ),
+    Prediction(
+        claim_id="kl-divergence-compares-queries-and-keys",
+        question="Which computation reproduces SmolLM2's attention weights exactly?",
+        choices=("Softmax of scaled dot products q·k/√d", "A ranking of keys by KL divergence",
+                 "Cosine similarity of word embeddings", "Both dot products and KL, equally"),
+        demo_id="dot-product-not-kl", params={"layer": 5, "head": 0},
+        observe=lambda r: ("Softmax of scaled dot products q·k/√d"
+                           if r.dot_product_max_diff <= 1e-5 < r.kl_max_diff else "Both dot products and KL, equally"),
+        reveal=lambda r: f"Largest difference from the model: dot products {r.dot_product_max_diff:.1e}, "
+                         f"KL ranking {r.kl_max_diff:.2f}.",
+    ),
+    Prediction(
+        claim_id="bert-uses-left-and-right-context",
+        question="“I went to the bank to fish” vs “I went to the bank to deposit”: is the hidden state of “bank” "
+                 "the same in both sentences?",
+        choices=("Same in SmolLM2, different in BERT-style MiniLM", "Different in both models",
+                 "Same in both models", "Different in SmolLM2, same in MiniLM"),
+        demo_id="causal-vs-bidirectional",
+        observe=lambda r: _same_or_different(float(r.smollm2_diff_by_layer.max()) == 0.0, r.minilm_cosine >= 0.9999),
+        reveal=lambda r: f"SmolLM2: largest difference over all layers {float(r.smollm2_diff_by_layer.max()):g} "
+                         f"(it cannot see later words). MiniLM: cosine {r.minilm_cosine:.3f}.",
+    ),
+)
+
+PREDICTIONS_BY_ITEM = {prediction.item_id: prediction for prediction in PREDICTIONS}
+
+
+def prediction_items() -> list[Item]:
+    return [prediction.item() for prediction in PREDICTIONS]
