@@ -174,3 +174,17 @@ def test_round_links_reproduce_rounds_and_bad_links_explain(database: str):
 def test_an_unknown_profile_link_starts_fresh(database: str):
     test = quiz(learner="no-such-learner")
     assert "unknown" in test.warning[0].value and test.text_input[0].label.startswith("Your name")
+
+
+def test_a_prediction_runs_the_real_model_and_reveals_it(database: str, runtime):
+    test = sign_in()
+    test.button(key="start-see-it-happen").click().run()
+    state, item = current_item(test, database)
+    assert item.kind == "predict"
+    answer(test, item.choices[-1], 2)
+    shown = " ".join(e.value for e in test.success) + " ".join(e.value for e in test.error)
+    assert "You predicted it" in shown or "the model showed" in shown
+    assert any(m.value.startswith("#### Live:") for m in test.markdown), "the live demo is shown"
+    assert len(test.metric) >= 2, "with its numbers"
+    state, _ = current_item(test, database)
+    assert state.position == 1 and next(iter(state.answers.values())).item_id == item.id
