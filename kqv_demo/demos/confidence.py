@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import altair as alt
 import numpy as np
@@ -27,7 +27,8 @@ import torch
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
-from kqv_demo.trace import token_display
+from kqv_demo.hooks import NamesFilter
+from kqv_demo.trace import Trace, token_display
 
 TOP_K = 10
 MAX_CANDIDATES = 8
@@ -44,24 +45,29 @@ class Continuation:
     token_logprobs: np.ndarray  # [n] natural log of p(token_k | context, tokens before k)
     next_token_logits: torch.Tensor  # [vocab] the model's logits at the end of the context
     context_tokens: list[str]
+    trace: Trace = field(repr=False)  # the forward pass of context + continuation
 
     @property
     def logprob(self) -> float:
         return float(self.token_logprobs.sum())
 
 
-def score_continuation(runtime, context: str, continuation: str, context_ids: list[int] | None = None) -> Continuation:
+def score_continuation(
+    runtime, context: str, continuation: str, context_ids: list[int] | None = None,
+    names_filter: NamesFilter | None = None,
+) -> Continuation:
     """log P(continuation | context) = Σ_k log p(c_k | context, c_<k), from one forward pass.
 
     `context + continuation` is traced with all positions' logits; the context must tokenize to
     the same ids on its own and inside the joined text (otherwise the continuation would merge
-    with the context's last token and we would score something else).
+    with the context's last token and we would score something else). `names_filter` picks the
+    hook points to record in that pass (none by default).
     """
     if context_ids is None:
         context_ids, _ = runtime.tokenize(context)
     n = len(context_ids)
     trace = runtime.trace(
-        context + continuation, names_filter=lambda name: False, all_logits=True,
+        context + continuation, names_filter=names_filter or (lambda name: False), all_logits=True,
         max_tokens=n + MAX_CONTINUATION_TOKENS,
     )
     if trace.token_ids[:n] != list(context_ids):
@@ -85,13 +91,14 @@ def score_continuation(runtime, context: str, continuation: str, context_ids: li
         token_logprobs=token_logprobs.numpy().astype(np.float64),
         next_token_logits=trace.logits[n - 1],
         context_tokens=trace.tokens[:n],
+        trace=trace,
     )
 
 
 def entropy(probabilities: torch.Tensor) -> float:
     """H = -Σ p ln p in nats (terms with p = 0 contribute 0)."""
     p = probabilities.double()
-    return float(-(p * torch.log(p.clamp_min(1e-300))).sum())
+    return max(0.0, float(-(p * torch.log(p.clamp_min(1e-300))).sum()))
 
 
 def nucleus(probabilities: torch.Tensor, top_p: float) -> tuple[int, float]:
@@ -226,20 +233,29 @@ def compute(
 
 def chart(result: ConfidenceReadable):
     labels = [f"{rank + 1} {token_display(token)}" for rank, token in enumerate(result.top_tokens)]
-    rows = []
-    for name, probs in (
-        ("temperature 1 (the model's own)", result.top_probs),
-        (f"temperature {result.temperature:g}", result.top_probs_tempered),
-    ):
-        rows += [{"next token": label, "probability": float(p), "distribution": name} for label, p in zip(labels, probs)]
+    series = [("temperature 1 (the model's own)", result.top_probs)]
+    if result.temperature != 1:
+        series.append((f"after temperature {result.temperature:g}", result.top_probs_tempered))
+        subtitle = (
+            f"Entropy {result.entropy_bits:.2f} bits at temperature 1, {result.tempered_entropy_bits:.2f} bits at "
+            f"{result.temperature:g}; top-p {result.top_p:g} then keeps {result.nucleus_size} tokens"
+        )
+    else:
+        subtitle = (
+            f"Entropy {result.entropy_bits:.2f} bits; top-p {result.top_p:g} keeps {result.nucleus_size} tokens "
+            "(change the temperature to compare)"
+        )
+    rows = [
+        {"next token": label, "probability": float(p), "distribution": name}
+        for name, probs in series
+        for label, p in zip(labels, probs)
+    ]
     bars = charts.grouped_bars(
         pd.DataFrame(rows), "next token", "probability", "distribution", "",
         x_order=labels, y_title="probability",
     )
     return bars.properties(title=alt.TitleParams(
-        f"Top {len(labels)} next tokens after “{_short(''.join(result.prompt_tokens))}”",
-        subtitle=f"Entropy {result.entropy_bits:.2f} bits at temperature 1, {result.tempered_entropy_bits:.2f} bits at "
-                 f"{result.temperature:g}; top-p {result.top_p:g} keeps {result.nucleus_size} tokens",
+        f"Top {len(labels)} next tokens after “{_short(''.join(result.prompt_tokens))}”", subtitle=subtitle,
     ))
 
 
@@ -248,7 +264,11 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _clip(text: str, words: int = 22) -> str:
+def _tokens(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
+
+
+def _clip(text: str, words: int = 14) -> str:
     parts = text.split()
     return text if len(parts) <= words else " ".join(parts[:words]) + " …"
 
@@ -257,10 +277,9 @@ def _ranking_text(result: ConfidenceReadable) -> str:
     if not result.candidates:
         return ""
     ranked = sorted(zip(result.candidates, result.candidate_logprobs), key=lambda pair: -pair[1])
-    text = (
-        " Scoring each candidate's tokens gives the model's own ranking (log-probability, nats): "
-        + " > ".join(f"{name} {lp:.2f}" for name, lp in ranked) + "."
-    )
+    shown = " > ".join(f"{name} {lp:.2f}" for name, lp in ranked[:3])
+    more = f" > … ({len(ranked)} in all)" if len(ranked) > 3 else ""
+    text = f" Scoring each candidate's tokens gives the model's own ranking (log P, nats): {shown}{more}."
     if result.asked:
         verdict = (
             "not all candidates listed" if result.stated_ranking is None
@@ -272,16 +291,20 @@ def _ranking_text(result: ConfidenceReadable) -> str:
 
 def explain(result: ConfidenceReadable) -> str:
     top, p = result.top_tokens[0], result.top_probs[0]
+    temperature = (
+        f"Temperature {result.temperature:g} divides the logits before the softmax (entropy now "
+        f"{result.tempered_entropy_bits:.2f} bits) but never reorders tokens"
+        if result.temperature != 1
+        else "A temperature would divide the logits, sharpening or flattening them, but never reorder tokens"
+    )
     return (
         f"After “{_short(''.join(result.prompt_tokens))}” the model gives “{top.strip() or top}” probability "
         f"{p:.2f}, spreading the rest over all {result.vocab_size:,} tokens; the entropy is "
         f"{result.entropy_bits:.2f} bits ({result.entropy_nats:.2f} nats), where 0 would mean certain. That is a "
-        f"confidence score, read straight from the model. Temperature {result.temperature:g} divides the logits "
-        f"before the softmax (entropy now {result.tempered_entropy_bits:.2f} bits) but never reorders tokens; the "
-        f"top-p {result.top_p:g} nucleus keeps {result.nucleus_size} tokens holding {result.nucleus_mass:.2f} "
-        "of the probability." + _ranking_text(result) + " A ranking the model *writes* is just more generated "
-        "text: stated confidence can be miscalibrated (Xiong et al. 2024) or sometimes better calibrated than "
-        "token probabilities (Tian et al. 2023)."
+        f"confidence score. {temperature}; the top-p {result.top_p:g} nucleus keeps {_tokens(result.nucleus_size)} "
+        f"holding {result.nucleus_mass:.2f} of the probability." + _ranking_text(result)
+        + " A ranking the model *writes* is just more generated text: stated confidence can be miscalibrated "
+        "(Xiong et al. 2024) or sometimes better calibrated than token probabilities (Tian et al. 2023)."
     )
 
 

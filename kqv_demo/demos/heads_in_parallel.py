@@ -25,6 +25,7 @@ from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 
 SHUFFLE_SEED = 0
+CHART_TOKENS = 32  # the chart shows at most this many positions (Altair's 5,000-row limit)
 
 
 @dataclass(frozen=True)
@@ -144,19 +145,20 @@ def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
 
 def chart(result: HeadsInParallel) -> alt.FacetChart:
     """Small multiples: the 9 heads' attention patterns, all from the same single call."""
-    tokens = result.tokens
-    rows, cols = np.indices(result.patterns.shape[1:])
+    shown = min(len(result.tokens), CHART_TOKENS)  # causal: the first positions form a complete square
+    tokens = result.tokens[:shown]
+    rows, cols = np.tril_indices(shown)  # only the cells the causal mask leaves visible
     frames = []
     for h in range(result.n_heads):
         frames.append(pd.DataFrame({
             "head": f"head {h} (reads K/V {result.kv_head_of[h]})",
-            "query token": [tokens[i] for i in rows.ravel()],
-            "key token": [tokens[j] for j in cols.ravel()],
-            "weight": result.patterns[h].ravel(),
+            "query token": [tokens[i] for i in rows],
+            "key token": [tokens[j] for j in cols],
+            "weight": result.patterns[h][rows, cols],
         }))
     data = pd.concat(frames, ignore_index=True)
     order = list(dict.fromkeys(data["head"]))
-    size = max(110, min(200, 14 * len(tokens)))
+    size = max(110, min(300, 12 * len(tokens)))
     return (
         alt.Chart(data)
         .mark_rect()
@@ -168,26 +170,29 @@ def chart(result: HeadsInParallel) -> alt.FacetChart:
         )
         .properties(width=size, height=size)
         .facet(facet=alt.Facet("head:N", sort=order, title=None), columns=result.n_kv_heads,
-               title=f"Layer {result.layer}: all {result.n_heads} heads, computed side by side in one call")
+               title=f"Layer {result.layer}: all {result.n_heads} heads, computed side by side in one call"
+               + (f" (first {shown} of {len(result.tokens)} tokens)" if shown < len(result.tokens) else ""))
     )
 
 
 def explain(result: HeadsInParallel) -> str:
     low, high = min(result.sharing_pattern_diffs), max(result.sharing_pattern_diffs)
     alike = (
-        " (two heads can still look alike, e.g. when both put nearly all their weight on the first token)"
+        "; two can still look alike when both put nearly all their weight on the first token"
         if low < 0.01 else ""
     )
+    if len(result.tokens) == 1:
+        alike = "; with a one-token prompt every head must put all its weight on that token"
     return (
         f"In layer {result.layer} the attention ran **{result.attention_calls} time** for the whole "
         f"prompt and returned all {result.n_heads} heads at once, each reading the same input. Each panel "
-        "is one head's attention pattern. The heads' outputs are placed side by side and multiplied by "
+        "is one head's attention pattern (blank: later tokens, hidden by the causal mask). The heads' outputs are placed side by side and multiplied by "
         f"the output matrix W_O; this rebuilds the layer's result to {result.reconstruction_max_diff:.1e}. "
         "Putting the heads in another order, or adding them up one at a time backwards, changes the result "
         f"by at most {result.order_invariance:.1e}, rounding on values up to {result.result_max_abs:.1f}. "
         "So no head's output becomes the next head's query. The only sharing: query heads "
         f"{_groups(result)} read the same keys and values, yet their patterns differ (by {low:.2f} to "
-        f"{high:.2f}){alike}."
+        f"{high:.2f}{alike})."
     )
 
 
@@ -204,7 +209,8 @@ def headline(result: HeadsInParallel) -> list[tuple[str, str]]:
         (f"Attention calls in layer {result.layer}", f"{result.attention_calls}"),
         ("Max |concat(heads)·W_Oᵀ − model|", f"{result.reconstruction_max_diff:.1e}"),
         ("Max change from reordering heads", f"{result.order_invariance:.1e}"),
-        ("Pattern difference, shared K/V", f"{min(result.sharing_pattern_diffs):.2f}–{max(result.sharing_pattern_diffs):.2f}"),
+        ("Pattern difference, shared K/V",
+         f"{min(result.sharing_pattern_diffs):.2f}–{max(result.sharing_pattern_diffs):.2f}"),
     ]
 
 
@@ -213,7 +219,7 @@ def status(result: HeadsInParallel) -> tuple[bool, str]:
         result.attention_calls == 1
         and result.reconstruction_max_diff <= 1e-4
         and result.order_invariance <= 1e-4
-        and min(result.sharing_pattern_diffs) > 0
+        and (min(result.sharing_pattern_diffs) > 0 or len(result.tokens) == 1)
     )
     if ok:
         return True, "One call computes every head; the order of the heads does not matter."
@@ -223,21 +229,26 @@ def status(result: HeadsInParallel) -> tuple[bool, str]:
 def details(result: HeadsInParallel) -> str:
     orders = "; ".join(" ".join(map(str, order)) for order in result.orders)
     diffs = ", ".join(f"{d:.1e}" for d in result.order_max_diffs)
+    layer, last = result.layer, result.n_heads - 1
     return (
-        "$$\\mathrm{MultiHead}(x) = \\mathrm{Concat}(\\mathrm{head}_0, \\dots, \\mathrm{head}_8)\\,W_O^\\top"
+        "$$\\mathrm{MultiHead}(x) = \\mathrm{Concat}(\\mathrm{head}_0, \\dots, \\mathrm{head}_{"
+        f"{last}"
+        "})\\,W_O^\\top"
         " = \\sum_h \\mathrm{head}_h\\, W_{O,h}^\\top$$\n\n"
         f"Head orders tried: {orders}; max differences {diffs}; one at a time in reverse: "
-        f"{result.one_by_one_max_diff:.1e} (in float64 every order agrees to {result.order_max_diff_float64:.1e}, "
-        "so the float32 differences are rounding). Each head recomputed on its own, in shuffled order, as "
-        f"softmax(qKᵀ/√d + mask)V matches the single call to {result.separate_heads_max_diff:.1e}. "
+        f"{result.one_by_one_max_diff:.1e} (in float64 every order agrees to "
+        f"{result.order_max_diff_float64:.1e}, so the float32 differences are rounding). "
+        "Each head recomputed on its own, in shuffled order, as softmax(qKᵀ/√d + mask)V matches the "
+        f"single call to {result.separate_heads_max_diff:.1e}. "
         "Query head h reads key/value head h // "
         f"{result.n_heads // result.n_kv_heads}: {result.kv_head_of}.\n\n"
         "```python\n"
-        f"heads = trace['blocks.{result.layer}.attn.out']            # {list(result.out_shape)} = [T, heads, d_head]\n"
-        f"W_O = runtime.parameter('model.layers.{result.layer}.self_attn.o_proj.weight')   # {list(result.o_proj_shape)}\n"
+        f"heads = trace['blocks.{layer}.attn.out']   # {list(result.out_shape)} = [T, heads, d_head]\n"
+        f"W_O = runtime.parameter('model.layers.{layer}.self_attn.o_proj.weight')"
+        f"   # {list(result.o_proj_shape)}\n"
         "rebuilt = heads.reshape(T, -1) @ W_O.T\n"
-        f"(rebuilt - trace['blocks.{result.layer}.attn.result']).abs().max()\n"
-        f"trace.calls['blocks.{result.layer}.attn.pattern']         # {result.attention_calls}\n"
+        f"(rebuilt - trace['blocks.{layer}.attn.result']).abs().max()\n"
+        f"trace.calls['blocks.{layer}.attn.pattern']   # {result.attention_calls}\n"
         "```"
     )
 

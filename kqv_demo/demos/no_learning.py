@@ -22,6 +22,7 @@ import torch
 
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
+from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
 
 PROBE_PROMPT = "The capital of Australia is"
@@ -78,8 +79,9 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     tokenizer = runtime.smollm2.tokenizer
     (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
     (few_shot_id,) = tokenizer.encode(FEW_SHOT_TOKEN, add_special_tokens=False)
+    if not prompt or not prompt.strip():
+        raise UserInputError("The message is empty: type some feedback for the model to answer.")
     chat = runtime.chat_prompt(prompt)
-    runtime.tokenize(chat)  # refuses an empty message before any work is done
 
     digest_before = runtime.parameter_digest()
     p_before = _probe_probability(runtime, PROBE_PROMPT, probe_id)
@@ -189,9 +191,10 @@ def explain(result: NoLearning) -> str:
         else f"changes it to {result.p_in_context:.4f}: the context changes the computation, not the weights."
     )
     reply = " ".join(result.reply.split())
+    steps = f"{len(result.generated)} step{'s' if len(result.generated) != 1 else ''}"
     return (
         f"The model read your message ({result.prompt_tokens} tokens in its chat format) and replied "
-        f"“{reply}” in {len(result.generated)} step{'s' if len(result.generated) != 1 else ''}. {weights} What grew is the KV cache: "
+        f"“{reply}” in {steps}. {weights} What grew is the KV cache: "
         f"after the first step it holds your message's {first} positions"
         + (f"; each later step adds the token chosen just before, up to {last}. " if last > first else ". ")
         + f"Each position holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} "

@@ -22,6 +22,7 @@ from kqv_demo.demos.base import Demo, Param
 from kqv_demo.trace import token_display
 
 KINDS = ("q", "k", "v")
+CHART_TOKENS = 160  # layers × tokens cells stay under Altair's 5,000-row limit
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,23 @@ def compute(runtime, prompt: str, head: int = 0, average: bool = False) -> Query
 
 def chart(result: QueryCount) -> alt.Chart:
     """Heatmap: one cell per query vector (layer × token), coloured by its length."""
+    shown = min(result.n_tokens, CHART_TOKENS)
+    tokens = result.tokens[:shown]
     rows = [
-        {"layer": layer, "token": result.tokens[t], "norm": float(result.shown[layer, t])}
+        {"layer": layer, "token": tokens[t], "norm": float(result.shown[layer, t])}
         for layer in range(result.n_layers)
-        for t in range(result.n_tokens)
+        for t in range(shown)
     ]
     which = f"mean over the {result.n_heads} query heads" if result.averaged else f"query head {result.head}"
-    width = max(240, min(640, 30 * result.n_tokens))
+    title = f"Length of each token's query vector in every layer ({which})"
+    if shown < result.n_tokens:
+        title += f", first {shown} of {result.n_tokens} tokens"
+    width = max(240, min(640, 30 * shown))
     return (
-        alt.Chart(pd.DataFrame(rows), title=f"Length of each token's query vector in every layer ({which})")
+        alt.Chart(pd.DataFrame(rows), title=title)
         .mark_rect()
         .encode(
-            x=alt.X("token:N", sort=result.tokens, title="prompt token", axis=alt.Axis(labelAngle=-45)),
+            x=alt.X("token:N", sort=tokens, title="prompt token", axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
             y=alt.Y("layer:O", title="layer", sort="ascending"),
             color=alt.Color("norm:Q", scale=alt.Scale(scheme="viridis"), title="‖q‖"),
             tooltip=["layer", "token", alt.Tooltip("norm:Q", format=".2f")],
@@ -122,14 +128,14 @@ def _first_tokens(result: QueryCount, n: int = 4) -> str:
 def explain(result: QueryCount) -> str:
     which = "the mean over all query heads" if result.averaged else f"query head {result.head}"
     return (
-        f"Your prompt is {result.n_tokens} tokens ({_first_tokens(result)}). In one forward pass SmolLM2 "
-        f"computed **{result.queries:,} query vectors**: {result.n_tokens} tokens × {result.n_layers} layers × "
-        f"{result.n_heads} query heads, each a list of {result.d_head} numbers. There is no single "
-        "“prompt query vector”: every token gets its own query in every head of every layer. Each cell of "
-        f"the chart is one of those queries ({which}), coloured by its length; they differ from token to token "
-        f"and from layer to layer. The same tokens also produced {result.keys:,} keys and {result.values:,} "
-        f"values ({result.n_kv_heads} key/value heads per layer), and the queries score exactly these keys, "
-        "not stored concepts."
+        f"Your prompt is {result.n_tokens} tokens ({_first_tokens(result)}). In one forward pass "
+        f"SmolLM2 computed **{result.queries:,} query vectors**: {result.n_tokens} tokens × "
+        f"{result.n_layers} layers × {result.n_heads} query heads, each a list of {result.d_head} numbers. "
+        "There is no single “prompt query vector”: every token gets its own query in every head of every "
+        f"layer. Each cell of the chart is one of those queries ({which}), coloured by its length; they "
+        "differ from token to token and from layer to layer. The same tokens also produced "
+        f"{result.keys:,} keys and {result.values:,} values ({result.n_kv_heads} key/value heads per "
+        "layer), and the queries score exactly these keys, not stored concepts."
     )
 
 
@@ -158,11 +164,12 @@ def details(result: QueryCount) -> str:
         f"{result.query_width} = {result.n_heads}×{result.d_head} query numbers and {result.key_width} = "
         f"{result.n_kv_heads}×{result.d_head} key (and value) numbers.\n\n"
         "```python\n"
-        "trace = runtime.trace(prompt, names_filter=lambda n: n.endswith(('.attn.q', '.attn.k', '.attn.v')))\n"
+        "wanted = ('.attn.q', '.attn.k', '.attn.v')\n"
+        "trace = runtime.trace(prompt, names_filter=lambda n: n.endswith(wanted))\n"
         f"trace['blocks.0.attn.q'].shape   # {list(result.query_shape)} = [heads, tokens, d_head]\n"
         f"trace['blocks.0.attn.k'].shape   # {list(result.key_shape)}\n"
-        f"queries = sum(h * t for h, t, _ in (trace[f'blocks.{{L}}.attn.q'].shape for L in range({result.n_layers})))"
-        f"   # {result.queries}\n"
+        f"shapes = [trace[f'blocks.{{L}}.attn.q'].shape for L in range({result.n_layers})]\n"
+        f"queries = sum(heads * tokens for heads, tokens, _ in shapes)   # {result.queries}\n"
         "```"
     )
 

@@ -122,21 +122,23 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
 
 def chart(result: ValuesNotText) -> alt.Chart:
     labels = [f"{i + 1}. {token_display(t)}" for i, t in enumerate(result.top_tokens)]
+    kinds = ["picked (most likely)", "other candidates"]
     data = pd.DataFrame(
         {
             "next token": labels,
             "probability": result.top_probabilities.astype(float),
-            "picked": ["picked (most likely)" if i == 0 else "other candidates" for i in range(len(labels))],
+            "picked": [kinds[0] if i == 0 else kinds[1] for i in range(len(labels))],
         }
     )
+    title = f"Next token: the top {len(labels)} of {result.vocab_size:,} (LM head, then softmax)"
     return (
-        alt.Chart(data, title=f"Next token: the top {len(labels)} of {result.vocab_size:,} (LM head, then softmax)")
+        alt.Chart(data, title=title)
         .mark_bar()
         .encode(
             x=alt.X("next token:N", sort=labels, title="candidate next token", axis=alt.Axis(labelAngle=-45)),
             y=alt.Y("probability:Q", title="probability (softmax of the LM head's scores)"),
-            color=alt.Color("picked:N", scale=charts.palette(2), sort=["picked (most likely)", "other candidates"],
-                            title=None, legend=alt.Legend(orient="top")),
+            color=alt.Color("picked:N", scale=charts.palette(2), sort=kinds, title=None,
+                            legend=alt.Legend(orient="top")),
             tooltip=["next token", alt.Tooltip("probability:Q", format=".4f")],
         )
         .properties(width=max(360, 48 * len(labels)), height=260)
@@ -145,16 +147,17 @@ def chart(result: ValuesNotText) -> alt.Chart:
 
 def explain(result: ValuesNotText) -> str:
     return (
-        f"In layer {result.layer}, query head {result.head} reads key/value head {result.kv_head}. Its output "
-        f"is its attention weights times the **value** vectors: they match to {result.weights_v_max_diff:.1e}. "
-        f"The same weights times the key vectors miss by up to {result.weights_k_max_diff:.2f}, so the weights "
-        "mix values, not keys. Values are lists of "
-        f"{result.d_head} numbers, not text, and they exist for all {len(result.tokens)} prompt tokens before "
-        f"anything is written ({result.values_in_prompt:,} of them in {result.n_layers} layers). The text comes "
-        f"from the end of the model: the last token's final hidden state ({result.hidden_size} numbers) times "
-        f"the LM head gives a score for each of the {result.vocab_size:,} vocabulary tokens, and a softmax turns "
-        f"them into the probabilities in the chart. The most likely next token is "
-        f"“{result.chosen_token}” ({result.chosen_probability:.2f})."
+        f"In layer {result.layer}, query head {result.head} reads key/value head {result.kv_head}. "
+        "Its output is its attention weights times the **value** vectors: they match to "
+        f"{result.weights_v_max_diff:.1e}. The same weights times the key vectors miss by up to "
+        f"{result.weights_k_max_diff:.2f}, so the weights mix values, not keys. Values are lists of "
+        f"{result.d_head} numbers, not text, and they exist for all {len(result.tokens)} prompt tokens "
+        f"before anything is written ({result.values_in_prompt:,} of them in {result.n_layers} layers). "
+        "The text comes from the end of the model: the last token's final hidden state "
+        f"({result.hidden_size} numbers) times the LM head gives a score for each of the "
+        f"{result.vocab_size:,} vocabulary tokens, and a softmax turns them into the probabilities in "
+        f"the chart. The most likely next token is “{result.chosen_token}” "
+        f"({result.chosen_probability:.2f})."
     )
 
 
@@ -173,19 +176,24 @@ def status(result: ValuesNotText) -> tuple[bool, str]:
 
 
 def details(result: ValuesNotText) -> str:
+    layer, head, kv = result.layer, result.head, result.kv_head
     return (
-        "$$o_i = \\sum_j a_{ij}\\, v_j \\qquad p(\\text{next}) = \\mathrm{softmax}(W_U\\, h^{(L)}_{T})$$\n\n"
-        f"Worst over all heads of layer {result.layer}: weights·V off by {result.layer_weights_v_max_diff:.1e}, "
-        f"weights·K off by {result.layer_weights_k_min_diff:.2f} to {result.layer_weights_k_max_diff:.2f}. "
-        f"The LM head recomputed from `ln_final.out` matches the model's logits to {result.logits_max_diff:.1e}.\n\n"
+        "$$o_i = \\sum_j a_{ij}\\, v_j \\qquad "
+        "p(\\text{next}) = \\mathrm{softmax}(W_U\\, h^{(L)}_{T})$$\n\n"
+        f"Over all heads of layer {layer}: weights·V is off by at most "
+        f"{result.layer_weights_v_max_diff:.1e}; "
+        f"weights·K is off by {result.layer_weights_k_min_diff:.2f} (closest head) to "
+        f"{result.layer_weights_k_max_diff:.2f}. The LM head recomputed from `ln_final.out` matches the "
+        f"model's logits to {result.logits_max_diff:.1e}.\n\n"
         "```python\n"
-        f"a = trace['blocks.{result.layer}.attn.pattern'][{result.head}]   # [T, T] attention weights\n"
-        f"V = trace['blocks.{result.layer}.attn.v'][{result.kv_head}]         # {list(result.value_shape[1:])} values\n"
-        f"K = trace['blocks.{result.layer}.attn.k'][{result.kv_head}]\n"
-        f"out = trace['blocks.{result.layer}.attn.out'][:, {result.head}]     # the input of o_proj for this head\n"
+        f"a = trace['blocks.{layer}.attn.pattern'][{head}]     # [T, T] attention weights\n"
+        f"V = trace['blocks.{layer}.attn.v'][{kv}]           # {list(result.value_shape[1:])} values\n"
+        f"K = trace['blocks.{layer}.attn.k'][{kv}]\n"
+        f"out = trace['blocks.{layer}.attn.out'][:, {head}]  # the input of o_proj, this head\n"
         "(a @ V - out).abs().max()   # ~0\n"
         "(a @ K - out).abs().max()   # large\n"
-        f"logits = trace['ln_final.out'][-1] @ runtime.parameter('{result.lm_head}').T   # {result.lm_head_shape}\n"
+        f"W_U = runtime.parameter('{result.lm_head}')        # {list(result.lm_head_shape)}\n"
+        "logits = trace['ln_final.out'][-1] @ W_U.T\n"
         "```"
     )
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from kqv_demo.content.loader import CONTENT_DIR, Dialogue, load_bank
 
-EXAMPLE = CONTENT_DIR / "claims" / "kl-divergence-compares-queries-and-keys.yaml"
+# A frozen copy of one claim, so that editing the real bank never breaks these tests.
+EXAMPLE = Path(__file__).parent / "fixtures" / "kl-divergence-compares-queries-and-keys.yaml"
 QUOTE = "the query vector is compared to all key vectors using measures like KL divergence."
 # A stand-in dialogue whose line 162 holds the quote, so these tests never need the real file.
 DIALOGUE = Dialogue("\n" * 161 + f"To find the most relevant keys, {QUOTE}\n")

@@ -134,6 +134,14 @@ def test_explanation_uses_this_runs_numbers(result):
     assert result.truncation is None
 
 
+def test_a_long_prompt_is_cut_and_candidates_are_scored_after_the_kept_part(runtime: Runtime):
+    long = "The history of the city is long. " * 40 + DEMO.default_prompt
+    run = DEMO.run(runtime, long)
+    assert run.truncation is not None and "the demos use the first" in run.truncation
+    assert len(run.prompt_tokens) == len(runtime.tokenize(long)[0])
+    assert np.all(np.isfinite(run.candidate_logprobs)) and np.all(run.candidate_logprobs < 0)
+
+
 @pytest.mark.parametrize(
     "prompt,params,message",
     [

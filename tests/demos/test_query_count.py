@@ -94,3 +94,19 @@ def test_bad_input_is_a_clear_error(runtime: Runtime, params, message):
 def test_empty_prompt_is_a_clear_error(runtime: Runtime):
     with pytest.raises(UserInputError, match="empty"):
         DEMO.run(runtime, "   ")
+
+
+def test_details_show_this_runs_numbers(result):
+    text = query_count.details(result)
+    assert "{result" not in text and "{layer" not in text
+    assert "```python" in text
+
+
+def test_long_prompts_chart_the_first_tokens_but_count_all(runtime: Runtime, config):
+    prompt = " ".join(["the cat sat on the mat"] * 40)
+    result = DEMO.run(runtime, prompt)
+    assert result.n_tokens > query_count.CHART_TOKENS
+    assert result.queries == result.n_tokens * config.num_hidden_layers * config.num_attention_heads
+    spec = query_count.chart(result).to_dict()  # raises if over Altair's row limit
+    assert spec["encoding"]["x"]["sort"] == result.tokens[: query_count.CHART_TOKENS]
+    assert f"first {query_count.CHART_TOKENS} of {result.n_tokens} tokens" in spec["title"]

@@ -95,3 +95,9 @@ def test_bad_input_is_a_clear_error(runtime: Runtime, params, message):
 def test_compute_rejects_a_head_that_does_not_exist(runtime: Runtime):
     with pytest.raises(UserInputError, match="Head 12"):
         values_not_text.compute(runtime, "The cat sat", layer=3, head=12)
+
+
+def test_details_show_this_runs_numbers(result):
+    text = values_not_text.details(result)
+    assert "{result" not in text and "{layer" not in text
+    assert "```python" in text
