@@ -52,15 +52,16 @@ class FixedDepth:
 def _count_blocks(calls: dict[str, int], n_layers: int) -> tuple[int, int, list[int]]:
     per_layer = [calls.get(f"blocks.{layer}.resid_post", 0) for layer in range(n_layers)]
     # Any block hook that fired, even beyond the config's count, would show up here.
-    fired = {name.split(".")[1] for name in calls if name.startswith("blocks.") and name.endswith(".resid_post")}
-    total = sum(count for name, count in calls.items() if name.startswith("blocks.") and name.endswith(".resid_post"))
-    return total, len(fired), per_layer
+    outputs = {name: count for name, count in calls.items()
+               if name.startswith("blocks.") and name.endswith(".resid_post")}
+    return sum(outputs.values()), len(outputs), per_layer
 
 
 def _layer_changes(trace, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
     updates, cosines = [], []
     for layer in range(n_layers):
-        pre = trace[f"blocks.{layer}.resid_pre"][1:]  # position 0 excluded: a huge activation from layer 12 on
+        # Position 0 is left out: from layer 12 on it carries a huge activation.
+        pre = trace[f"blocks.{layer}.resid_pre"][1:]
         post = trace[f"blocks.{layer}.resid_post"][1:]
         updates.append(float(((post - pre).norm(dim=-1) / pre.norm(dim=-1)).mean()))
         cosines.append(float(torch.nn.functional.cosine_similarity(pre, post, dim=-1).mean()))
@@ -75,16 +76,21 @@ def compute(runtime, prompt: str, other: str) -> FixedDepth:
     for text, trace in zip((prompt, other), traces):
         if trace.n_tokens < 2:
             raise UserInputError(
-                f"{text!r} is a single token; type at least two tokens (position 0 is left out of the averages)."
+                f"{text!r} is a single token; type at least two tokens "
+                "(position 0 is left out of the averages)."
             )
     counts = [_count_blocks(trace.calls, n_layers) for trace in traces]
     changes = [_layer_changes(trace, n_layers) for trace in traces]
-    minilm_calls = [runtime.trace(text, model=MINILM, names_filter=lambda name: False).calls for text in (prompt, other)]
+    minilm_calls = [
+        runtime.trace(text, model=MINILM, names_filter=lambda name: False).calls for text in (prompt, other)
+    ]
     minilm_layers = runtime.minilm.model.config.num_hidden_layers
 
     shapes = runtime.parameter_shapes()
     sizes = {name: int(np.prod(dims)) for name, dims in shapes.items()}
-    per_layer = [sum(n for name, n in sizes.items() if name.startswith(f"model.layers.{i}.")) for i in range(n_layers)]
+    per_layer = [
+        sum(n for name, n in sizes.items() if name.startswith(f"model.layers.{i}.")) for i in range(n_layers)
+    ]
     if len(set(per_layer)) != 1:
         raise RuntimeError(f"SmolLM2's layers have different sizes: {per_layer}")
     total = sum(sizes.values())
@@ -117,13 +123,15 @@ def chart(result: FixedDepth):
     rows = [
         {"layer": layer, "relative update": float(value), "cosine": float(cos),
          "prompt": f"“{_short(prompt)}” ({runs} layers ran)"}
-        for prompt, runs, values, cosines in zip(result.prompts, result.blocks_run, result.relative_update, result.cosine)
+        for prompt, runs, values, cosines in zip(
+            result.prompts, result.blocks_run, result.relative_update, result.cosine
+        )
         for layer, value, cos in zip(result.layer_numbers(), values, cosines)
     ]
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(data["prompt"]))
     return (
-        alt.Chart(data, title="How much each layer changes the residual stream (every layer runs for both prompts)")
+        alt.Chart(data, title="How much each layer changes the hidden state (all layers run for both prompts)")
         .mark_line(point=True)
         .encode(
             x=alt.X("layer:Q", title=f"layer (0 = first of {result.n_layers}; every one ran once)",
@@ -150,16 +158,20 @@ def explain(result: FixedDepth) -> str:
     a, b = (f"“{_short(p, 40)}”" for p in result.prompts)
     last = result.relative_update[:, -1]
     low, high = _middle(result)
-    peak = [int(np.argmax(row[2:])) + 2 for row in result.relative_update]  # layers 0-1 start from the small embeddings
+    # Layers 0 and 1 start from the small token embeddings, so their relative updates are large.
+    peak = [int(np.argmax(row[2:])) + 2 for row in result.relative_update]
+    where = f"{peak[0]} for both" if peak[0] == peak[1] else f"{peak[0]} and {peak[1]}"
     return (
         f"Both prompts went through all {result.n_layers} of SmolLM2's layers, each exactly once: "
-        f"{result.blocks_run[0]} block runs for {a} ({result.n_tokens[0]} tokens) and {result.blocks_run[1]} for "
-        f"{b} ({result.n_tokens[1]} tokens). MiniLM ran {result.minilm_blocks_run[0]} and "
-        f"{result.minilm_blocks_run[1]} of its {result.minilm_layers} layers. The lines show how much each layer "
+        f"{result.blocks_run[0]} block runs for {a} ({result.n_tokens[0]} tokens) and "
+        f"{result.blocks_run[1]} for {b} ({result.n_tokens[1]} tokens). MiniLM, on the same prompts, ran "
+        f"{result.minilm_blocks_run[0]} and {result.minilm_blocks_run[1]} blocks: its "
+        f"{result.minilm_layers} layers. The lines show how much each layer "
         "changed the hidden states (update size divided by the input's size, tokens after the first). The "
         f"amounts differ between prompts, yet nothing checks them: there is no convergence test. Layers 3-19 "
-        f"change the state by {low:.2f}-{high:.2f} of its size; the last layer by {last[0]:.2f} and {last[1]:.2f}; "
-        f"from layer 2 on the biggest change is at layer {peak[0]} and {peak[1]}. The depth is a design choice: "
+        f"change the state by {low:.2f}-{high:.2f} of its size; the last layer by {last[0]:.2f} and "
+        f"{last[1]:.2f}; "
+        f"from layer 2 on the biggest change is at layer {where}. The depth is a design choice: "
         f"each layer holds {result.params_per_layer:,} weights."
     )
 
@@ -187,11 +199,14 @@ def status(result: FixedDepth) -> tuple[bool, str]:
 def details(result: FixedDepth) -> str:
     return (
         "We count how often each block's output hook (`blocks.{L}.resid_post`) fired during one forward "
-        "pass (`trace.calls`). The relative update of layer L is ‖out_L − in_L‖ / ‖in_L‖ for each token, where "
-        "in_L is layer L's input (`blocks.{L}.resid_pre`), averaged over tokens 1 … T−1; token 0 is left out "
+        "pass (`trace.calls`). The relative update of layer L is ‖out_L − in_L‖ / ‖in_L‖ for each "
+        "token, where in_L is layer L's input (`blocks.{L}.resid_pre`), averaged over tokens 1 … T−1 "
+        "(layer 0's update is "
+        "large because the token embeddings it starts from are small); token 0 is left out "
         "because from layer 11's output on (block index, from 0) it carries an activation "
         "of norm about 22,700 that would dominate any average. Parameters: "
-        f"{result.n_layers} layers × {result.params_per_layer:,} = {result.params_in_layers:,}, plus the tied "
+        f"{result.n_layers} layers × {result.params_per_layer:,} = {result.params_in_layers:,}, "
+        "plus the tied "
         f"embedding ({result.embedding_params:,}) and the final norm: {result.total_params:,} in all."
     )
 

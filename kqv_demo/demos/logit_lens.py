@@ -68,7 +68,9 @@ def _show(token: str) -> str:
 
 def _target_id(tokenizer, target: str) -> int:
     if not target:
-        raise UserInputError("The target token is empty: type the word to follow, e.g. ' Paris' with its leading space.")
+        raise UserInputError(
+            "The target token is empty: type the word to follow, e.g. ' Paris' with its leading space."
+        )
     ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         pieces = " | ".join(token_display(tokenizer.decode([i])) for i in ids)
@@ -102,7 +104,8 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     trace = runtime.trace(prompt, names_filter=keep)
     n_layers = trace.model.n_layers
     embeddings = trace["blocks.0.resid_pre"]
-    states = torch.stack([embeddings[-1]] + [trace[f"blocks.{layer}.resid_post"][-1] for layer in range(n_layers)])
+    outputs = [trace[f"blocks.{layer}.resid_post"][-1] for layer in range(n_layers)]
+    states = torch.stack([embeddings[-1], *outputs])
     logits = unembed(runtime, states)  # [n_layers + 1, vocab]
     probs = torch.softmax(logits, dim=-1)
     top_probs, top_ids = probs.max(dim=-1)
@@ -170,14 +173,16 @@ def chart(result: LogitLens):
         x=x,
         y=alt.Y("probability:Q", title="probability of the next token",
                 scale=alt.Scale(domain=[0, 1], nice=False)),
-        color=alt.Color("curve:N", sort=groups, scale=charts.palette(2), title=None, legend=alt.Legend(orient="top")),
+        color=alt.Color("curve:N", sort=groups, scale=charts.palette(2), title=None,
+                        legend=alt.Legend(orient="top")),
         tooltip=["layers applied", "curve", alt.Tooltip("probability:Q", format=".4f"), "top-1 token"],
     )
     layers = [lines]
     if result.exit_layer is not None:
         layers.append(alt.Chart(pd.DataFrame([{"layers applied": result.exit_layer}])).mark_rule(
             strokeDash=[4, 4], color=charts.OKABE_ITO[3]).encode(x=x))
-    strip = alt.Chart(data[data["curve"] == "top-1 probability"], title="top-1 token after each layer").mark_text(
+    tops = data[data["curve"] == "top-1 probability"]
+    strip = alt.Chart(tops, title="top-1 token after each layer").mark_text(
         angle=270, align="left", baseline="middle", fontSize=11,
     ).encode(
         x=alt.X("layers applied:Q", scale=scale, axis=None),
@@ -187,22 +192,26 @@ def chart(result: LogitLens):
     ).properties(width=620, height=70, view=alt.ViewBackground(stroke=None))
     plot = alt.layer(*layers).properties(width=620, height=260)
     title = (f"Logit lens on the last token “{_show(result.tokens[-1])}”"
-             + ("" if result.exit_layer is None else f" (dashed line: naive early exit after {result.exit_layer})"))
+             + ("" if result.exit_layer is None
+                else f" (dashed line: naive early exit after {result.exit_layer})"))
     return alt.vconcat(strip, plot, title=title, spacing=4).resolve_scale(x="shared")
 
 
 def explain(result: LogitLens) -> str:
     target = f"“{_show(result.target)}”"
     final = result.p_target[-1]
-    late = ", ".join(f"{result.p_target[layer]:.3f} after {layer}" for layer in range(result.n_layers - 2, result.n_layers))
+    late = ", ".join(
+        f"{result.p_target[layer]:.3f} after {layer}" for layer in range(result.n_layers - 2, result.n_layers)
+    )
     rises = _first((result.p_target >= 0.01).tolist())
     low = f"stays below 1% through layer {rises - 1}; it is" if rises and rises > 1 else "is"
     exit_text = (
         f"(stop once the top-1 probability exceeds {result.exit_threshold}, from layer 1 on) never fires"
         if result.exit_layer is None else
-        f"(stop once the top-1 probability exceeds {result.exit_threshold}, from layer 1 on) stops after layer "
-        f"{result.exit_layer} with “{_show(result.exit_token)}”, which "
-        f"{'agrees' if result.exit_agrees else 'does not agree'} with the full model's “{_show(result.model_top_token)}”"
+        f"(stop once the top-1 probability exceeds {result.exit_threshold}, from layer 1 on) stops after "
+        f"layer {result.exit_layer} with “{_show(result.exit_token)}”, which "
+        f"{'agrees' if result.exit_agrees else 'does not agree'} with the full model's "
+        f"“{_show(result.model_top_token)}”"
     )
     return (
         "Each point reads the last token's hidden state as if the model stopped there: final norm, then "
@@ -221,7 +230,8 @@ def headline(result: LogitLens) -> list[tuple[str, str]]:
     target = _show(result.target)
     return [
         (f"P({target}) after all {result.n_layers} layers", f"{result.p_target[-1]:.3f}"),
-        (f"{target} is top-1 from layer", "never" if result.target_top1_from is None else str(result.target_top1_from)),
+        (f"{target} is top-1 from layer",
+         "never" if result.target_top1_from is None else str(result.target_top1_from)),
         (f"KL(full ‖ skip block {result.skip_layer})", f"{result.kl_skip_nats:.3f} nats"),
         ("Max |lens − model logits|", f"{result.lens_max_diff:.1e}"),
     ]
@@ -229,20 +239,21 @@ def headline(result: LogitLens) -> list[tuple[str, str]]:
 
 def status(result: LogitLens) -> tuple[bool, str]:
     if result.lens_max_diff <= 1e-3 and result.kl_skip_nats > 0:
-        return True, "The lens after the last layer is the model's output; skipping a block changes it (KL > 0)."
+        return True, "After the last layer the lens is the model's output; a skipped block changes it."
     return False, "The lens does not reproduce the model's logits: please report this."
 
 
 def details(result: LogitLens) -> str:
     rows = "\n".join(
-        f"| {layer} | {result.p_target[layer]:.4f} | {_show(result.top_tokens[layer])} | {result.top_probs[layer]:.3f} |"
+        f"| {layer} | {result.p_target[layer]:.4f} | {_show(result.top_tokens[layer])} "
+        f"| {result.top_probs[layer]:.3f} |"
         for layer in range(result.n_layers + 1)
     )
     return (
         "logits_L = W_E · RMSNorm(h_L) with the final norm's weights and ε from the config, and the tied "
         "embedding matrix W_E as unembedding. Layer L means L blocks applied: h_0 is the embedding (input "
-        "of `blocks.0`), h_L the output `blocks.{L−1}.resid_post`. Skipping block k replaces its output by its "
-        "input. KL(P‖Q) = Σ P log(P/Q) in nats over all "
+        "of `blocks.0`), h_L the output `blocks.{L−1}.resid_post`. Skipping block k replaces its output "
+        "by its input. KL(P‖Q) = Σ P log(P/Q) in nats over all "
         "next tokens.\n\n| layers applied | P(target) | top-1 | p |\n|---|---|---|---|\n" + rows
     )
 

@@ -47,9 +47,8 @@ def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.T
 def compute(runtime, prompt: str) -> OneAttentionPass:
     config = runtime.smollm2.model.config
     wanted = (".resid_pre", ".resid_post", ".attn.result", ".mlp.out", ".attn.k_unrotated")
-    trace = runtime.trace(
-        prompt, names_filter=lambda name: name.endswith(wanted) or name in ("blocks.0.attn.pattern", "blocks.0.attn.q")
-    )
+    extra = ("blocks.0.attn.pattern", "blocks.0.attn.q")
+    trace = runtime.trace(prompt, names_filter=lambda name: name.endswith(wanted) or name in extra)
     n_layers = config.num_hidden_layers
     block = lambda layer, part: trace[f"blocks.{layer}.{part}"]  # noqa: E731
     residual, handoff, next_keys, scale = [], 0.0, [], 0.0
@@ -61,7 +60,8 @@ def compute(runtime, prompt: str) -> OneAttentionPass:
             output = block(layer, "resid_post")
             handoff = max(handoff, float((block(layer + 1, "resid_pre") - output).abs().max()))
             prefix = f"model.layers.{layer + 1}."
-            normed = _rms_norm(output, runtime.parameter(prefix + "input_layernorm.weight"), config.rms_norm_eps)
+            norm_weight = runtime.parameter(prefix + "input_layernorm.weight")
+            normed = _rms_norm(output, norm_weight, config.rms_norm_eps)
             keys = normed @ runtime.parameter(prefix + "self_attn.k_proj.weight").T  # [T, kv_heads * d_head]
             keys = keys.view(trace.n_tokens, -1, config.head_dim).transpose(0, 1)
             next_keys.append(float((keys - block(layer + 1, "attn.k_unrotated")).abs().max()))
@@ -71,8 +71,8 @@ def compute(runtime, prompt: str) -> OneAttentionPass:
         n_tokens=trace.n_tokens,
         n_layers=n_layers,
         n_heads=config.num_attention_heads,
-        attention_calls=np.array([trace.calls.get(f"blocks.{layer}.attn.pattern", 0) for layer in range(n_layers)]),
-        mlp_calls=np.array([trace.calls.get(f"blocks.{layer}.mlp.out", 0) for layer in range(n_layers)]),
+        attention_calls=np.array([trace.calls.get(f"blocks.{i}.attn.pattern", 0) for i in range(n_layers)]),
+        mlp_calls=np.array([trace.calls.get(f"blocks.{i}.mlp.out", 0) for i in range(n_layers)]),
         pattern_shape=tuple(trace["blocks.0.attn.pattern"].shape),
         residual_max_diff=np.array(residual),
         residual_scale=scale,
@@ -114,9 +114,11 @@ def _closeness(diff: float) -> str:
 def explain(result: OneAttentionPass) -> str:
     once = "exactly once" if _all_once(result) else "NOT exactly once"
     return (
-        f"While reading your {result.n_tokens} tokens, each of the {result.n_layers} layers ran its attention "
+        f"While reading your {result.n_tokens} tokens, each of the {result.n_layers} layers ran its "
+        "attention "
         f"{once} (all {result.pattern_shape[0]} heads in one call, weights of shape "
-        f"{'×'.join(map(str, result.pattern_shape))}) and its MLP once. Nothing loops inside a layer: its output "
+        f"{'×'.join(map(str, result.pattern_shape))}) and its MLP once. Nothing loops inside a layer: "
+        "its output "
         "is its input plus one attention update plus one MLP update, and adding those up by hand reproduces "
         f"the model's output {_closeness(result.residual_max_diff.max())} (entries reach "
         f"{result.residual_scale:,.0f}). What moves on is the hidden state, one vector of "
@@ -145,7 +147,8 @@ def details(result: OneAttentionPass) -> str:
     return (
         "Counts come from `trace.calls`, how often each hook point fired during one forward pass: "
         "`blocks.{L}.attn.pattern` (the attention weights) and `blocks.{L}.mlp.out` (the MLP's output). "
-        "The block check is `resid_post − (resid_pre + attn.result + mlp.out)`, where `attn.result` is what "
+        "The block check is `resid_post − (resid_pre + attn.result + mlp.out)`, where `attn.result` "
+        "is what "
         "attention adds (after o_proj) and `mlp.out` what the MLP adds (after down_proj). The key check "
         "recomputes layer L+1's keys before RoPE as k_proj(RMSNorm(resid_post[L])) with layer L+1's weights. "
         f"Queries exist only inside a layer (shape {'×'.join(map(str, result.query_shape))}); each of the "
