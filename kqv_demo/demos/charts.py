@@ -21,7 +21,7 @@ def grouped_bars(data: pd.DataFrame, x: str, y: str, group: str, title: str, x_o
         alt.Chart(data, title=title)
         .mark_bar()
         .encode(
-            x=alt.X(f"{x}:N", sort=x_order, title=x, axis=alt.Axis(labelAngle=-45)),
+            x=alt.X(f"{x}:N", sort=x_order, title=x, axis=alt.Axis(labelAngle=-45, labelOverlap=False)),
             xOffset=alt.XOffset(f"{group}:N", sort=groups),
             y=alt.Y(f"{y}:Q", title=y_title or y),
             color=alt.Color(f"{group}:N", sort=groups, scale=palette(len(groups)), title=None,

@@ -6,9 +6,17 @@ from typing import Any
 
 import streamlit as st
 
+import altair as alt
+
 from kqv_demo import settings
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.runtime import Runtime
+
+
+def show_chart(chart: alt.TopLevelMixin) -> None:
+    """Draw at the size the chart asks for: Streamlit would otherwise squeeze a single chart's
+    legend, title and axis labels into its height, leaving a sliver of plot."""
+    st.altair_chart(chart.properties(autosize=alt.AutoSizeParams(type="pad")), width="content")
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -78,7 +86,7 @@ def demo_view(demo: Demo, models: Runtime) -> None:
         (st.success if passed else st.error)(text)
     chart = demo.chart(result)
     if chart is not None:
-        st.altair_chart(chart, width="content")
+        show_chart(chart)
     st.markdown(demo.explain(result))
     if demo.details:
         with st.expander("The formula and the code"):
@@ -101,5 +109,5 @@ def demo_inline(demo: Demo, models: Runtime, prompt: str | None, params: dict[st
             column.metric(label, value)
     chart = demo.chart(result)
     if chart is not None:
-        st.altair_chart(chart, width="content")
+        show_chart(chart)
     st.markdown(demo.explain(result))
