@@ -50,15 +50,16 @@ def test_demo_runs_with_its_defaults_and_matches_the_model():
     result = run_cli("demo", "attention-by-hand", "--json", "--layer", "6", "--head", "2")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["max_abs_diff"] <= 1e-5 and data["matches"]
-    assert data["kv_head"] == 0
-    assert len(data["model_weights"]) == len(data["tokens"])
+    assert data["params"] == {"layer": 6, "head": 2, "scaled": True, "masked": True}
+    assert data["result"]["max_abs_diff"] <= 1e-5
+    assert data["result"]["kv_head"] == 0
+    assert len(data["result"]["model_weights"]) == len(data["result"]["tokens"])
 
 
 def test_demo_bad_input_is_a_message_not_a_traceback():
     result = run_cli("demo", "attention-by-hand", "--layer", "99")
     assert result.returncode == 2
-    assert "Layer 99 does not exist" in result.stderr
+    assert "Layer 99 is out of range: choose from 0 to 29" in result.stderr
     assert "Traceback" not in result.stderr
     unknown = run_cli("demo", "no-such-demo")
     assert unknown.returncode == 2 and "Unknown demo" in unknown.stderr
