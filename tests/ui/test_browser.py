@@ -69,13 +69,18 @@ def server_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(server_url):
+def browser(server_url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser.new_page(viewport={"width": 1300, "height": 1800})
-        browser.close()
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser.new_page(viewport={"width": 1300, "height": 1800})
 
 
 def _open(page, url: str) -> None:
@@ -101,31 +106,27 @@ def test_demo_lab_shows_the_match_and_the_heatmaps(page, server_url: str):
     assert page.locator(".vega-embed").count() == 1
 
 
-def test_quiz_at_phone_width_with_the_keyboard(server_url: str):
+def test_quiz_at_phone_width_with_the_keyboard(browser, server_url: str):
     """A learner on a narrow screen signs in and answers one question using only the keyboard."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        phone = browser.new_page(viewport={"width": 390, "height": 844})
-        _open(phone, f"{server_url}/quiz")
-        phone.get_by_role("textbox", name="Your name or a nickname").fill("Keyboard learner")
-        phone.keyboard.press("Enter")
-        phone.wait_for_selector("text=Start a round", timeout=60_000)
-        phone.locator('[data-testid="stButton"] button', has_text="Start").first.click()
-        phone.wait_for_selector("text=How sure are you?", timeout=60_000)
-        answer_group = phone.get_by_role("radiogroup").first
-        answer_group.get_by_role("radio").first.focus()
-        phone.keyboard.press("Space")
-        confidence = phone.get_by_role("radiogroup").nth(1)
-        confidence.get_by_role("radio").nth(1).focus()
-        phone.keyboard.press("Space")
-        phone.get_by_role("button", name="Check my answer").focus()
-        phone.keyboard.press("Enter")
-        phone.wait_for_selector("text=The claim behind this question", timeout=60_000)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        phone.screenshot(path=str(SHOTS / "quiz-phone.png"), full_page=True)
-        overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"the page scrolls sideways by {overflow}px at phone width"
-        assert phone.locator('[data-testid="stException"]').count() == 0
-        browser.close()
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    _open(phone, f"{server_url}/quiz")
+    phone.get_by_role("textbox", name="Your name or a nickname").fill("Keyboard learner")
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector("text=Start a round", timeout=60_000)
+    phone.locator('[data-testid="stButton"] button', has_text="Start").first.click()
+    phone.wait_for_selector("text=How sure are you?", timeout=60_000)
+    answer_group = phone.get_by_role("radiogroup").first
+    answer_group.get_by_role("radio").first.focus()
+    phone.keyboard.press("Space")
+    confidence = phone.get_by_role("radiogroup").nth(1)
+    confidence.get_by_role("radio").nth(1).focus()
+    phone.keyboard.press("Space")
+    phone.get_by_role("button", name="Check my answer").focus()
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector("text=The claim behind this question", timeout=60_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SHOTS / "quiz-phone.png"), full_page=True)
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow}px at phone width"
+    assert phone.locator('[data-testid="stException"]').count() == 0
+    phone.close()
