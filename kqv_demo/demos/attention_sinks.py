@@ -6,7 +6,7 @@ averaged over those tokens. In most heads it is more than half of all the weight
 the first token is: an "attention sink" (Xiao et al. 2024), a place to park attention when a
 head has nothing to do. Which heads sink also changes from prompt to prompt.
 
-The first token's hidden state also becomes enormous from about layer 12 on, far larger than
+The first token's hidden state also becomes enormous after block 11 (counting from 0), far larger than
 any other token's. A heatmap of raw weights would therefore "explain" most heads as reading a
 word like "The": attention weights show where weight goes, not why the model answers as it does.
 """
@@ -227,7 +227,7 @@ DEMO = Demo(
     summary=(
         "In most of SmolLM2's 270 heads, the tokens put more than half of their attention on the first "
         "token, whatever it is (an attention sink), and which heads do so changes with the prompt. The "
-        "first token's hidden state is also enormous from about layer 12 on."
+        "first token's hidden state is also enormous from the middle layers on (after block 11)."
     ),
     default_prompt="The cat sat on the mat because it was tired.",
     compute=compute,

@@ -5,7 +5,7 @@ how often each block's output hook fired: once per layer, for all 30 layers, wha
 the prompt. The same holds for MiniLM's 6 layers. Nothing in the forward pass tests for
 "convergence": we measure how much each layer changes the residual stream (relative
 update and cosine between consecutive states, averaged over tokens except position 0,
-which carries a huge activation from layer 12 on) and show that the amount of change
+which carries a huge activation from block 11 on) and show that the amount of change
 differs between prompts, while the number of layers that run does not. The parameter
 count per layer shows that depth is an architectural hyperparameter.
 """
@@ -60,7 +60,7 @@ def _count_blocks(calls: dict[str, int], n_layers: int) -> tuple[int, int, list[
 def _layer_changes(trace, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
     updates, cosines = [], []
     for layer in range(n_layers):
-        # Position 0 is left out: from layer 12 on it carries a huge activation.
+        # Position 0 is left out: from block 11 on it carries a huge activation.
         pre = trace[f"blocks.{layer}.resid_pre"][1:]
         post = trace[f"blocks.{layer}.resid_post"][1:]
         updates.append(float(((post - pre).norm(dim=-1) / pre.norm(dim=-1)).mean()))
@@ -204,7 +204,7 @@ def details(result: FixedDepth) -> str:
         "(layer 0's update is "
         "large because the token embeddings it starts from are small); token 0 is left out "
         "because from layer 11's output on (block index, from 0) it carries an activation "
-        "of norm about 22,700 that would dominate any average. Parameters: "
+        "tens of thousands in size that would dominate any average. Parameters: "
         f"{result.n_layers} layers × {result.params_per_layer:,} = {result.params_in_layers:,}, "
         "plus the tied "
         f"embedding ({result.embedding_params:,}) and the final norm: {result.total_params:,} in all."
