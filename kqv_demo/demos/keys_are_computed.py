@@ -117,7 +117,8 @@ def explain(result: KeysAreComputed) -> str:
 def headline(result: KeysAreComputed) -> list[tuple[str, str]]:
     return [
         ("Cosine at layer 0", f"{result.cosine_by_layer[0].min():.3f}"),
-        (f"Cosine at layer {result.layer}", " / ".join(f"{c:.2f}" for c in result.cosine_by_layer[result.layer])),
+        (f"Cosine at layer {result.layer}",
+         f"{result.cosine_by_layer[result.layer].min():.2f}–{result.cosine_by_layer[result.layer].max():.2f}"),
         ("Keys for your sentence", f"{result.keys_in_a:,}"),
         ("W_K per layer", "×".join(map(str, result.key_weight_shapes[0]))),
     ]

@@ -2,6 +2,9 @@
 
 import streamlit as st
 
+from kqv_demo.demos import DEMOS
+from kqv_demo.ui.bank import bank
+
 st.title("KQV Tutor")
 st.markdown(
     "How does transformer attention **really** work? Queries, keys and values are easy to "
@@ -9,17 +12,17 @@ st.markdown(
     "explanation is checked against the papers and against a real model running on this machine."
 )
 PAGES = "kqv_demo/ui/pages"
-left, middle, right = st.columns(3)
-with left.container(border=True):
-    st.subheader("See it live")
-    st.markdown("Type a sentence and recompute a real model's attention weights by hand.")
-    st.page_link(f"{PAGES}/demo_lab.py", label="Open the Demo lab", icon=":material/science:")
-with middle.container(border=True):
-    st.subheader("Test yourself")
-    st.markdown("Rounds of questions with confidence ratings and corrections that stick.")
-    st.page_link(f"{PAGES}/quiz.py", label="Take a quiz", icon=":material/quiz:")
-with right.container(border=True):
-    st.subheader("Ask")
-    st.markdown("State a belief or ask a question; get a vetted answer with its sources.")
-    st.page_link(f"{PAGES}/ask.py", label="Ask (being built)", icon=":material/chat:")
+cards = [
+    ("Test yourself", "Rounds of questions; say how sure you are before the answer is revealed.",
+     "quiz.py", "Take a quiz", ":material/quiz:"),
+    ("See it live", f"{len(DEMOS)} demonstrations on real models, on your own sentence.",
+     "demo_lab.py", "Open the Demo lab", ":material/science:"),
+    ("Read the claims", f"The {len(bank().claims)} claims of the source dialogue, each checked, with its correction.",
+     "claims.py", "Browse the claims", ":material/fact_check:"),
+]
+for column, (title, text, page, label, icon) in zip(st.columns(len(cards)), cards):
+    with column.container(border=True):
+        st.subheader(title)
+        st.markdown(text)
+        st.page_link(f"{PAGES}/{page}", label=label, icon=icon)
 st.page_link(f"{PAGES}/about.py", label="Where this comes from, and which models it runs", icon=":material/info:")
