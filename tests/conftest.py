@@ -10,3 +10,9 @@ from kqv_demo.runtime import Runtime, shared_runtime
 @pytest.fixture(scope="session")
 def runtime() -> Runtime:
     return shared_runtime()
+
+
+@pytest.fixture(scope="session")
+def config(runtime: Runtime):
+    """SmolLM2's config: tests read model facts from here, never from a copied number."""
+    return runtime.smollm2.model.config

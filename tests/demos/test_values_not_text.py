@@ -13,11 +13,6 @@ DEMO = values_not_text.DEMO
 
 
 @pytest.fixture(scope="module")
-def config(runtime: Runtime):
-    return runtime.smollm2.model.config
-
-
-@pytest.fixture(scope="module")
 def result(runtime: Runtime):
     return DEMO.run(runtime)
 
