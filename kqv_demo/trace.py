@@ -57,6 +57,11 @@ class Trace:
             ) from None
 
     @property
+    def notice(self) -> str | None:
+        """The truncation message to show the learner, if the prompt was cut."""
+        return self.truncation.message if self.truncation else None
+
+    @property
     def n_tokens(self) -> int:
         return len(self.token_ids)
 

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kqv_demo.demos.base import Demo, Param
-from kqv_demo.errors import UserInputError
+from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.trace import Trace
 
 
@@ -44,14 +43,6 @@ class AttentionByHand:
         return self.max_abs_diff <= 1e-5
 
 
-def check_layer_head(trace: Trace, layer: int, head: int) -> None:
-    shape = trace.model
-    if not 0 <= layer < shape.n_layers:
-        raise UserInputError(f"Layer {layer} does not exist: {shape.name} has layers 0 to {shape.n_layers - 1}.")
-    if not 0 <= head < shape.n_heads:
-        raise UserInputError(f"Head {head} does not exist: {shape.name} has heads 0 to {shape.n_heads - 1}.")
-
-
 def compute(runtime, prompt: str, layer: int, head: int, scaled: bool = True, masked: bool = True) -> AttentionByHand:
     """Trace `prompt` (recording only `layer`'s attention) and recompute one head by hand."""
     prefix = f"blocks.{layer}.attn."
@@ -60,7 +51,7 @@ def compute(runtime, prompt: str, layer: int, head: int, scaled: bool = True, ma
 
 
 def from_trace(trace: Trace, layer: int, head: int, *, scaled: bool = True, masked: bool = True) -> AttentionByHand:
-    check_layer_head(trace, layer, head)
+    check_layer_head(trace.model, layer, head)
     shape = trace.model
     heads_per_kv_head = shape.n_heads // shape.n_kv_heads
     kv_head = head // heads_per_kv_head
@@ -77,7 +68,7 @@ def from_trace(trace: Trace, layer: int, head: int, *, scaled: bool = True, mask
     upper = torch.triu(model, diagonal=1)
     return AttentionByHand(
         tokens=trace.token_labels(),
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         layer=layer,
         head=head,
         kv_head=kv_head,

@@ -100,7 +100,7 @@ def compute(runtime, prompt: str, other: str, threshold: float = 0.5) -> Attenti
     n_layers = trace_a.model.n_layers
     norms = torch.stack([trace_a[f"blocks.{layer}.resid_post"].norm(dim=-1) for layer in range(n_layers)])
     return AttentionSinks(
-        truncation=trace_a.truncation.message if trace_a.truncation else None,
+        truncation=trace_a.notice,
         prompt_a=prompt,
         prompt_b=other,
         first_token_a=trace_a.tokens[0],

@@ -98,6 +98,14 @@ class Demo:
         return self.compute(runtime, prompt if prompt is not None else self.default_prompt, **self.check(runtime, params))
 
 
+def check_layer_head(shape: Any, layer: int, head: int | None = None) -> None:
+    """For computations called directly (not through `Demo.check`): a clear message, not an IndexError."""
+    if not 0 <= layer < shape.n_layers:
+        raise UserInputError(f"Layer {layer} does not exist: {shape.name} has layers 0 to {shape.n_layers - 1}.")
+    if head is not None and not 0 <= head < shape.n_heads:
+        raise UserInputError(f"Head {head} does not exist: {shape.name} has heads 0 to {shape.n_heads - 1}.")
+
+
 def jsonable(value: Any) -> Any:
     """A demo result as plain JSON types (arrays become nested lists, rounded)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

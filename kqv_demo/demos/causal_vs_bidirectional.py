@@ -130,7 +130,7 @@ def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) 
     words_only = mini_upper[is_word][:, is_word]
 
     return CausalVsBidirectional(
-        truncation=small_a.truncation.message if small_a.truncation else None,
+        truncation=small_a.notice,
         sentence_a=prompt,
         sentence_b=other,
         word=small_a.tokens[small_pos[0]],

@@ -91,7 +91,7 @@ def compute(runtime, prompt: str, layer: int, head: int) -> DotProductNotKL:
     kl_row = torch.softmax(-kl, dim=-1)
     labels = trace.token_labels()
     return DotProductNotKL(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         layer=layer,
         head=head,
         query_token=labels[-1],

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kqv_demo.demos.base import Demo, Param
-from kqv_demo.errors import UserInputError
+from kqv_demo.demos.base import Demo, Param, check_layer_head
 
 SHUFFLE_SEED = 0
 CHART_TOKENS = 32  # the chart shows at most this many positions (Altair's 5,000-row limit)
@@ -63,12 +62,6 @@ class HeadsInParallel:
         return self.order_invariance / self.result_max_abs if self.result_max_abs else 0.0
 
 
-def _check_layer(runtime, layer: int) -> None:
-    n_layers = runtime.smollm2.shape.n_layers
-    if not 0 <= layer < n_layers:
-        raise UserInputError(f"Layer {layer} does not exist: SmolLM2 has layers 0 to {n_layers - 1}.")
-
-
 def _project(heads: torch.Tensor, w_o: torch.Tensor, order: list[int], d_head: int) -> torch.Tensor:
     """concat(heads in `order`) @ (W_O with its column blocks in the same order)ᵀ."""
     tokens = heads.shape[0]
@@ -90,7 +83,7 @@ def _one_head(trace, layer: int, head: int, group: int) -> torch.Tensor:
 
 
 def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
-    _check_layer(runtime, layer)
+    check_layer_head(runtime.smollm2.shape, layer)
     prefix = f"blocks.{layer}.attn."
     trace = runtime.trace(prompt, names_filter=lambda name: name.startswith(prefix))
     shape = trace.model
@@ -118,7 +111,7 @@ def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
     pairs = [(a, b) for a, b in combinations(model_order, 2) if kv_head_of[a] == kv_head_of[b]]
     calls = trace.calls
     return HeadsInParallel(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         tokens=trace.token_labels(),
         layer=layer,
         n_heads=n_heads,

@@ -68,7 +68,7 @@ def compute(runtime, prompt: str, word: str, other: str, layer: int) -> KeysAreC
     tables = [name for name, dims in shapes.items() if vocabulary in dims]
     keys_seen = sum(trace_a[f"blocks.{i}.attn.k_unrotated"].shape[:2].numel() for i in range(shape.n_layers))
     return KeysAreComputed(
-        truncation=trace_a.truncation.message if trace_a.truncation else None,
+        truncation=trace_a.notice,
         word=trace_a.tokens[position_a],
         sentence_a=prompt,
         sentence_b=other,

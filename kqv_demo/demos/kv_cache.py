@@ -21,8 +21,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from kqv_demo.demos.base import Demo, Param
-from kqv_demo.errors import UserInputError
+from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.trace import token_display
 
 
@@ -75,10 +74,7 @@ class KVCacheSteps:
 
 def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheSteps:
     shape = runtime.smollm2.shape
-    if not 0 <= layer < shape.n_layers:
-        raise UserInputError(f"Layer {layer} does not exist: SmolLM2 has layers 0 to {shape.n_layers - 1}.")
-    if not 0 <= head < shape.n_heads:
-        raise UserInputError(f"Head {head} does not exist: SmolLM2 has heads 0 to {shape.n_heads - 1}.")
+    check_layer_head(shape, layer, head)
     kv_head = head // (shape.n_heads // shape.n_kv_heads)
     prefix = f"blocks.{layer}.attn."
     wanted = {prefix + "pattern", prefix + "k", prefix + "v"}

@@ -130,7 +130,7 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     kl = float((log_full.exp() * (log_full - log_skipped)).sum())
     decode = lambda token_id: tokenizer.decode([int(token_id)])  # noqa: E731
     return LogitLens(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         tokens=trace.tokens,
         target=decode(target_id),
         target_id=target_id,

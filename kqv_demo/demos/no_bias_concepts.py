@@ -90,7 +90,7 @@ def compute(runtime, prompt: str, layer: int) -> NoBiasConcepts:
     mini_shapes = runtime.parameter_shapes(MINILM)
     mini_biases = [each for each in mini_shapes if "bias" in each]
     return NoBiasConcepts(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         smollm2_tensors=len(small_shapes),
         smollm2_bias_names=[each for each in small_shapes if "bias" in each],
         attention_bias=bool(config.attention_bias),

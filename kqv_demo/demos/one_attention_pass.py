@@ -67,7 +67,7 @@ def compute(runtime, prompt: str) -> OneAttentionPass:
             next_keys.append(float((keys - block(layer + 1, "attn.k_unrotated")).abs().max()))
     shapes = runtime.parameter_shapes()
     return OneAttentionPass(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         n_tokens=trace.n_tokens,
         n_layers=n_layers,
         n_heads=config.num_attention_heads,

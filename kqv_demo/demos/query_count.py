@@ -69,7 +69,7 @@ def compute(runtime, prompt: str, head: int = 0, average: bool = False) -> Query
     parameters = runtime.parameter_shapes()
     projections = [parameters[f"model.layers.0.self_attn.{kind}_proj.weight"] for kind in KINDS]
     return QueryCount(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         tokens=trace.token_labels(),
         n_tokens=trace.n_tokens,
         n_layers=len(layers),

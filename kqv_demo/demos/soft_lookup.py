@@ -27,8 +27,7 @@ import pandas as pd
 import torch
 
 from kqv_demo.demos import charts
-from kqv_demo.demos.attention_by_hand import check_layer_head
-from kqv_demo.demos.base import Demo, Param
+from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.demos.confidence import nucleus
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
@@ -131,7 +130,7 @@ class SoftLookup:
 def compute(runtime, prompt: str, layer: int, head: int, sharpness: float = 1.0) -> SoftLookup:
     prefix = f"blocks.{layer}.attn."
     trace = runtime.trace(prompt, names_filter=lambda name: name.startswith(prefix))
-    check_layer_head(trace, layer, head)
+    check_layer_head(trace.model, layer, head)
     if trace.n_tokens < 2:
         raise UserInputError("Type at least two tokens: with one token there is only one key to attend to.")
     shape = trace.model
@@ -152,7 +151,7 @@ def compute(runtime, prompt: str, layer: int, head: int, sharpness: float = 1.0)
     _, hit, hit_value, miss, error = dict_lookup(trace.tokens, trace.tokens[top])
     n = trace.n_tokens
     return SoftLookup(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         tokens=trace.token_labels(),
         layer=layer,
         head=head,

@@ -21,8 +21,7 @@ import pandas as pd
 import torch
 
 from kqv_demo.demos import charts
-from kqv_demo.demos.attention_by_hand import check_layer_head
-from kqv_demo.demos.base import Demo, Param
+from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.trace import token_display
 
 TOP_K = 10
@@ -69,7 +68,7 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
         return name.startswith(prefix) or name.endswith(".attn.v") or name == "ln_final.out"
 
     trace = runtime.trace(prompt, names_filter=keep)
-    check_layer_head(trace, layer, head)
+    check_layer_head(trace.model, layer, head)
     shape = trace.model
     group = shape.n_heads // shape.n_kv_heads
     pattern = trace[prefix + "pattern"]  # [H, T, T]
@@ -93,7 +92,7 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
     decode = runtime.smollm2.tokenizer.decode
     chosen = int(probabilities.argmax())
     return ValuesNotText(
-        truncation=trace.truncation.message if trace.truncation else None,
+        truncation=trace.notice,
         tokens=trace.token_labels(),
         layer=layer,
         head=head,
