@@ -5,7 +5,7 @@ implementation, "kqv_eager", that calls the model family's `eager_attention_forw
 unchanged and records what goes in and out, plus forward hooks on each block.
 Recording happens only inside `recording()`; otherwise the hooks do nothing.
 
-Names and shapes (batch dimension dropped; T tokens; H query heads; H_kv key/value heads):
+Names and shapes (as a Trace holds them, batch dimension dropped; T tokens; H query heads; H_kv key/value heads):
 
     blocks.{L}.resid_pre     [T, d_model]      input of block L (block 0: token embeddings)
     blocks.{L}.attn.q        [H, T, d_head]    queries (after RoPE in SmolLM2)
@@ -55,7 +55,7 @@ class Recorder:
     ) -> None:
         self.names_filter = names_filter
         self.interventions = interventions or {}
-        self.activations: dict[str, torch.Tensor] = {}
+        self.activations: dict[str, torch.Tensor] = {}  # batch dimension kept
         self.calls: Counter[str] = Counter()
 
     def wants(self, name: str) -> bool:
@@ -64,7 +64,7 @@ class Recorder:
     def record(self, name: str, batched: torch.Tensor) -> None:
         self.calls[name] += 1
         if self.wants(name):
-            self.activations[name] = batched.detach()[0]
+            self.activations[name] = batched.detach()
 
 
 _active: ContextVar[Recorder | None] = ContextVar("kqv_recorder", default=None)
@@ -81,6 +81,19 @@ def recording(
         yield recorder
     finally:
         _active.reset(token)
+
+
+_TOKEN_AXES = {"attn.q": (1,), "attn.k": (1,), "attn.k_unrotated": (1,), "attn.v": (1,),
+               "attn.scores": (1, 2), "attn.pattern": (1, 2)}
+
+
+def row_of(name: str, batched: torch.Tensor, row: int, n_tokens: int) -> torch.Tensor:
+    """One sequence's activation from a right-padded batch: row `row`, its first `n_tokens` positions."""
+    tensor = batched[row]
+    point = name.split(".", 2)[2] if name.startswith("blocks.") else name
+    for axis in _TOKEN_AXES.get(point, (0,)):
+        tensor = tensor.narrow(axis, 0, n_tokens)
+    return tensor
 
 
 def _recording_attention(
@@ -107,7 +120,7 @@ def _recording_attention(
             recorder.calls[name + "scores"] += 1
             keys_per_query_head = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
             scores = query @ keys_per_query_head.transpose(-1, -2) * scaling
-            recorder.activations[name + "scores"] = scores.detach()[0]
+            recorder.activations[name + "scores"] = scores.detach()
         recorder.record(name + "pattern", weights)
         recorder.record(name + "out", output)
     return output, weights

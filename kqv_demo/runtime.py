@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,20 +103,51 @@ class Runtime:
         `interventions` change what a hook point passes on (see kqv_demo.hooks), e.g.
         `{"blocks.5.resid_post": lambda output, block_input: block_input}` skips block 5.
         """
+        if model == SMOLLM2:
+            return self.trace_batch(
+                [prompt], names_filter=names_filter, all_logits=all_logits, max_tokens=max_tokens,
+                interventions=interventions,
+            )[0]
         loaded = self.model(model)
         ids, truncation = self.tokenize(prompt, model, max_tokens)
-        input_ids = torch.tensor([ids])
         with self._lock, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
-            if model == SMOLLM2:
-                output = loaded.model(input_ids, use_cache=False, logits_to_keep=0 if all_logits else 1)
-                logits = output.logits[0]
-            else:
-                loaded.model(input_ids)
-                logits = torch.empty(0)
+            loaded.model(torch.tensor([ids]))
+        activations = {name: tensor[0] for name, tensor in recorder.activations.items()}
         tokens = [loaded.tokenizer.decode([i]) for i in ids]
-        return Trace(
-            loaded.shape, prompt, ids, tokens, recorder.activations, logits, truncation, dict(recorder.calls)
-        )
+        return Trace(loaded.shape, prompt, ids, tokens, activations, torch.empty(0), truncation, dict(recorder.calls))
+
+    def trace_batch(
+        self,
+        prompts: list[str],
+        *,
+        names_filter: NamesFilter | None = None,
+        all_logits: bool = False,
+        max_tokens: int = settings.MAX_PROMPT_TOKENS,
+        interventions: dict[str, hooks.Intervention] | None = None,
+    ) -> list[Trace]:
+        """Several SmolLM2 prompts in ONE forward pass, one Trace each.
+
+        Every pass reads all the weights from memory, so one pass over a batch costs little more
+        than a pass over its longest prompt. Prompts are right-padded: the model is causal, so no
+        real position can see the padding, and each trace holds exactly its own positions.
+        Interventions see the whole batch [B, T, d] (row i is prompts[i]).
+        """
+        loaded = self.smollm2
+        tokenized = [self.tokenize(prompt, SMOLLM2, max_tokens) for prompt in prompts]
+        lengths = [len(ids) for ids, _ in tokenized]
+        pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.tensor([ids + [pad] * (max(lengths) - len(ids)) for ids, _ in tokenized])
+        last = torch.tensor([n - 1 for n in lengths])
+        with self._lock, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
+            logits = loaded.model(input_ids, use_cache=False, logits_to_keep=0 if all_logits else last[:, None]).logits
+        traces = []
+        for row, (prompt, (ids, truncation)) in enumerate(zip(prompts, tokenized)):
+            n = lengths[row]
+            activations = {name: hooks.row_of(name, t, row, n) for name, t in recorder.activations.items()}
+            kept = logits[row, :n] if all_logits else logits[row]
+            tokens = [loaded.tokenizer.decode([i]) for i in ids]
+            traces.append(Trace(loaded.shape, prompt, ids, tokens, activations, kept, truncation, dict(recorder.calls)))
+        return traces
 
     def chat_prompt(self, message: str) -> str:
         """`message` wrapped in SmolLM2-Instruct's chat template, ready for generation."""
@@ -159,7 +191,7 @@ class Runtime:
                     chosen = int(probabilities.argmax())
                 steps.append(GenerationStep(
                     chosen, tokenizer.decode([chosen]), float(probabilities[chosen]),
-                    cache.get_seq_length(), recorder.activations,
+                    cache.get_seq_length(), {name: t[0] for name, t in recorder.activations.items()},
                 ))
                 if chosen == tokenizer.eos_token_id:
                     break
@@ -167,12 +199,21 @@ class Runtime:
         return ids, truncation, steps
 
     def parameter_digest(self, model: str = SMOLLM2) -> str:
-        """sha256 of every parameter's bytes: equal digests mean bit-identical weights."""
-        digest = hashlib.sha256()
-        for name, parameter in self.model(model).model.named_parameters():
-            digest.update(name.encode())
+        """sha256 over every parameter: equal digests mean bit-identical weights.
+
+        Each parameter's name and bytes are hashed on their own (in two threads: hashlib releases
+        the GIL), then the list of those digests is hashed in order.
+        """
+        named = list(self.model(model).model.named_parameters())
+
+        def digest_of(item: tuple[str, torch.nn.Parameter]) -> bytes:
+            name, parameter = item
+            digest = hashlib.sha256(name.encode())
             digest.update(memoryview(parameter.detach().contiguous().numpy()).cast("B"))
-        return digest.hexdigest()
+            return digest.digest()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return hashlib.sha256(b"".join(pool.map(digest_of, named))).hexdigest()
 
     def parameter(self, name: str, model: str = SMOLLM2) -> torch.Tensor:
         """A read-only view of one named weight, e.g. "model.layers.5.self_attn.o_proj.weight"."""

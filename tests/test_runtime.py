@@ -130,3 +130,30 @@ def test_parameter_digest_is_stable_and_sensitive(runtime: Runtime):
         finally:
             weight[0] = original
     assert runtime.parameter_digest() == before
+
+
+def test_a_batched_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: Runtime):
+    short, long = "The bank was", "The capital of France is Paris, and the capital of Italy is"
+    alone = [runtime.trace(prompt, all_logits=True) for prompt in (short, long)]
+    batched = runtime.trace_batch([short, long], all_logits=True)
+    for single, row in zip(alone, batched):
+        assert row.token_ids == single.token_ids and row.tokens == single.tokens
+        assert set(row.activations) == set(single.activations)
+        for name, tensor in single.activations.items():
+            assert row[name].shape == tensor.shape, name  # the padding is not part of any trace
+            scale = float(tensor.abs().max()) or 1.0
+            assert float((row[name] - tensor).abs().max()) <= 1e-4 * scale, name
+        assert torch.allclose(row.logits, single.logits, atol=1e-3)
+        assert row.logits.argmax(-1).tolist() == single.logits.argmax(-1).tolist()
+    last_only = runtime.trace_batch([short, long])
+    assert [t.logits.shape[0] for t in last_only] == [1, 1]
+    assert torch.allclose(last_only[0].logits[0], alone[0].logits[-1], atol=1e-3)
+
+
+def test_batched_interventions_see_the_whole_batch(runtime: Runtime):
+    prompt = "The capital of France is"
+    skip_row_1 = {"blocks.20.resid_post": lambda output, block_input: torch.cat([output[:1], block_input[1:]])}
+    full, skipped = runtime.trace_batch([prompt, prompt], interventions=skip_row_1)
+    alone = runtime.trace(prompt, interventions={"blocks.20.resid_post": lambda output, block_input: block_input})
+    assert torch.allclose(skipped.logits, alone.logits, atol=1e-3)
+    assert not torch.allclose(full.logits, skipped.logits, atol=1e-2)

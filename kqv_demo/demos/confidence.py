@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import altair as alt
@@ -52,35 +53,50 @@ class Continuation:
         return float(self.token_logprobs.sum())
 
 
+def score_continuations(
+    runtime, requests: Sequence[tuple[str, str, list[int] | None]], names_filter: NamesFilter | None = None,
+) -> list[Continuation]:
+    """log P(continuation | context) = Σ_k log p(c_k | context, c_<k) for each (context, continuation,
+    context ids or None), all in one batched forward pass.
+
+    Each `context + continuation` is traced with all positions' logits; the context must tokenize
+    to the same ids on its own and inside the joined text (otherwise the continuation would merge
+    with the context's last token and we would score something else). `names_filter` picks the
+    hook points to record (none by default).
+    """
+    contexts = [ids if ids is not None else runtime.tokenize(context)[0] for context, _, ids in requests]
+    traces = runtime.trace_batch(
+        [context + continuation for context, continuation, _ in requests],
+        names_filter=names_filter or (lambda name: False), all_logits=True,
+        max_tokens=max(len(ids) for ids in contexts) + MAX_CONTINUATION_TOKENS,
+    )
+    return [
+        _continuation(trace, list(context_ids), continuation)
+        for trace, context_ids, (_, continuation, _) in zip(traces, contexts, requests)
+    ]
+
+
 def score_continuation(
     runtime, context: str, continuation: str, context_ids: list[int] | None = None,
     names_filter: NamesFilter | None = None,
 ) -> Continuation:
-    """log P(continuation | context) = Σ_k log p(c_k | context, c_<k), from one forward pass.
+    """One continuation's log-probability (see score_continuations)."""
+    return score_continuations(runtime, [(context, continuation, context_ids)], names_filter)[0]
 
-    `context + continuation` is traced with all positions' logits; the context must tokenize to
-    the same ids on its own and inside the joined text (otherwise the continuation would merge
-    with the context's last token and we would score something else). `names_filter` picks the
-    hook points to record in that pass (none by default).
-    """
-    if context_ids is None:
-        context_ids, _ = runtime.tokenize(context)
+
+def _continuation(trace: Trace, context_ids: list[int], continuation: str) -> Continuation:
     n = len(context_ids)
-    trace = runtime.trace(
-        context + continuation, names_filter=names_filter or (lambda name: False), all_logits=True,
-        max_tokens=n + MAX_CONTINUATION_TOKENS,
-    )
-    if trace.token_ids[:n] != list(context_ids):
+    if trace.token_ids[:n] != context_ids:
         raise UserInputError(
             f"The answer {continuation.strip()!r} merges with the end of the prompt when tokenized, so its "
             "probability after the prompt is not defined here. End the prompt with a whole word and start "
             "the answer with a space."
         )
-    if trace.truncation is not None:
+    ids = trace.token_ids[n:]
+    if trace.truncation is not None or len(ids) > MAX_CONTINUATION_TOKENS:
         raise UserInputError(
             f"The answer {continuation.strip()!r} is too long: keep answers under {MAX_CONTINUATION_TOKENS} tokens."
         )
-    ids = trace.token_ids[n:]
     if not ids:
         raise UserInputError("An answer is empty: separate the candidate answers with commas.")
     log_probs = torch.log_softmax(trace.logits[n - 1 : -1], dim=-1)  # position i predicts token i + 1
@@ -181,7 +197,7 @@ def compute(
         context = runtime.smollm2.tokenizer.decode(context_ids)
     names = parse_candidates(candidates)
     space = "" if context[-1:].isspace() else " "
-    scored = [score_continuation(runtime, context, space + name, context_ids) for name in names]
+    scored = score_continuations(runtime, [(context, space + name, context_ids) for name in names]) if names else []
     if scored:  # the first candidate's pass also gives the next-token distribution at the prompt's end
         logits, prompt_tokens = scored[0].next_token_logits, scored[0].context_tokens
     else:

@@ -26,7 +26,7 @@ import torch
 
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
-from kqv_demo.demos.confidence import Continuation, score_continuation
+from kqv_demo.demos.confidence import Continuation, score_continuations
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
 
@@ -139,15 +139,20 @@ def compute(runtime, prompt: str, prefix: str, target: str, distractor: str) -> 
             f"The prompt has {truncation.original_tokens} tokens; with a prefix in front the demos could not read "
             f"it whole (at most {truncation.kept_tokens}). Shorten it."
         )
-    plain = score_continuation(runtime, prompt, continuation, plain_ids, names_filter=lambda name: name.endswith("attn.k"))
-    scored, splits = [], []
-    for text, what in ((prefix, "prefix"), (distractor, "distractor")):
-        text = text if text[-1:].isspace() else text + " "  # keep the prefix's last word apart from the prompt
-        context = text + prompt
-        ids = _context_ids(runtime, context, what)
-        run = score_continuation(runtime, context, continuation, ids, names_filter=record)
-        scored.append(run)
-        splits.append(_split(runtime, run, text, context, ids, what))
+    contexts = {
+        what: (text if text[-1:].isspace() else text + " ") + prompt  # keep the prefix's last word apart
+        for text, what in ((prefix, "prefix"), (distractor, "distractor"))
+    }
+    context_ids = {what: _context_ids(runtime, context, what) for what, context in contexts.items()}
+    plain, *scored = score_continuations(
+        runtime,
+        [(prompt, continuation, plain_ids), *((contexts[w], continuation, context_ids[w]) for w in contexts)],
+        names_filter=record,
+    )
+    splits = [
+        _split(runtime, run, context[: -len(prompt)], context, context_ids[what], what)
+        for run, (what, context) in zip(scored, contexts.items())
+    ]
     helpful = scored[0]
     shape = helpful.trace.model
     n = len(helpful.context_tokens)

@@ -72,7 +72,7 @@ def compute(runtime, prompt: str, other: str) -> FixedDepth:
     config = runtime.smollm2.model.config
     n_layers = config.num_hidden_layers
     keep = lambda name: name.endswith(".resid_pre") or name.endswith(".resid_post")  # noqa: E731
-    traces = [runtime.trace(prompt, names_filter=keep), runtime.trace(other, names_filter=keep)]
+    traces = runtime.trace_batch([prompt, other], names_filter=keep)
     for text, trace in zip((prompt, other), traces):
         if trace.n_tokens < 2:
             raise UserInputError(

@@ -235,7 +235,7 @@ DEMO = Demo(
     details=details,
     prompt_label="Text to continue",
     params=(
-        Param("steps", "int", 6, "Tokens to generate", low=1, high=20),
+        Param("steps", "int", 4, "Tokens to generate", low=1, high=20),
         Param("layer", "layer", 11, "Layer"),
         Param("head", "head", 8, "Query head"),
     ),

@@ -101,7 +101,10 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     tokenizer = runtime.smollm2.tokenizer
     target_id = _target_id(tokenizer, target)
     keep = lambda name: name.endswith(".resid_post") or name == "blocks.0.resid_pre"  # noqa: E731
-    trace = runtime.trace(prompt, names_filter=keep)
+    trace, skipped = runtime.trace_batch(  # row 1 is the same prompt with block `skip_layer` skipped
+        [prompt, prompt], names_filter=keep,
+        interventions={f"blocks.{skip_layer}.resid_post": lambda output, block_input: torch.cat([output[:1], block_input[1:]])},
+    )
     n_layers = trace.model.n_layers
     embeddings = trace["blocks.0.resid_pre"]
     outputs = [trace[f"blocks.{layer}.resid_post"][-1] for layer in range(n_layers)]
@@ -121,10 +124,6 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     confident = (top_probs > EXIT_THRESHOLD).tolist()
     exit_layer = _first(confident, start=1)
 
-    skipped = runtime.trace(
-        prompt, names_filter=lambda name: False,
-        interventions={f"blocks.{skip_layer}.resid_post": lambda output, block_input: block_input},
-    )
     log_full = torch.log_softmax(model_logits, dim=-1)
     log_skipped = torch.log_softmax(skipped.logits[-1], dim=-1)
     kl = float((log_full.exp() * (log_full - log_skipped)).sum())

@@ -253,5 +253,5 @@ DEMO = Demo(
     status=status,
     details=details,
     prompt_label="Your feedback to the model",
-    params=(Param("max_new_tokens", "int", 8, "Tokens to generate", low=1, high=40),),
+    params=(Param("max_new_tokens", "int", 6, "Tokens to generate", low=1, high=40),),
 )
