@@ -1,0 +1,80 @@
+"""Anki deck (.apkg, genanki). Fixed model and deck ids, and note guids from item ids, so
+importing a newer export updates the same cards instead of adding copies."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import genanki
+
+from kqv_demo.content.loader import Bank
+from kqv_demo.content.search import VERDICT_LABELS
+from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown
+from kqv_demo.exports.live import Live, with_answers
+from kqv_demo.exports.text import mathjax_math, to_html
+from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.rounds import RoundSpec
+
+MODEL_ID = 1834619649  # chosen once at random; never change (Anki matches models by id)
+DECK_ID = 1483038042
+DECK_NAME = "KQV Tutor"
+FIELDS = ("Question", "Answer", "Explanation", "Claim", "References")
+
+MODEL = genanki.Model(
+    MODEL_ID, "KQV Tutor question",
+    fields=[{"name": name} for name in FIELDS],
+    templates=[{
+        "name": "Question",
+        "qfmt": "{{Question}}",
+        "afmt": '{{FrontSide}}<hr id="answer"><p class="answer">{{Answer}}</p>{{Explanation}}'
+                '<div class="claim">{{Claim}}</div><div class="refs">{{References}}</div>',
+    }],
+    css=".card { font-family: sans-serif; font-size: 18px; text-align: left; color: #111; background: #fff; }"
+        ".answer { font-weight: bold; } .claim { margin-top: 1em; padding-top: .5em; border-top: 1px solid #ccc; }"
+        ".refs { font-size: 14px; color: #444; margin-top: .8em; } blockquote { font-style: italic; }",
+)
+
+
+def _html(text: str, inline: bool = False) -> str:
+    return to_html(text, math=mathjax_math, inline=inline)
+
+
+def _question(item: Item) -> str:
+    body = _html(item.prompt)
+    if item.kind in ("verdict", "spot_the_error"):
+        body = f"<blockquote>{body}</blockquote>"
+    choices = "".join(f"<li>{_html(shown(item, choice), True)}</li>" for choice in item.choices)
+    unit = f"<p>Answer in {_html(item.unit, True)}.</p>" if item.kind == "numeric" and item.unit else ""
+    return f"<p><strong>{INSTRUCTIONS[item.kind]}</strong></p>{body}" + (f"<ol type=\"a\">{choices}</ol>" if choices else unit)
+
+
+def note_fields(bank: Bank, item: Item) -> list[str]:
+    claim = bank.claims.get(item.claim_id)
+    claim_html = references = ""
+    if claim is not None:
+        claim_html = (f"<p><strong>{VERDICT_LABELS[claim.verdict]}:</strong> {_html(claim.refutation.claim, True)}</p>"
+                      f"{_html(claim.refutation.verdict)}")
+        references = "<ul>" + "".join(f"<li>{_html(reference.cite(), True)}</li>" for reference in claim.references) + "</ul>"
+    explanation = _html(answer_feedback(item, item.answer))
+    return [_question(item), _html(shown(item, item.answer), True), explanation, claim_html, references]
+
+
+def note_tags(bank: Bank, item: Item) -> list[str]:
+    claim = bank.claims.get(item.claim_id)
+    tags = [f"kind::{item.kind}"]
+    if claim is not None:
+        tags += [f"topic::{topic}" for topic in claim.topics] + [f"verdict::{claim.verdict}"]
+    return tags
+
+
+def anki_deck(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None = None) -> bytes:
+    """The round as an .apkg file's bytes. Prediction items need `live` (their answers come from the model)."""
+    deck = genanki.Deck(DECK_ID, DECK_NAME, description=f"Questions from KQV Tutor. Last import: {spec.title}.")
+    for item in with_answers(items, live):
+        deck.add_note(genanki.Note(model=MODEL, fields=note_fields(bank, item), tags=note_tags(bank, item),
+                                   guid=genanki.guid_for(item.id)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "deck.apkg"
+        genanki.Package(deck).write_to_file(str(path))
+        return path.read_bytes()

@@ -1,0 +1,206 @@
+"""The printable handout as a PDF (fpdf2, pure Python), from the same content as the HTML one."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from PIL import Image
+
+from kqv_demo.content.loader import Bank
+from kqv_demo.content.schema import Claim
+from kqv_demo.content.search import VERDICT_LABELS
+from kqv_demo.errors import KqvError
+from kqv_demo.exports.handout import Handout, KeyEntry, Question, build_handout
+from kqv_demo.exports.html_handout import refutation_rows
+from kqv_demo.exports.live import Figure, Live
+from kqv_demo.exports.text import blocks, plain_math, strip_marks, to_plain
+from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.rounds import RoundSpec
+
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/TTF"), Path("/usr/share/fonts/dejavu"))
+FONT = "DejaVu"
+LINE = 5.2  # mm per line of body text
+FIGURE_MAX_HEIGHT = 95.0  # mm
+
+
+def font_path(name: str) -> Path:
+    for folder in FONT_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    raise KqvError(f"The PDF handout needs the DejaVu fonts ({name}); on Debian or Ubuntu: "
+                   "apt-get install fonts-dejavu-core. The HTML handout works without them.")
+
+
+class _Pdf(FPDF):
+    footer_text = ""
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FONT, size=8)
+        self.set_text_color(90)
+        self.cell(0, 5, f"{self.footer_text} · page {self.page_no()}/{{nb}}", align="C")
+        self.set_text_color(0)
+
+
+def _new_document(title: str) -> _Pdf:
+    pdf = _Pdf(format="A4")
+    pdf.footer_text = title
+    pdf.set_margins(16, 15, 16)
+    pdf.set_auto_page_break(True, margin=17)
+    pdf.add_font(FONT, "", str(font_path("DejaVuSans.ttf")))
+    pdf.add_font(FONT, "B", str(font_path("DejaVuSans-Bold.ttf")))
+    pdf.set_title(title)
+    pdf.set_creator("KQV Tutor")
+    return pdf
+
+
+def _write(pdf: FPDF, text: str, size: float = 10.5, bold: bool = False, indent: float = 0.0,
+           line: float = LINE, gray: int = 0) -> None:
+    pdf.set_font(FONT, "B" if bold else "", size)
+    pdf.set_text_color(gray)
+    pdf.set_x(pdf.l_margin + indent)
+    pdf.multi_cell(pdf.epw - indent, line, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_text_color(0)
+
+
+def _write_bank_text(pdf: FPDF, text: str, size: float = 10.5, indent: float = 0.0) -> None:
+    """A bank text: paragraphs and bullets, math as Unicode, Markdown marks dropped."""
+    for kind, body in blocks(plain_math(text)):
+        body = " ".join(strip_marks(body).split())
+        if kind == "li":
+            _write(pdf, "• " + body, size, indent=indent + 3)
+        else:
+            _write(pdf, body, size, indent=indent)
+        pdf.ln(1)
+
+
+def _ruled_lines(pdf: FPDF, count: int, label: str) -> None:
+    _write(pdf, label, 8.5, gray=90, line=4.5)
+    pdf.set_draw_color(150)
+    for _ in range(count):
+        pdf.ln(7.5)
+        pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + pdf.epw, pdf.get_y())
+    pdf.set_draw_color(0)
+    pdf.ln(2)
+
+
+def _figure(pdf: FPDF, figure: Figure) -> None:
+    if figure.png is not None:
+        width_px, height_px = Image.open(io.BytesIO(figure.png)).size
+        width = min(pdf.epw, FIGURE_MAX_HEIGHT * width_px / height_px)
+        height = width * height_px / width_px
+        pdf.image(io.BytesIO(figure.png), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height,
+                  alt_text=f"Figure {figure.number}: {figure.title}")
+        pdf.ln(1.5)
+    _write(pdf, f"Figure {figure.number}. {figure.title}, computed {figure.inputs}. {figure.caption}",
+           8.5, line=4.2, gray=40)
+    pdf.ln(1.5)
+
+
+def _together(pdf: FPDF, draw: Callable[[FPDF], None]) -> None:
+    """Draw on a fresh page when the block would be split across two."""
+    with pdf.offset_rendering() as trial:
+        draw(trial)
+    if trial.page_break_triggered:
+        pdf.add_page()
+    draw(pdf)
+
+
+def _question_text(pdf: FPDF, question: Question) -> None:
+    item = question.item
+    pdf.set_draw_color(180)
+    pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + pdf.epw, pdf.get_y())
+    pdf.ln(2)
+    _write(pdf, f"Question {question.number}.  {question.instruction}", 10.5, bold=True)
+    pdf.ln(1)
+    _write_bank_text(pdf, item.prompt, indent=4 if item.kind in ("verdict", "spot_the_error") else 0)
+    if question.figure is not None and question.figure_shown_before:
+        _write(pdf, f"Evidence: see Figure {question.figure.number} above.", 9, gray=70)
+        pdf.ln(1)
+
+
+def _answer_space(pdf: FPDF, question: Question) -> None:
+    if question.item.kind == "numeric":
+        _write(pdf, "Your answer: ______________ " + question.item.unit, 10.5)
+        pdf.ln(1)
+        _ruled_lines(pdf, 2, "Working:")
+        return
+    for choice in question.choices:
+        _write(pdf, "○  " + to_plain(choice), 10.5, indent=3)
+        pdf.ln(0.8)
+    _ruled_lines(pdf, 2, "Why:")
+
+
+def _question(pdf: FPDF, question: Question) -> None:
+    if question.figure is not None and not question.figure_shown_before:
+        _together(pdf, lambda doc: (_question_text(doc, question), _figure(doc, question.figure)))
+        _together(pdf, lambda doc: _answer_space(doc, question))
+    else:
+        _together(pdf, lambda doc: (_question_text(doc, question), _answer_space(doc, question)))
+    pdf.ln(2)
+
+
+def _key_entry(pdf: FPDF, entry: KeyEntry) -> None:
+    def text(doc: FPDF) -> None:
+        _write(doc, f"{entry.number}. Answer: {to_plain(entry.answer)}", 10.5, bold=True)
+        if entry.feedback:
+            _write_bank_text(doc, entry.feedback, 9.5, indent=4)
+
+    figure = entry.figure
+    if figure is None:
+        _together(pdf, text)
+    else:  # a prediction's answer stays on the page of the run that decided it
+        _together(pdf, lambda doc: (text(doc), _figure(doc, figure)))
+    pdf.ln(1.5)
+
+
+def _claim(pdf: FPDF, claim: Claim) -> None:
+    if pdf.will_page_break(40):
+        pdf.add_page()
+    pdf.set_draw_color(180)
+    pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + pdf.epw, pdf.get_y())
+    pdf.ln(2)
+    _write(pdf, f"{VERDICT_LABELS[claim.verdict]}: {to_plain(claim.refutation.claim)}", 10.5, bold=True)
+    for label, text in refutation_rows(claim):
+        _together(pdf, lambda doc, label=label, text=text: (
+            _write(doc, label, 9.5, bold=True), _write_bank_text(doc, text, 9.5, indent=4)))
+    _write(pdf, "References", 9.5, bold=True)
+    for reference in claim.references:
+        _write(pdf, "• " + reference.cite(), 8.5, indent=4, line=4.3)
+    pdf.ln(3)
+
+
+def render(handout: Handout) -> bytes:
+    pdf = _new_document(handout.title)
+    pdf.add_page()
+    _write(pdf, handout.title, 18, bold=True, line=9)
+    _write(pdf, handout.description, 10.5)
+    _write(pdf, handout.note, 8.5, line=4.3, gray=70)
+    pdf.ln(2)
+    _write(pdf, "Name: ________________________________", 10.5)
+    pdf.ln(3)
+    _write(pdf, "Part 1 · Questions", 14, bold=True, line=8)
+    pdf.ln(1)
+    for question in handout.questions:
+        _question(pdf, question)
+    pdf.add_page()
+    _write(pdf, "Part 2 · Answer key", 14, bold=True, line=8)
+    pdf.ln(1)
+    for entry in handout.key:
+        _key_entry(pdf, entry)
+    pdf.add_page()
+    _write(pdf, "The claims behind the questions", 14, bold=True, line=8)
+    pdf.ln(1)
+    for claim in handout.claims:
+        _claim(pdf, claim)
+    return bytes(pdf.output())
+
+
+def handout_pdf(bank: Bank, spec: RoundSpec, items: list[Item], live: Live, made_on: date | None = None) -> bytes:
+    """The handout of a round as PDF bytes; `live` (from `run_live`) holds the figures and prediction answers."""
+    return render(build_handout(bank, spec, items, live, made_on))

@@ -1,0 +1,52 @@
+"""The .apkg is a zip holding an Anki collection with one note per item and stable guids."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import tempfile
+import zipfile
+from pathlib import Path
+
+import genanki
+
+from kqv_demo.exports.anki import DECK_ID, MODEL_ID, anki_deck
+
+
+def read_notes(apkg: bytes) -> tuple[list[tuple[str, str, str]], dict]:
+    with zipfile.ZipFile(io.BytesIO(apkg)) as archive:
+        assert "collection.anki2" in archive.namelist()
+        data = archive.read("collection.anki2")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "collection.anki2"
+        path.write_bytes(data)
+        with sqlite3.connect(path) as db:
+            notes = db.execute("SELECT guid, flds, tags FROM notes ORDER BY id").fetchall()
+            models, decks = db.execute("SELECT models, decks FROM col").fetchone()
+    return notes, {"models": json.loads(models), "decks": json.loads(decks)}
+
+
+def test_one_note_per_item_with_guids_stable_across_exports(bank, everything):
+    spec, items = everything
+    first, collection = read_notes(anki_deck(bank, spec, items))
+    second, _ = read_notes(anki_deck(bank, spec, list(reversed(items))))
+    assert len(first) == len(items)
+    assert {guid for guid, _, _ in first} == {genanki.guid_for(item.id) for item in items}
+    assert {guid for guid, _, _ in first} == {guid for guid, _, _ in second}
+    assert str(MODEL_ID) in collection["models"] and str(DECK_ID) in collection["decks"]
+    fields = [name["name"] for name in collection["models"][str(MODEL_ID)]["flds"]]
+    assert fields == ["Question", "Answer", "Explanation", "Claim", "References"]
+
+
+def test_note_fields_hold_the_question_answer_and_sources(bank, small_round):
+    spec, items = small_round
+    notes, _ = read_notes(anki_deck(bank, spec, items))
+    by_guid = {guid: (fields.split("\x1f"), tags.split()) for guid, fields, tags in notes}
+    for item in items:
+        fields, tags = by_guid[genanki.guid_for(item.id)]
+        question, answer, explanation, _claim, references = fields
+        assert item.prompt.split()[0] in question and answer and explanation
+        assert bank.claims[item.claim_id].references[0].title.split()[0] in references
+        assert f"kind::{item.kind}" in tags and f"verdict::{bank.claims[item.claim_id].verdict}" in tags
+        assert "<script" not in question

@@ -1,0 +1,99 @@
+"""The printable handout, HTML and PDF, with figures computed by the real models."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import re
+
+import lxml.html
+import pypdf
+
+from kqv_demo.exports.handout import shown
+from kqv_demo.exports.html_handout import handout_html
+from kqv_demo.exports.live import run_live, with_answers
+from kqv_demo.exports.pdf_handout import handout_pdf
+from kqv_demo.exports.text import to_plain
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _figures_in_questions(live, items) -> set:
+    return {live.claim_figure[item.claim_id] for item in items if item.kind != "predict" and item.claim_id in live.claim_figure}
+
+
+def test_html_has_every_question_a_figure_per_demo_run_and_a_key(bank, small_round, small_live):
+    spec, items = small_round
+    page = handout_html(bank, spec, items, small_live)
+    tree = lxml.html.fromstring(page)
+    questions, key = tree.find_class("questions")[0], tree.find_class("answer-key")[0]
+    question_text = _squash(questions.text_content())
+    for item in items:
+        assert _squash(to_plain(item.prompt)) in question_text, item.id
+        for choice in item.choices:
+            assert _squash(to_plain(shown(item, choice))) in question_text
+    runs = _figures_in_questions(small_live, items)
+    images = questions.findall(".//img")
+    assert len(runs) >= 2 and len(images) == len(runs)
+    for image in images:
+        source = image.get("src")
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    key_text = _squash(key.text_content())
+    for item in items:
+        assert _squash("Answer:" + to_plain(shown(item, item.answer))) in key_text
+        claim = bank.claims[item.claim_id]
+        assert _squash(claim.references[0].title) in key_text
+        assert _squash(to_plain(claim.refutation.tempting)) in key_text
+
+
+def test_html_is_self_contained_and_prints_the_key_on_a_new_page(bank, small_round, small_live):
+    spec, items = small_round
+    page = handout_html(bank, spec, items, small_live)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//[^"']*\.(css|js|png|woff2?)|<link|<script|@import|url\(""", page)
+    assert re.search(r"@media print", page) and re.search(r"\.answer-key \{ break-before: page;", page)
+    assert "\\" not in lxml.html.fromstring(page).text_content()
+
+
+def test_html_escapes_bank_text(bank, small_round, small_live):
+    spec, items = small_round
+    hostile = dataclasses.replace(items[0], prompt="<img src=x onerror=alert(1)> & **bold**")
+    page = handout_html(bank, spec, [hostile], small_live)
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt; &amp; <strong>bold</strong>" in page
+
+
+def test_predictions_show_their_figure_only_in_the_key(bank, prediction_round, runtime):
+    spec, items = prediction_round
+    live = run_live(bank, items, runtime)
+    tree = lxml.html.fromstring(handout_html(bank, spec, items, live))
+    questions, key = tree.find_class("questions")[0], tree.find_class("answer-key")[0]
+    predictions = [item for item in with_answers(items, live) if item.kind == "predict"]
+    assert len(key.findall(".//img")) >= len(predictions)
+    key_text = _squash(key.text_content())
+    for item in predictions:
+        assert _squash(f"Answer:{item.answer}") in key_text
+    assert "prediction question" in tree.find_class("note")[0].text_content()
+    # the verdict items' own figures are in part 1; no prediction figure is
+    prediction_figures = {live.figures[live.prediction_figure[item.id]].number for item in predictions}
+    shown_in_questions = {int(re.search(r"Figure (\d+)", img.get("alt")).group(1)) for img in questions.findall(".//img")}
+    assert not prediction_figures & shown_in_questions
+
+
+def test_pdf_text_has_every_question_and_the_key_starts_a_page(bank, small_round, small_live):
+    spec, items = small_round
+    pdf = handout_pdf(bank, spec, items, small_live)
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    pages = [page.extract_text() for page in reader.pages]
+    key_page = next(index for index, text in enumerate(pages) if "Part 2 · Answer key" in text)
+    assert pages[key_page].lstrip().startswith("Part 2 · Answer key")
+    questions_text = _squash("".join(pages[:key_page]))
+    for item in items:
+        assert _squash(to_plain(item.prompt)) in questions_text, item.id
+    key_text = _squash("".join(pages[key_page:]))
+    for item in items:
+        assert _squash(f"Answer:{to_plain(shown(item, item.answer))}") in key_text, item.id
+    images = sum(len(page.images) for page in reader.pages[:key_page])
+    assert images == len(_figures_in_questions(small_live, items))
