@@ -10,11 +10,11 @@ import re
 from datetime import date
 
 from kqv_demo.content.loader import Bank
-from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, number, shown, summary_feedback
+from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown, summary_feedback
 from kqv_demo.exports.live import Live, with_answers
 from kqv_demo.exports.moodle import CATEGORY_ROOT, is_true_false
 from kqv_demo.exports.text import to_html
-from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
 SPECIAL = "~=#{}:"
@@ -48,7 +48,7 @@ def _answers(item: Item, general: str) -> str:
                 f"#{_html(answer_feedback(item, item.answer), True)}{tail}}}")
     if item.kind == "numeric":
         feedback = _html(f"{shown(item, item.answer)}. {item.explanation}", True)
-        return f"{{#{number(float(item.answer))}:{number(item.tolerance)}#{feedback}{tail}}}"
+        return f"{{#{format_number(float(item.answer))}:{format_number(item.tolerance)}#{feedback}{tail}}}"
     options = " ".join(
         f"{'=' if choice == item.answer else '~'}{_html(shown(item, choice), True)}#{_html(answer_feedback(item, choice), True)}"
         for choice in item.choices

@@ -12,7 +12,7 @@ from kqv_demo.content.loader import Bank
 from kqv_demo.content.schema import Claim
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.exports.live import Figure, Live, with_answers
-from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
 INSTRUCTIONS = {
@@ -53,17 +53,12 @@ class Handout:
     claims: list[Claim]  # the claims behind the questions, in order of first appearance
 
 
-def number(value: float) -> str:
-    """A number in full, without exponent or trailing zeros: 3540096, 0.0946, -0.5."""
-    return f"{value:.12g}" if abs(value) < 1e12 else repr(value)
-
-
 def shown(item: Item, value: str) -> str:
     """A choice or answer as the learner reads it."""
     if item.kind == "verdict":
         return VERDICT_LABELS.get(value, value)
     if item.kind == "numeric":
-        return f"{number(float(value))} {item.unit}".strip()
+        return f"{format_number(float(value))} {item.unit}".strip()
     return value
 
 

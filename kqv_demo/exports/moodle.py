@@ -6,10 +6,10 @@ HTML goes in CDATA; math is written as \\( ... \\) for Moodle's MathJax filter.
 from __future__ import annotations
 
 from kqv_demo.content.loader import Bank
-from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, number, shown, summary_feedback
+from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown, summary_feedback
 from kqv_demo.exports.live import Live, with_answers
 from kqv_demo.exports.text import mathjax_math, to_html
-from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
 CATEGORY_ROOT = "$course$/top/KQV Tutor"
@@ -66,7 +66,7 @@ def _answers(item: Item) -> str:
     if item.kind == "numeric":
         right = f"Right. {item.explanation}"
         wrong = f"Not quite: the answer is {shown(item, item.answer)}. {item.explanation}"
-        return (_answer(100, number(float(item.answer)), right, f"<tolerance>{number(item.tolerance)}</tolerance>", html=False)
+        return (_answer(100, format_number(float(item.answer)), right, f"<tolerance>{format_number(item.tolerance)}</tolerance>", html=False)
                 + _answer(0, "*", wrong, "<tolerance>0</tolerance>", html=False)
                 + "<unitgradingtype>0</unitgradingtype><unitpenalty>0</unitpenalty>"
                   "<showunits>3</showunits><unitsleft>0</unitsleft>")

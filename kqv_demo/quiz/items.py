@@ -74,6 +74,11 @@ def items_for_claim(claim: Claim, seed: int = 0) -> list[Item]:
     return items
 
 
+def format_number(value: float) -> str:
+    """A number in full, without exponent or trailing zeros: 3540096, 0.0946, -0.5."""
+    return f"{value:.12g}" if abs(value) < 1e12 else repr(value)
+
+
 def parse_number(text: str) -> float | None:
     """A learner's number: accepts '0.0946', '0,0946', ' 9.46e-2 '; None when it is not a number."""
     cleaned = text.strip().replace(",", ".").replace(" ", "")
@@ -92,8 +97,8 @@ def check(item: Item, response: str) -> Checked:
             return Checked(False, f"{response.strip()!r} is not a number. " + item.explanation)
         target = float(item.answer)
         correct = abs(value - target) <= item.tolerance
-        verdict = "Right" if correct else f"Not quite: the answer is {target:g}{(' ' + item.unit) if item.unit else ''}"
-        return Checked(correct, f"{verdict} (accepted within ±{item.tolerance:g}). {item.explanation}")
+        verdict = "Right" if correct else f"Not quite: the answer is {format_number(target)}{(' ' + item.unit) if item.unit else ''}"
+        return Checked(correct, f"{verdict} (accepted within ±{format_number(item.tolerance)}). {item.explanation}")
     if response not in item.choices:
         raise ValueError(f"{response!r} is not one of the choices of {item.id}")
     correct = response == item.answer

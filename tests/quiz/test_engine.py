@@ -129,3 +129,12 @@ def test_due_cards_shakiest_first():
     cards = [Card("a", 3, now - timedelta(days=1)), Card("b", 1, now), Card("c", 1, now + timedelta(hours=1)),
              Card("d", 1, now - timedelta(days=2))]
     assert [c.claim_id for c in due(cards, now)] == ["d", "b", "a"]
+
+
+def test_numeric_feedback_prints_numbers_in_full():
+    from kqv_demo.quiz.items import Item, check, format_number
+
+    assert [format_number(v) for v in (3540096.0, 0.0946, -0.5, 30.0)] == ["3540096", "0.0946", "-0.5", "30"]
+    item = Item(id="x:numeric", claim_id="x", kind="numeric", prompt="How many?", answer="3540096.0", tolerance=0.5)
+    feedback = check(item, "12").feedback
+    assert "3540096" in feedback and "e+" not in feedback
