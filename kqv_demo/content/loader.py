@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import BaseModel, ValidationError
 
 from kqv_demo.content.schema import TOPICS, Claim, TopicPage
+from kqv_demo.content.yamlfile import ContentError, YamlDocument, YamlPath, read_yaml, validate_model
 from kqv_demo.settings import PROJECT_ROOT
 
 CONTENT_DIR = PROJECT_ROOT / "content"
@@ -37,24 +33,6 @@ def dialogue_path() -> Path:
     return Path(os.environ.get("KQV_DIALOGUE") or PROJECT_ROOT.parent / "shared" / "source" / "dialogue.txt")
 
 
-@dataclass(frozen=True)
-class ContentError:
-    file: Path
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{_shown(self.file)}:{self.line}: {self.field}: {self.message}"
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 @dataclass
 class Bank:
     claims: dict[str, Claim] = field(default_factory=dict)
@@ -68,96 +46,6 @@ class Bank:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-# --- YAML with line numbers -------------------------------------------------------------
-
-Path_ = tuple[str | int, ...]
-
-
-class _Document:
-    """A parsed YAML document and the line of every key and list item in it."""
-
-    def __init__(self, file: Path, text: str) -> None:
-        self.file = file
-        self.lines: dict[Path_, int] = {(): 1}
-        self.duplicates: list[ContentError] = []
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            self.data: Any = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, path: Path_) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    self.duplicates.append(ContentError(self.file, line, _dotted(path + (key,)), "key appears twice"))
-                seen.add(key)
-                self.lines[path + (key,)] = line
-                self._walk(value_node, path + (key,))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self.lines[path + (index,)] = item.start_mark.line + 1
-                self._walk(item, path + (index,))
-
-    def line_of(self, path: Iterable[str | int]) -> int:
-        path = tuple(path)
-        while path not in self.lines:
-            path = path[:-1]
-        return self.lines[path]
-
-
-def _dotted(path: Iterable[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(document)"
-
-
-def _read(file: Path) -> tuple[_Document | None, list[ContentError]]:
-    try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            return None, [ContentError(file, 1, "(file)", f"larger than {MAX_FILE_BYTES // 1024} KiB")]
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return None, [ContentError(file, 1, "(file)", f"cannot be read: {error}")]
-    try:
-        document = _Document(file, text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else 1
-        return None, [ContentError(file, line, "(yaml)", f"{error.problem or error}".strip())]
-    except yaml.YAMLError as error:
-        return None, [ContentError(file, 1, "(yaml)", str(error))]
-    return document, list(document.duplicates)
-
-
-def _validate(model: type[BaseModel], data: Any, document: _Document, prefix: Path_ = ()) -> tuple[Any, list[ContentError]]:
-    if not isinstance(data, dict):
-        line = document.line_of(prefix)
-        return None, [ContentError(document.file, line, _dotted(prefix), "expected a mapping of fields")]
-    try:
-        return model.model_validate(data), []
-    except ValidationError as invalid:
-        errors = []
-        for problem in invalid.errors():
-            location = prefix + tuple(problem["loc"])
-            message = problem["msg"].removeprefix("Value error, ")
-            if problem["type"] == "missing":
-                message = "required field is missing"
-            elif problem["type"] == "extra_forbidden":
-                message = "unknown field (typo?)"
-            elif problem["type"] == "literal_error" and location[-2:-1] == ("topics",):
-                message = f"{problem['input']!r} is not in the topic vocabulary"
-            errors.append(ContentError(document.file, document.line_of(location), _dotted(location), message))
-        return None, errors
 
 
 # --- quotes ---------------------------------------------------------------------------------
@@ -258,11 +146,11 @@ def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True)
 
 
 def _load_claim(file: Path, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> None:
-    document, errors = _read(file)
+    document, errors = read_yaml(file, MAX_FILE_BYTES)
     if document is None:
         bank.errors += errors
         return
-    claim, invalid = _validate(Claim, document.data, document)
+    claim, invalid = validate_model(Claim, document.data, document)
     errors += invalid
     if claim is not None:
         errors += _cross_checks(claim, document, bank, dialogue, demo_ids)
@@ -272,11 +160,11 @@ def _load_claim(file: Path, bank: Bank, dialogue: Dialogue | None, demo_ids: set
         bank.claim_files[claim.id] = file
 
 
-def _cross_checks(claim: Claim, document: _Document, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> list[ContentError]:
+def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> list[ContentError]:
     errors = []
 
-    def error(path: Path_, message: str) -> None:
-        errors.append(ContentError(document.file, document.line_of(path), _dotted(path), message))
+    def error(path: YamlPath, message: str) -> None:
+        errors.append(document.error(path, message))
 
     if claim.id in bank.claims:
         error(("id",), f"duplicate id; also used in {bank.claim_files[claim.id]}")
@@ -297,7 +185,7 @@ def _load_topics(file: Path, bank: Bank, require_all: bool = True) -> None:
     if not file.exists():
         bank.errors.append(ContentError(file, 0, "(file)", "topic pages file is missing"))
         return
-    document, errors = _read(file)
+    document, errors = read_yaml(file, MAX_FILE_BYTES)
     bank.errors += errors
     if document is None:
         return
@@ -306,7 +194,7 @@ def _load_topics(file: Path, bank: Bank, require_all: bool = True) -> None:
         bank.errors.append(ContentError(file, 1, "topics", "expected a list under 'topics:'"))
         return
     for index, entry in enumerate(entries):
-        page, invalid = _validate(TopicPage, entry, document, ("topics", index))
+        page, invalid = validate_model(TopicPage, entry, document, ("topics", index))
         if page is not None and page.id in bank.topics:
             invalid.append(ContentError(file, document.line_of(("topics", index, "id")), f"topics[{index}].id", "duplicate topic"))
         bank.errors += invalid

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from kqv_demo.content.loader import Bank
@@ -27,6 +29,10 @@ class RoundSpec(BaseModel):
     core_only: bool = False
     count: int = Field(default=10, ge=1, le=200)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    order: Literal["shuffled", "bank"] = "shuffled"  # bank: claims in bank order, kinds in the listed order
+    time_limit_minutes: int | None = Field(default=None, ge=1, le=180)  # counted from when a learner starts
+    feedback: Literal["immediate", "end"] = "immediate"  # end: nothing after each answer, all in the summary
+    item_ids: tuple[str, ...] = ()  # a fixed list of items (a class round): overrides every filter above
 
 
 BUILT_IN: dict[str, RoundSpec] = {
@@ -60,13 +66,19 @@ def matching_claims(bank: Bank, spec: RoundSpec) -> list[str]:
 
 
 def build_round(bank: Bank, spec: RoundSpec, extra_items: Iterable[Item] = ()) -> list[Item]:
-    """The round's items: claims in a seeded order, one item per claim first, then more per claim.
+    """The round's items: one item per claim first, then more per claim, up to `spec.count`.
 
-    `extra_items` (e.g. predict-then-observe items) join the pool when their claim matches.
+    Claims come in a seeded order (or bank order with `order="bank"`). `extra_items` (e.g.
+    predict-then-observe items) join the pool when their claim matches. A spec with `item_ids`
+    gives exactly those items, in that order (ids unknown to the bank are left out).
     """
+    if spec.item_ids:
+        return _fixed_items(bank, spec, extra_items)
+    in_bank_order = spec.order == "bank"
     rng = random.Random(spec.seed)
-    claim_ids = sorted(matching_claims(bank, spec))
-    rng.shuffle(claim_ids)
+    claim_ids = matching_claims(bank, spec) if in_bank_order else sorted(matching_claims(bank, spec))
+    if not in_bank_order:
+        rng.shuffle(claim_ids)
     pool: dict[str, list[Item]] = {claim_id: [] for claim_id in claim_ids}
     for claim_id in claim_ids:
         pool[claim_id] = [i for i in items_for_claim(bank.claims[claim_id], spec.seed) if i.kind in spec.kinds]
@@ -74,13 +86,25 @@ def build_round(bank: Bank, spec: RoundSpec, extra_items: Iterable[Item] = ()) -
         if item.claim_id in pool and item.kind in spec.kinds:
             pool[item.claim_id].append(item)
     for claim_id in claim_ids:
-        rng.shuffle(pool[claim_id])
+        if in_bank_order:  # popped from the end: reversed listed order
+            pool[claim_id].sort(key=lambda item: spec.kinds.index(item.kind), reverse=True)
+        else:
+            rng.shuffle(pool[claim_id])
     chosen: list[Item] = []
     while len(chosen) < spec.count and any(pool.values()):
         for claim_id in claim_ids:  # round-robin: breadth before depth
             if pool[claim_id] and len(chosen) < spec.count:
                 chosen.append(pool[claim_id].pop())
+    if in_bank_order:  # each claim's items together, claims in bank order
+        position = {claim_id: index for index, claim_id in enumerate(claim_ids)}
+        chosen.sort(key=lambda item: (position[item.claim_id], spec.kinds.index(item.kind)))
     return chosen
+
+
+def _fixed_items(bank: Bank, spec: RoundSpec, extra_items: Iterable[Item]) -> list[Item]:
+    available = {item.id: item for claim in bank.claims.values() for item in items_for_claim(claim, spec.seed)}
+    available.update({item.id: item for item in extra_items if item.claim_id in bank.claims})
+    return [available[item_id] for item_id in spec.item_ids if item_id in available]
 
 
 def valid_kinds() -> tuple[str, ...]:

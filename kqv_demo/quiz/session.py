@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -27,7 +27,26 @@ class RoundState:
 
     @property
     def next_item(self) -> Item | None:
+        if self.stored.finished is not None:  # all answered, or closed when its time ran out
+            return None
         return next((item for item in self.items if item.id not in self.answers), None)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When a timed round closes: its time limit after the learner started it (naive UTC)."""
+        if self.spec.time_limit_minutes is None or self.stored.created is None:
+            return None
+        return self.stored.created + timedelta(minutes=self.spec.time_limit_minutes)
+
+    def time_left(self, at: datetime | None = None) -> timedelta | None:
+        if self.deadline is None:
+            return None
+        return max(timedelta(0), self.deadline - (at or now()))
+
+    @property
+    def timed_out(self) -> bool:
+        """Closed by its time limit with questions left unanswered."""
+        return self.stored.finished is not None and len(self.answers) < len(self.items)
 
     @property
     def position(self) -> int:
@@ -96,14 +115,37 @@ def load_round(store: Store, bank: Bank, round_key: str) -> RoundState:
     if stored is None:
         raise UserInputError("This round link is unknown or has expired. Start a new round below.")
     spec = RoundSpec.model_validate(stored.spec)
+    if _past_deadline(stored, spec) and stored.finished is None:
+        store.finish_round(stored.id)
+        stored = store.round(round_key)
     available = items_by_id(bank, spec)
     items = [available[item_id] for item_id in stored.item_ids if item_id in available]
     answers = {answer.item_id: answer for answer in store.answers(stored.id)}
     return RoundState(stored, spec, items, answers)
 
 
+def _past_deadline(stored: StoredRound, spec: RoundSpec, at: datetime | None = None) -> bool:
+    if spec.time_limit_minutes is None or stored.created is None:
+        return False
+    return (at or now()) > stored.created + timedelta(minutes=spec.time_limit_minutes)
+
+
+def _refuse_when_time_is_up(store: Store, state: RoundState) -> None:
+    if state.spec.time_limit_minutes is None:
+        return
+    current = store.round(state.stored.key) or state.stored  # the database decides, not a page's old state
+    if _past_deadline(current, state.spec):
+        store.finish_round(current.id)
+        raise UserInputError(f"Time is up: this round closed after {state.spec.time_limit_minutes} minutes, so this "
+                             "answer was not accepted. Your earlier answers are kept.")
+
+
 def submit(store: Store, state: RoundState, item: Item, response: str, confidence: int) -> tuple[Checked, bool]:
-    """Check and store an answer. Returns the feedback and whether it was stored now (False: a repeat)."""
+    """Check and store an answer. Returns the feedback and whether it was stored now (False: a repeat).
+
+    After a timed round's deadline the answer is refused (UserInputError) and the round is closed.
+    """
+    _refuse_when_time_is_up(store, state)
     if confidence not in CONFIDENCE_LABELS:
         raise UserInputError("Say how sure you are (1, 2 or 3) before checking your answer.")
     if not response.strip():
@@ -118,6 +160,7 @@ def submit(store: Store, state: RoundState, item: Item, response: str, confidenc
 def submit_prediction(store: Store, state: RoundState, item: Item, response: str, confidence: int,
                       result: object) -> tuple[Checked, bool]:
     """Check a prediction against the live demo `result` (computed by the caller) and store it."""
+    _refuse_when_time_is_up(store, state)
     if confidence not in CONFIDENCE_LABELS:
         raise UserInputError("Say how sure you are (1, 2 or 3) before the model runs.")
     checked, _observed = check_observed(PREDICTIONS_BY_ITEM[item.id], result, response)

@@ -9,7 +9,7 @@ import streamlit as st
 from kqv_demo.content.loader import Bank
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.demos import DEMOS
-from kqv_demo.quiz.items import Item, check
+from kqv_demo.quiz.items import Item, check, format_number
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM, check_observed
 from kqv_demo.quiz.scoring import CONFIDENCE_LABELS, Summary
 from kqv_demo.quiz.session import RoundState
@@ -56,7 +56,7 @@ def feedback_panel(bank: Bank, item: Item, answer: StoredAnswer, stored_now: boo
     if answer.correct:
         st.success(f"Right: **{_shown(item, answer.response)}**.")
     else:
-        right = item.answer if item.kind != "numeric" else f"{float(item.answer):g} {item.unit}".strip()
+        right = item.answer if item.kind != "numeric" else f"{format_number(float(item.answer))} {item.unit}".strip()
         st.error(f"Not quite. You answered **{_shown(item, answer.response)}**; the answer is **{_shown(item, right)}**.")
         if answer.confidence == 3:
             st.warning(
@@ -116,3 +116,17 @@ def summary_panel(bank: Bank, state: RoundState, summary: Summary) -> None:
                   "confidence": CONFIDENCE_LABELS[state.answers[item.id].confidence]}
                  for item in state.items if item.id in state.answers]
         st.dataframe(pd.DataFrame(table), hide_index=True)
+
+
+def end_of_round_feedback(bank: Bank, state: RoundState) -> None:
+    """For rounds with feedback at the end: every question, the learner's answer and its full feedback."""
+    st.markdown("#### Each question, with its answer and explanation")
+    for number, item in enumerate(state.items, start=1):
+        answer = state.answers.get(item.id)
+        verdict = "not answered" if answer is None else ("right" if answer.correct else "wrong")
+        with st.expander(f"{number}. ({verdict}) {item.prompt[:90]}"):
+            if answer is not None:
+                feedback_panel(bank, item, answer, True)
+            elif item.kind != "predict":
+                right = item.answer if item.kind != "numeric" else f"{format_number(float(item.answer))} {item.unit}".strip()
+                st.markdown(f"The answer is **{_shown(item, right)}**. {item.explanation}")

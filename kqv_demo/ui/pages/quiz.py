@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from kqv_demo import classroom
 from kqv_demo.errors import UserInputError
 from kqv_demo.quiz import session
 from kqv_demo.quiz.items import VERDICT_CHOICES
@@ -10,7 +11,8 @@ from kqv_demo.quiz.scoring import CONFIDENCE_LABELS
 from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.ui.bank import bank, show_content_errors
-from kqv_demo.ui.quiz_views import feedback_panel, summary_panel
+from kqv_demo.ui.classroom_views import literal, time_left_notice
+from kqv_demo.ui.quiz_views import end_of_round_feedback, feedback_panel, summary_panel
 from kqv_demo.ui.store import store
 from kqv_demo.demos import DEMOS
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM
@@ -32,10 +34,22 @@ def go(**changes: str | None) -> None:
     st.rerun()
 
 
+# --- a class round (?class=CODE): the instructor's round, one per learner ----------------
+joining = None
+if "class" in params:
+    try:
+        joining = classroom.open_class(db, params["class"])
+    except UserInputError as problem:
+        st.error(str(problem))
+
 # --- who is playing -------------------------------------------------------------------
 learner = db.learner(params["learner"]) if "learner" in params else None
 if "learner" in params and learner is None:
     st.warning("This progress link is unknown. Enter a name to start a new profile.")
+if learner is None and joining is not None:
+    st.info(f"You are joining the class round **{literal(joining.title)}** "
+            f"({classroom.format_code(joining.code)}). Enter the name your instructor should see with your "
+            "answers; other students never see your results.", icon=":material/groups:")
 if learner is None:
     st.markdown(
         "Rounds of questions about attention, drawn from the vetted claim bank. Before each answer "
@@ -50,6 +64,8 @@ if learner is None:
                 st.error(str(problem))
     st.stop()
 learner_id, learner_name = learner
+if joining is not None:
+    go(r=classroom.join_class(db, joining.code, learner_id), **{"class": None})
 
 # --- playing a round --------------------------------------------------------------------
 if "r" in params:
@@ -65,6 +81,11 @@ if "r" in params:
         st.stop()
     st.subheader(state.spec.title)
     st.progress(state.position / max(1, len(state.items)), text=f"{state.position} of {len(state.items)} answered")
+    time_left = state.time_left()
+    if time_left is not None and not state.finished:
+        time_left_notice(time_left)
+    if st.session_state.pop("saved", None) == state.stored.key:
+        st.success("Answer saved. The answers and explanations come at the end of the round.")
     revealed = st.session_state.get("revealed")
     if revealed and revealed[0] == state.stored.key and revealed[1] in state.answers:
         item = next(i for i in state.items if i.id == revealed[1])
@@ -76,7 +97,12 @@ if "r" in params:
     item = state.next_item
     if item is None:
         summary = state.summary()
+        if state.timed_out:
+            st.warning(f"Time is up: the round closed after {state.spec.time_limit_minutes} minutes with "
+                       f"{state.position} of {len(state.items)} questions answered.")
         summary_panel(loaded, state, summary)
+        if state.spec.feedback == "end":
+            end_of_round_feedback(loaded, state)
         left, right = st.columns(2)
         if summary.confident_errors and left.button("Review these now", type="primary"):
             spec = RoundSpec(id="review", title="Review of confident mistakes", claims=summary.confident_errors,
@@ -93,6 +119,7 @@ if "r" in params:
         "spot_the_error": "Which phrase is wrong?",
         "predict": "Predict what the real model will do.",
     }[item.kind])
+    closed = False  # by its time limit, while this question was open
     with st.form(f"answer-{state.stored.key}-{item.id}"):
         if item.kind in ("verdict", "spot_the_error"):
             st.markdown(f"> {item.prompt}")
@@ -106,7 +133,8 @@ if "r" in params:
         confidence = st.radio("How sure are you?", list(CONFIDENCE_LABELS), index=None, horizontal=True,
                               format_func=CONFIDENCE_LABELS.get,
                               help="Asked before the reveal. Sure and right: +3; sure and wrong: −6.")
-        if st.form_submit_button("Check my answer", type="primary"):
+        submit_label = "Save my answer" if state.spec.feedback == "end" else "Check my answer"
+        if st.form_submit_button(submit_label, type="primary"):
             try:
                 if response is None:
                     raise UserInputError("Choose an answer first.")
@@ -120,9 +148,15 @@ if "r" in params:
                     checked, stored = session.submit(db, state, item, str(response), int(confidence))
             except UserInputError as problem:
                 st.error(str(problem))
+                closed = session.load_round(db, loaded, state.stored.key).finished
             else:
-                st.session_state["revealed"] = (state.stored.key, item.id, stored)
+                if state.spec.feedback == "end":
+                    st.session_state["saved"] = state.stored.key
+                else:
+                    st.session_state["revealed"] = (state.stored.key, item.id, stored)
                 st.rerun()
+    if closed and st.button("See my results", type="primary"):
+        st.rerun()
     st.stop()
 
 # --- choosing a round -------------------------------------------------------------------
