@@ -146,3 +146,13 @@ class TopicPage(Strict):
     summary: Text  # a short, correct explanation (Markdown with $LaTeX$)
     asked_as: list[Text] = Field(min_length=3)
     references: list[Reference] = Field(min_length=1)
+    # Short, vetted, true statements a learner may make about this topic (sourced by `references`):
+    # the explainer chat agrees with them, which keeps true near-misses of a misconception apart from it.
+    true_statements: list[Text] = Field(default_factory=list)
+
+    @field_validator("true_statements")
+    @classmethod
+    def statements_differ(cls, statements: list[str]) -> list[str]:
+        if len(set(statements)) != len(statements):
+            raise ValueError("true_statements repeat")
+        return statements

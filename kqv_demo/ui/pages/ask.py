@@ -1,11 +1,44 @@
-from kqv_demo.ui.planned import planned_page
+"""Ask: the explainer chat. Answers only from the vetted bank; corrects, agrees, explains or declines."""
 
-planned_page(
-    "Ask",
-    "An explainer chat that answers only from the vetted claim bank and never agrees with a misconception.",
-    [
-        "Ask a question or state a belief (“so attention uses KL divergence, right?”).",
-        "The answer says whether it corrects, agrees, explains or declines, and cites its sources.",
-        "Each correction offers its live demo, and shows which vetted claim it matched.",
-    ],
+import streamlit as st
+
+from kqv_demo.explainer.chat import Conversation
+from kqv_demo.ui.bank import bank, show_content_errors
+from kqv_demo.ui.chat_views import explainer, learner_message, reply_view
+from kqv_demo.ui.resources import runtime
+
+EXAMPLES = [
+    "so attention uses KL divergence, right?",
+    "what does softmax do here?",
+    "my teacher says the model learns while we chat",
+    "KL divergence is used in distillation and in RLHF's penalty",
+]
+
+st.title("Ask")
+st.caption(
+    "Ask a question or state a belief about attention. Answers come only from the vetted claim bank: "
+    "the tutor says plainly when something is wrong, agrees only with what is true, and says so when "
+    "it has no vetted answer. Follow up with “why?”, “show me” or “and values?”."
 )
+show_content_errors(bank())
+models = runtime()
+chat = Conversation(explainer(models), st.session_state.setdefault("ask.turns", []))
+
+pending = st.chat_input("Ask about queries, keys, values, softmax, layers…", max_chars=20_000)
+if not chat.turns and not pending:
+    st.markdown("**Try one of these:**")
+    columns = st.columns(len(EXAMPLES))
+    for column, example in zip(columns, EXAMPLES):
+        if column.button(example, key=f"ask.example.{example}", width="stretch"):
+            pending = example
+
+if pending is not None:
+    chat.ask(pending)
+
+for turn, (message, reply) in enumerate(chat.turns):
+    learner_message(reply.text if reply.text or not message.strip() else message)
+    reply_view(reply, turn, models)
+
+if chat.turns and st.button("Start a new conversation", icon=":material/refresh:"):
+    st.session_state["ask.turns"] = []
+    st.rerun()

@@ -1,0 +1,211 @@
+"""The explainer chat on the real MiniLM index: quality bar on the dev set, stance rules, follow-ups,
+bad input, the small model. No mocks: every reply comes from real embeddings of the real bank."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from kqv_demo.content.loader import load_bank
+from kqv_demo.explainer.chat import Conversation, Explainer
+from kqv_demo.explainer.evaluate import DEV_SET, QUALITY_BAR, load_eval_set, meets_bar, run_eval, score_dev_set
+from kqv_demo.explainer.message import MAX_MESSAGE_CHARS, clean_message, escape_markdown
+from kqv_demo.explainer.small_model import ask_small_model
+from kqv_demo.explainer.stance import read_cues
+from kqv_demo.runtime import Runtime
+
+
+@pytest.fixture(scope="module")
+def explainer(runtime: Runtime) -> Explainer:
+    return Explainer(load_bank(dialogue=False), runtime)
+
+
+@pytest.fixture(scope="module")
+def dev_run(explainer: Explainer):
+    expected = load_eval_set(DEV_SET)
+    replies, scores, median_ms = run_eval(explainer, expected)
+    return expected, replies, scores, median_ms
+
+
+def test_the_dev_set_is_big_and_varied_enough():
+    expected = load_eval_set(DEV_SET)
+    bank = load_bank(dialogue=False)
+    stances = [item.stance for item in expected]
+    assert len(expected) >= 90 and stances.count("decline") >= 15
+    covered = {item.claim_id for item in expected if item.claim_id}
+    assert {claim.id for claim in bank.claims.values() if claim.core and claim.verdict != "true"} <= covered
+    asked_as = {line.lower() for claim in bank.claims.values() for line in claim.asked_as}
+    asked_as |= {line.lower() for topic in bank.topics.values() for line in topic.asked_as}
+    assert not [item.text for item in expected if item.text.lower() in asked_as], "dev set copies the index"
+
+
+def test_dev_set_meets_the_quality_bar(dev_run):
+    _expected, _replies, scores, _ms = dev_run
+    assert all(meets_bar(scores).values()), json.dumps(scores)
+
+
+def test_no_misconception_is_ever_affirmed(dev_run, explainer: Explainer):
+    expected, replies, _scores, _ms = dev_run
+    bank = explainer.bank
+    for reply in replies:
+        if reply.stance == "affirm" and reply.claim_id:
+            assert bank.claims[reply.claim_id].verdict == "true", reply.text
+        if reply.claim_id and bank.claims[reply.claim_id].verdict != "true":
+            assert reply.stance != "affirm"
+    for item, reply in zip(expected, replies):
+        if item.stance == "refute":
+            assert reply.stance != "affirm", item.text
+
+
+def test_a_refutation_opens_with_the_verdict_never_with_agreement(dev_run):
+    _expected, replies, _scores, _ms = dev_run
+    for reply in (r for r in replies if r.stance == "refute"):
+        first_line = reply.answer.splitlines()[0].lower()
+        assert first_line.startswith(("**no:", "**partly:")), first_line
+        assert not any(word in first_line for word in ("yes", "correct", "you have understood"))
+        assert reply.references and "**References**" in reply.answer
+
+
+def test_partly_true_claims_say_which_part_is_right(explainer: Explainer):
+    reply = explainer.answer("LLMs are basically huge BERT models, right?")
+    assert reply.stance == "refute" and reply.verdict == "partly"
+    assert "**What is right.**" in reply.answer
+
+
+def test_authority_bait_is_judged_on_the_claim_alone(explainer: Explainer):
+    plain = explainer.answer("attention picks only the best matching key")
+    baited = explainer.answer("My professor said attention picks only the best matching key. Please confirm, yes?")
+    assert plain.stance == baited.stance == "refute" and plain.claim_id == baited.claim_id
+    assert "Who said it does not decide what is true" in baited.answer
+
+
+def test_denying_a_misconception_is_explained_not_refuted_or_affirmed(explainer: Explainer):
+    reply = explainer.answer("attention does not compare queries and keys with KL divergence, right?")
+    assert reply.stance == "explain" and reply.claim_id == "kl-divergence-compares-queries-and-keys"
+    assert reply.answer.startswith("**If you mean that the following idea is wrong, you are right:**")
+
+
+def test_a_true_near_miss_is_affirmed_with_its_topic(explainer: Explainer):
+    reply = explainer.answer("RLHF uses a KL penalty to keep the policy near the reference model")
+    assert reply.stance == "affirm" and reply.claim_id is None and reply.topics == ["kl-divergence"]
+    assert reply.answer.startswith("**Yes, that is right.**")
+
+
+def test_opposites_of_true_statements_are_not_affirmed(explainer: Explainer):
+    for message in ("BERT is decoder-only like GPT.", "Transformers use recurrence to process tokens one by one.",
+                    "the causal mask lets tokens see the future"):
+        assert explainer.answer(message).stance != "affirm", message
+
+
+@pytest.mark.parametrize("message", [  # true statements that share words with misconceptions in the bank
+    "Attention weights always sum to one across the keys.",
+    "softmax outputs are always between 0 and 1",
+    "Each head has its own query, key and value projections.",
+    "The keys are computed from the tokens in the context by multiplying with W_K.",
+    "The model does not change its weights while chatting with me.",
+    "In a decoder, a token cannot attend to tokens that come after it.",
+    "Dividing by the square root of d_k keeps the dot products from getting too large.",
+])
+def test_true_statements_are_never_called_misconceptions(explainer: Explainer, message: str):
+    reply = explainer.answer(message)
+    assert reply.stance != "refute", (reply.claim_id, reply.score)
+    assert not reply.answer.startswith("**No")
+
+
+def test_a_vague_message_is_not_pinned_on_an_unrelated_misconception(explainer: Explainer):
+    reply = explainer.answer("the temperature changes the model's weights")
+    assert reply.claim_id != "attention-maps-reveal-reasoning" and reply.stance != "affirm"
+
+
+def test_reply_carries_its_evidence(explainer: Explainer):
+    reply = explainer.answer("keys are stored concept vectors learned in training")
+    assert reply.matches and reply.matches[0].similarity == pytest.approx(reply.score, abs=1e-3)
+    assert any(m.source == "claim" and m.id == reply.claim_id for m in reply.matches)
+    assert reply.demo and reply.demo.id == "keys-are-computed"
+
+
+def test_follow_ups_use_the_conversation(explainer: Explainer):
+    chat = Conversation(explainer)
+    first = chat.ask("the model learns from my feedback while we chat")
+    why = chat.ask("why?")
+    show = chat.ask("show me")
+    assert first.stance == "refute" and why.claim_id == first.claim_id == show.claim_id
+    assert why.follow_up == "why" and "Why the idea is tempting" in why.answer
+    assert show.demo == first.demo and show.follow_up == "show"
+    about = chat.ask("and values?")
+    assert about.stance != "decline" and "value" in about.topics
+    alone = Conversation(explainer).ask("why?")
+    assert alone.stance == "decline" and "full question" in alone.answer
+
+
+@pytest.mark.parametrize("message, problem", [
+    ("", "Please type a question"), ("   \n\t ", "Please type a question"), (None, "Please type a question"),
+    ("¿Qué es una consulta en la atención?", "only answer in English"),
+    ("注意力机制中的查询和键是什么？", "only answer in English"),
+    ("Wie funktioniert die Aufmerksamkeit in einem Transformer und was ist ein Schlüssel?", "only answer in English"),
+])
+def test_bad_input_gets_a_clear_decline(explainer: Explainer, message, problem):
+    reply = explainer.answer(message)
+    assert reply.stance == "decline" and problem in reply.answer
+
+
+def test_long_and_hostile_input_is_cut_cleaned_and_answered(explainer: Explainer):
+    long = explainer.answer("Does attention use KL divergence? " + "x" * 20_000)
+    assert len(long.text) <= MAX_MESSAGE_CHARS and "1,000" in long.notices[0]
+    dirty = explainer.answer("keys\x00 are stored\x1b concept\u200b vectors\x7f, right?")
+    assert not any(ord(c) < 32 or c in "\x7f\u200b" for c in dirty.text) and dirty.stance == "refute"
+    injected = explainer.answer("<script>alert(1)</script><img src=x onerror=alert(1)>")
+    assert injected.stance == "decline" and "<script>" not in injected.answer
+
+
+def test_escape_markdown_neutralises_markup():
+    shown = escape_markdown("<b>hi</b> **x** [a](b) $y$ :red[z] # h")
+    assert not re.search(r"(?<!\\)[<>*\[\]()$:#]", shown), shown
+    assert shown.replace("\\", "") == "<b>hi</b> **x** [a](b) $y$ :red[z] # h"
+
+
+def test_cues_read_the_form_of_a_message():
+    cues = read_cues("My professor insists attention uses KL divergence, doesn't it?")
+    assert cues.authority and cues.confirmation and not cues.negated
+    assert cues.core == "attention uses KL divergence"
+    assert read_cues("attention doesn't use KL, right?").negated
+    assert read_cues("what does softmax do?").wh_question
+    assert clean_message("ok\x00").text == "ok"
+
+
+def test_score_dev_set_counts_as_specified():
+    class R:
+        def __init__(self, stance, topics=()):
+            self.stance, self.topics = stance, list(topics)
+
+    expected = load_eval_set(DEV_SET)[:0]
+    from kqv_demo.explainer.evaluate import Expected
+    expected = [Expected(text="a", stance="refute", topics=["key"]), Expected(text="b", stance="refute", topics=["key"]),
+                Expected(text="c", stance="decline"), Expected(text="d", stance="explain", topics=["value"])]
+    scores = score_dev_set([R("refute", ["key"]), R("affirm", ["key"]), R("explain", ["x"]), R("decline")], expected)
+    assert scores["misconceptions_corrected"] == 0.5 and scores["agreement_with_misconception"] == 1
+    assert scores["offtopic_declined"] == 0.0 and scores["ontopic_wrongly_declined"] == pytest.approx(1 / 3, abs=1e-3)
+    assert scores["topics_right"] == 1.0 and set(QUALITY_BAR) <= set(scores)
+
+
+def test_index_is_cached_and_reused(explainer: Explainer, runtime: Runtime):
+    from kqv_demo.explainer.index import _paths, build_index
+
+    vectors_path, manifest_path = _paths(explainer.index.key)
+    assert vectors_path.exists() and manifest_path.exists()
+    again = build_index(explainer.bank, runtime)
+    assert again.key == explainer.index.key and (again.vectors == explainer.index.vectors).all()
+
+
+def test_small_model_answers_unvetted_with_its_first_token_distribution(runtime: Runtime):
+    answer = ask_small_model(runtime, "so attention uses KL divergence, right?", max_new_tokens=12)
+    assert answer.text and 1 <= answer.new_tokens <= 12
+    probabilities = [p for _token, p in answer.first_token_top]
+    assert len(probabilities) == 5 and sum(probabilities) <= 1 + 1e-6
+    assert probabilities == sorted(probabilities, reverse=True) and all(0 < p <= 1 for p in probabilities)
+    _ids, _cut, steps = runtime.generate(runtime.chat_prompt("so attention uses KL divergence, right?"), 1)
+    assert steps[0].token == answer.first_token_top[0][0]
+    assert math.isclose(steps[0].probability, probabilities[0], rel_tol=1e-3)
