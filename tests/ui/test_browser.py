@@ -130,3 +130,45 @@ def test_quiz_at_phone_width_with_the_keyboard(browser, server_url: str):
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px at phone width"
     assert phone.locator('[data-testid="stException"]').count() == 0
     phone.close()
+
+
+def test_instructor_creates_a_class_round_and_a_student_opens_its_link(browser, server_url: str):
+    """The code is shown big, the student link points at this server, and the link opens the class round."""
+    instructor = browser.new_page(viewport={"width": 1300, "height": 1400})
+    _open(instructor, f"{server_url}/instructor")
+    instructor.get_by_text("A round file", exact=True).click()
+    instructor.get_by_text("Round file", exact=True).wait_for(timeout=60_000)
+    instructor.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    instructor.get_by_role("button", name="Create the class round").click()
+    instructor.wait_for_selector("text=The class round is ready", timeout=60_000)
+    instructor.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    code = instructor.locator("h1").nth(1).inner_text().strip()
+    assert len(code) == 11 and code[3] == code[7] == "-", code
+    link = instructor.locator('[data-testid="stCode"]').first.inner_text().strip()
+    assert link == f"{server_url}/quiz?class={code.replace('-', '')}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    instructor.screenshot(path=str(SHOTS / "instructor-created.png"), full_page=True)
+    assert instructor.locator('[data-testid="stException"]').count() == 0
+    student = browser.new_page(viewport={"width": 390, "height": 844})
+    _open(student, link)
+    assert student.get_by_text("You are joining the class round").count() == 1
+    assert student.locator('[data-testid="stException"]').count() == 0
+    instructor.close()
+    student.close()
+
+
+def test_ask_corrects_a_misconception_and_escapes_what_the_learner_typed(browser, server_url: str):
+    """A learner types a belief into the chat box; the answer corrects it and shows the matched claim."""
+    chat = browser.new_page(viewport={"width": 1300, "height": 1600})
+    _open(chat, f"{server_url}/ask")
+    box = chat.get_by_role("textbox").last
+    box.fill("so attention compares queries and keys with KL divergence, right? <b>bold</b>")
+    box.press("Enter")
+    chat.wait_for_selector("text=No: that is a common misconception", timeout=120_000)
+    chat.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    chat.screenshot(path=str(SHOTS / "ask-correction.png"), full_page=True)
+    assert chat.locator('[data-testid="stException"]').count() == 0
+    assert chat.locator("b", has_text="bold").count() == 0, "the learner's HTML was rendered, not escaped"
+    assert chat.get_by_text("<b>bold</b>").count() >= 1
+    chat.close()

@@ -34,10 +34,17 @@ def test_every_page_renders_without_an_exception(runtime: Runtime, page: str, tm
     assert test.title[0].value
 
 
-@pytest.mark.parametrize("page", ["ask", "instructor"])
-def test_unbuilt_pages_say_so_plainly(runtime: Runtime, page: str):
-    test = open_page(page)
-    assert "Not built yet" in test.info[0].value
+def test_ask_page_is_a_chat_with_examples(runtime: Runtime):
+    test = open_page("ask")
+    assert "Not built yet" not in " ".join(info.value for info in test.info)
+    assert test.chat_input and any("KL divergence" in button.label for button in test.button)
+
+
+def test_instructor_page_offers_new_round_results_and_export(runtime: Runtime, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'pages.sqlite3'}")
+    test = open_page("instructor")
+    assert [tab.label for tab in test.tabs] == ["New round", "Class results", "Export"]
+    assert "Not built yet" not in " ".join(info.value for info in test.info)
 
 
 def test_demo_lab_recomputes_attention_and_matches_the_model(runtime: Runtime):
