@@ -87,13 +87,31 @@ _TOKEN_AXES = {"attn.q": (1,), "attn.k": (1,), "attn.k_unrotated": (1,), "attn.v
                "attn.scores": (1, 2), "attn.pattern": (1, 2)}
 
 
-def row_of(name: str, batched: torch.Tensor, row: int, n_tokens: int) -> torch.Tensor:
-    """One sequence's activation from a right-padded batch: row `row`, its first `n_tokens` positions."""
-    tensor = batched[row]
+def span_of(name: str, packed: torch.Tensor, start: int, n_tokens: int) -> torch.Tensor:
+    """One sequence's activation from a packed pass: positions start .. start + n_tokens of row 0."""
+    tensor = packed[0]
     point = name.split(".", 2)[2] if name.startswith("blocks.") else name
     for axis in _TOKEN_AXES.get(point, (0,)):
-        tensor = tensor.narrow(axis, 0, n_tokens)
+        tensor = tensor.narrow(axis, start, n_tokens)
     return tensor
+
+
+def per_span(interventions: list[dict[str, Intervention] | None], spans: list[tuple[int, int]]) -> dict[str, Intervention]:
+    """One intervention per hook point that applies each sequence's own interventions to its positions."""
+    names = {name for chosen in interventions if chosen for name in chosen}
+
+    def combined(name: str) -> Intervention:
+        def apply(output: torch.Tensor, block_input: torch.Tensor | None) -> torch.Tensor:
+            result = output.clone()
+            for chosen, (start, end) in zip(interventions, spans):
+                if chosen and name in chosen:
+                    own_input = None if block_input is None else block_input[:, start:end]
+                    result[:, start:end] = chosen[name](output[:, start:end], own_input)
+            return result
+
+        return apply
+
+    return {name: combined(name) for name in names}
 
 
 def _recording_attention(

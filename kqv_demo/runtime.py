@@ -123,31 +123,72 @@ class Runtime:
         names_filter: NamesFilter | None = None,
         all_logits: bool = False,
         max_tokens: int = settings.MAX_PROMPT_TOKENS,
-        interventions: dict[str, hooks.Intervention] | None = None,
+        interventions: dict[str, hooks.Intervention] | list[dict[str, hooks.Intervention] | None] | None = None,
     ) -> list[Trace]:
         """Several SmolLM2 prompts in ONE forward pass, one Trace each.
 
-        Every pass reads all the weights from memory, so one pass over a batch costs little more
-        than a pass over its longest prompt. Prompts are right-padded: the model is causal, so no
-        real position can see the padding, and each trace holds exactly its own positions.
-        Interventions see the whole batch [B, T, d] (row i is prompts[i]).
+        Every pass reads all 540 MB of weights from memory, which costs more than the arithmetic
+        for a short prompt; so the prompts are packed one after the other into one sequence, with
+        positions restarting at 0 for each. transformers then masks attention block by block: a
+        token sees only the earlier tokens of its own prompt. Each trace holds exactly its own
+        positions. `interventions` is one dict for every prompt, or a list with one per prompt.
         """
         loaded = self.smollm2
         tokenized = [self.tokenize(prompt, SMOLLM2, max_tokens) for prompt in prompts]
         lengths = [len(ids) for ids, _ in tokenized]
-        pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.tensor([ids + [pad] * (max(lengths) - len(ids)) for ids, _ in tokenized])
-        last = torch.tensor([n - 1 for n in lengths])
+        starts = [sum(lengths[:i]) for i in range(len(lengths))]
+        spans = [(start, start + n) for start, n in zip(starts, lengths)]
+        if isinstance(interventions, list):
+            interventions = hooks.per_span(interventions, spans)
+        input_ids = torch.tensor([[token for ids, _ in tokenized for token in ids]])
+        positions = None if len(prompts) == 1 else torch.tensor([[i for n in lengths for i in range(n)]])
+        last = torch.tensor([[end - 1 for _, end in spans]])
         with self._lock, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
-            logits = loaded.model(input_ids, use_cache=False, logits_to_keep=0 if all_logits else last[:, None]).logits
+            logits = loaded.model(
+                input_ids, position_ids=positions, use_cache=False, logits_to_keep=0 if all_logits else last
+            ).logits[0]
         traces = []
-        for row, (prompt, (ids, truncation)) in enumerate(zip(prompts, tokenized)):
-            n = lengths[row]
-            activations = {name: hooks.row_of(name, t, row, n) for name, t in recorder.activations.items()}
-            kept = logits[row, :n] if all_logits else logits[row]
+        for index, (prompt, (ids, truncation)) in enumerate(zip(prompts, tokenized)):
+            start, end = spans[index]
+            activations = {name: hooks.span_of(name, t, start, end - start) for name, t in recorder.activations.items()}
+            kept = logits[start:end] if all_logits else logits[index : index + 1]
             tokens = [loaded.tokenizer.decode([i]) for i in ids]
             traces.append(Trace(loaded.shape, prompt, ids, tokens, activations, kept, truncation, dict(recorder.calls)))
         return traces
+
+    def branch_logits(self, context_ids: list[int], branches: list[list[int]]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Next-token logits for several continuations of one context, in ONE pass over
+        context + all branches, with a tree-shaped mask: the context is causal, and each branch
+        token sees the whole context and the earlier tokens of its own branch only (positions
+        continue from the context for every branch). The context is read once, not once per branch.
+
+        Returns the logits after the context [vocab], and per branch [len(branch), vocab]: row k
+        is the distribution that branch token k was drawn from.
+        """
+        n = len(context_ids)
+        starts = [n + sum(len(b) for b in branches[:i]) for i in range(len(branches))]
+        total = n + sum(len(b) for b in branches)
+        allowed = torch.zeros(total, total, dtype=torch.bool)
+        allowed[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
+        positions = list(range(n))
+        for start, branch in zip(starts, branches):
+            end = start + len(branch)
+            allowed[start:end, :n] = True
+            allowed[start:end, start:end] = torch.ones(len(branch), len(branch), dtype=torch.bool).tril()
+            positions += range(n, n + len(branch))
+        mask = torch.full((1, 1, total, total), torch.finfo(torch.float32).min).masked_fill(allowed, 0.0)
+        keep = [n - 1] + [p for start, branch in zip(starts, branches) for p in range(start, start + len(branch) - 1)]
+        input_ids = torch.tensor([context_ids + [t for branch in branches for t in branch]])
+        with self._lock, torch.inference_mode(), hooks.recording(lambda name: False):
+            logits = self.smollm2.model(
+                input_ids, attention_mask=mask, position_ids=torch.tensor([positions]), use_cache=False,
+                logits_to_keep=torch.tensor(keep),
+            ).logits[0]
+        after_context, rows, per_branch = logits[0], 1, []
+        for branch in branches:
+            per_branch.append(torch.cat([after_context[None], logits[rows : rows + len(branch) - 1]]))
+            rows += len(branch) - 1
+        return after_context, per_branch
 
     def chat_prompt(self, message: str) -> str:
         """`message` wrapped in SmolLM2-Instruct's chat template, ready for generation."""
@@ -217,10 +258,10 @@ class Runtime:
 
     def parameter(self, name: str, model: str = SMOLLM2) -> torch.Tensor:
         """A read-only view of one named weight, e.g. "model.layers.5.self_attn.o_proj.weight"."""
-        parameters = dict(self.model(model).model.named_parameters())
-        if name not in parameters:
-            raise UserInputError(f"{model} has no parameter {name!r}.")
-        return parameters[name].detach()
+        try:
+            return self.model(model).model.get_parameter(name).detach()
+        except AttributeError:
+            raise UserInputError(f"{model} has no parameter {name!r}.") from None
 
     def parameter_shapes(self, model: str = SMOLLM2) -> dict[str, tuple[int, ...]]:
         """Every weight's name and shape: what the model stores (and what it does not)."""

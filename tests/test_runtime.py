@@ -132,7 +132,7 @@ def test_parameter_digest_is_stable_and_sensitive(runtime: Runtime):
     assert runtime.parameter_digest() == before
 
 
-def test_a_batched_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: Runtime):
+def test_a_packed_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: Runtime):
     short, long = "The bank was", "The capital of France is Paris, and the capital of Italy is"
     alone = [runtime.trace(prompt, all_logits=True) for prompt in (short, long)]
     batched = runtime.trace_batch([short, long], all_logits=True)
@@ -145,15 +145,31 @@ def test_a_batched_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime:
             assert float((row[name] - tensor).abs().max()) <= 1e-4 * scale, name
         assert torch.allclose(row.logits, single.logits, atol=1e-3)
         assert row.logits.argmax(-1).tolist() == single.logits.argmax(-1).tolist()
+    weights = runtime.trace_batch([short, long], names_filter=lambda name: name == "blocks.3.attn.pattern")
+    assert [t["blocks.3.attn.pattern"].shape[-1] for t in weights] == [len(alone[0].token_ids), len(alone[1].token_ids)]
+    assert all(torch.allclose(t["blocks.3.attn.pattern"].sum(-1), torch.ones(1)) for t in weights)  # no weight leaks out
     last_only = runtime.trace_batch([short, long])
     assert [t.logits.shape[0] for t in last_only] == [1, 1]
     assert torch.allclose(last_only[0].logits[0], alone[0].logits[-1], atol=1e-3)
 
 
-def test_batched_interventions_see_the_whole_batch(runtime: Runtime):
+def test_batched_interventions_apply_to_their_own_prompt_only(runtime: Runtime):
     prompt = "The capital of France is"
-    skip_row_1 = {"blocks.20.resid_post": lambda output, block_input: torch.cat([output[:1], block_input[1:]])}
-    full, skipped = runtime.trace_batch([prompt, prompt], interventions=skip_row_1)
-    alone = runtime.trace(prompt, interventions={"blocks.20.resid_post": lambda output, block_input: block_input})
+    skip = {"blocks.20.resid_post": lambda output, block_input: block_input}
+    full, skipped = runtime.trace_batch([prompt, prompt], interventions=[None, skip])
+    alone = runtime.trace(prompt, interventions=skip)
     assert torch.allclose(skipped.logits, alone.logits, atol=1e-3)
     assert not torch.allclose(full.logits, skipped.logits, atol=1e-2)
+
+
+def test_branches_of_one_context_score_as_if_each_were_run_alone(runtime: Runtime):
+    context = "The capital of France is"
+    context_ids = runtime.tokenize(context)[0]
+    endings = [" Paris", " Marseille", " a beautiful city"]
+    branches = [runtime.tokenize(context + ending)[0][len(context_ids):] for ending in endings]
+    after_context, per_branch = runtime.branch_logits(context_ids, branches)
+    assert torch.allclose(after_context, runtime.trace(context).logits[-1], atol=1e-3)
+    for ending, branch, logits in zip(endings, branches, per_branch):
+        alone = runtime.trace(context + ending, all_logits=True).logits[len(context_ids) - 1 : -1]
+        assert logits.shape == alone.shape == (len(branch), alone.shape[-1])
+        assert torch.allclose(logits, alone, atol=1e-3), ending  # no branch sees another

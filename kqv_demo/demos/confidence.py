@@ -46,7 +46,7 @@ class Continuation:
     token_logprobs: np.ndarray  # [n] natural log of p(token_k | context, tokens before k)
     next_token_logits: torch.Tensor  # [vocab] the model's logits at the end of the context
     context_tokens: list[str]
-    trace: Trace = field(repr=False)  # the forward pass of context + continuation
+    trace: Trace | None = field(default=None, repr=False)  # the pass of context + continuation, when recorded
 
     @property
     def logprob(self) -> float:
@@ -65,6 +65,8 @@ def score_continuations(
     hook points to record (none by default).
     """
     contexts = [ids if ids is not None else runtime.tokenize(context)[0] for context, _, ids in requests]
+    if names_filter is None and all(ids == contexts[0] for ids in contexts):
+        return _score_branches(runtime, contexts[0], [(context, continuation) for context, continuation, _ in requests])
     traces = runtime.trace_batch(
         [context + continuation for context, continuation, _ in requests],
         names_filter=names_filter or (lambda name: False), all_logits=True,
@@ -76,6 +78,27 @@ def score_continuations(
     ]
 
 
+def _score_branches(runtime, context_ids: list[int], requests: list[tuple[str, str]]) -> list[Continuation]:
+    """Continuations of one shared context, read once: Runtime.branch_logits (a tree mask)."""
+    tokenizer, n = runtime.smollm2.tokenizer, len(context_ids)
+    branches = []
+    for context, continuation in requests:
+        ids, truncation = runtime.tokenize(context + continuation, max_tokens=n + MAX_CONTINUATION_TOKENS)
+        _check_split(ids, truncation, context_ids, continuation)
+        branches.append(ids[n:])
+    after_context, per_branch = runtime.branch_logits(list(context_ids), branches)
+    context_tokens = [tokenizer.decode([i]) for i in context_ids]
+    return [
+        Continuation(
+            ids=branch, tokens=[tokenizer.decode([i]) for i in branch],
+            token_logprobs=torch.log_softmax(logits, dim=-1)[torch.arange(len(branch)), torch.tensor(branch)]
+            .numpy().astype(np.float64),
+            next_token_logits=after_context, context_tokens=context_tokens,
+        )
+        for branch, logits in zip(branches, per_branch)
+    ]
+
+
 def score_continuation(
     runtime, context: str, continuation: str, context_ids: list[int] | None = None,
     names_filter: NamesFilter | None = None,
@@ -84,21 +107,27 @@ def score_continuation(
     return score_continuations(runtime, [(context, continuation, context_ids)], names_filter)[0]
 
 
-def _continuation(trace: Trace, context_ids: list[int], continuation: str) -> Continuation:
+def _check_split(ids: list[int], truncation, context_ids: list[int], continuation: str) -> None:
+    """The joined text must tokenize as the context's ids followed by 1..MAX continuation tokens."""
     n = len(context_ids)
-    if trace.token_ids[:n] != context_ids:
+    if ids[:n] != list(context_ids):
         raise UserInputError(
             f"The answer {continuation.strip()!r} merges with the end of the prompt when tokenized, so its "
             "probability after the prompt is not defined here. End the prompt with a whole word and start "
             "the answer with a space."
         )
-    ids = trace.token_ids[n:]
-    if trace.truncation is not None or len(ids) > MAX_CONTINUATION_TOKENS:
+    if truncation is not None or len(ids) - n > MAX_CONTINUATION_TOKENS:
         raise UserInputError(
             f"The answer {continuation.strip()!r} is too long: keep answers under {MAX_CONTINUATION_TOKENS} tokens."
         )
-    if not ids:
+    if len(ids) == n:
         raise UserInputError("An answer is empty: separate the candidate answers with commas.")
+
+
+def _continuation(trace: Trace, context_ids: list[int], continuation: str) -> Continuation:
+    n = len(context_ids)
+    _check_split(trace.token_ids, trace.truncation, context_ids, continuation)
+    ids = trace.token_ids[n:]
     log_probs = torch.log_softmax(trace.logits[n - 1 : -1], dim=-1)  # position i predicts token i + 1
     token_logprobs = log_probs[torch.arange(len(ids)), torch.tensor(ids)]
     return Continuation(

@@ -101,22 +101,21 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     tokenizer = runtime.smollm2.tokenizer
     target_id = _target_id(tokenizer, target)
     keep = lambda name: name.endswith(".resid_post") or name == "blocks.0.resid_pre"  # noqa: E731
-    trace, skipped = runtime.trace_batch(  # row 1 is the same prompt with block `skip_layer` skipped
-        [prompt, prompt], names_filter=keep,
-        interventions={f"blocks.{skip_layer}.resid_post": lambda output, block_input: torch.cat([output[:1], block_input[1:]])},
-    )
+    skip = {f"blocks.{skip_layer}.resid_post": lambda output, block_input: block_input}
+    trace, skipped = runtime.trace_batch([prompt, prompt], names_filter=keep, interventions=[None, skip])
     n_layers = trace.model.n_layers
     embeddings = trace["blocks.0.resid_pre"]
     outputs = [trace[f"blocks.{layer}.resid_post"][-1] for layer in range(n_layers)]
     states = torch.stack([embeddings[-1], *outputs])
-    logits = unembed(runtime, states)  # [n_layers + 1, vocab]
+    both = unembed(runtime, torch.cat([states, embeddings]))  # one pass over the 113 MB unembedding
+    logits, embedding_logits = both[: len(states)], both[len(states) :]  # [n_layers + 1, vocab], [T, vocab]
     probs = torch.softmax(logits, dim=-1)
     top_probs, top_ids = probs.max(dim=-1)
     model_logits = trace.logits[-1]
     model_probs = torch.softmax(model_logits, dim=-1)
     model_top = int(model_probs.argmax())
 
-    embedding_probs = torch.softmax(unembed(runtime, embeddings), dim=-1)  # [T, vocab]
+    embedding_probs = torch.softmax(embedding_logits, dim=-1)  # [T, vocab]
     embedding_top_probs, embedding_top_ids = embedding_probs.max(dim=-1)
 
     target_is_top = (top_ids == target_id).tolist()
