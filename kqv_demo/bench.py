@@ -104,6 +104,28 @@ def quiz_rerun_ms(interactions: int = 9) -> float:
     return round(statistics.median(times), 1)
 
 
+def class30() -> dict[str, object]:
+    """30 simulated students play core-10 at once over the websocket (kqv_demo/loadtest.py)."""
+    from kqv_demo.loadtest import run_class
+
+    report = run_class(students=30)
+    return {
+        "class30_p50_ms": report.p50_ms, "class30_p95_ms": report.p95_ms, "class30_errors": report.errors,
+        "class30_answers_stored": report.answers_stored, "class30_answers_expected": report.answers_expected,
+    }
+
+
+def chat_dev_scores(runtime) -> dict[str, object]:
+    """The explainer chat on its dev set: median ms per message (after warm-up) and the five scores."""
+    from kqv_demo.content.loader import load_bank
+    from kqv_demo.explainer.chat import Explainer
+    from kqv_demo.explainer.evaluate import load_eval_set, run_eval
+
+    _replies, scores, median = run_eval(Explainer(load_bank(dialogue=False), runtime), load_eval_set())
+    scores.pop("messages")
+    return {"chat_ms_p50": median, **{f"chat_dev_{name}": value for name, value in scores.items()}}
+
+
 def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, object]:
     from kqv_demo import runtime as rt
 
@@ -133,6 +155,10 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
             results["demo_ms_p50"][demo.id] = median_ms(lambda: demo.run(runtime, prompt), 5, warmup=1)
         progress("quiz interactions")
         results["quiz_rerun_ms_p50"] = quiz_rerun_ms()
+        progress("a class of 30 against an own server")
+        results.update(class30())
+        progress("explainer chat on its dev set")
+        results.update(chat_dev_scores(runtime))
         progress("memory of a fresh process with both models")
         results["rss_mb_both_models"] = _measure_rss(cache_root)
     results["python"] = platform.python_version()

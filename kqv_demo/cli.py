@@ -104,17 +104,42 @@ def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kqv_demo.content.loader import load_bank
+    from kqv_demo.quiz.round_files import load_round_files, looks_like_round_file, rounds_dir
 
-    bank = load_bank(Path(args.path) if args.path else None)
-    for problem in bank.errors:
+    path = Path(args.path) if args.path else None
+    if path is not None and path.is_file() and looks_like_round_file(path):
+        return _validate_round_file(path)
+    bank = load_bank(path)
+    rounds = load_round_files(bank, rounds_dir(path)) if path is None or path.is_dir() else None
+    errors = bank.errors + (rounds.errors if rounds else [])
+    for problem in errors:
         print(f"error: {problem}")
     for problem in bank.warnings:
         print(f"warning: {problem}")
     summary = f"{len(bank.claims)} claims and {len(bank.topics)} topic pages valid"
-    if bank.errors:
-        print(f"{summary}; {len(bank.errors)} error(s).")
+    if rounds is not None:
+        summary += f", {len(rounds.specs)} round files valid"
+    if errors:
+        print(f"{summary}; {len(errors)} error(s).")
         return 1
     print(f"{summary}; no errors.")
+    return 0
+
+
+def _validate_round_file(path) -> int:
+    """`validate content/rounds/x.yaml`: the round file, checked against the claim bank."""
+    from kqv_demo.content.loader import load_bank
+    from kqv_demo.quiz.resolve import round_items
+    from kqv_demo.quiz.round_files import load_round_file
+
+    bank = load_bank(dialogue=False)
+    spec, errors = load_round_file(bank, path)
+    for problem in errors:
+        print(f"error: {problem}")
+    if spec is None:
+        print(f"round file not valid; {len(errors)} error(s).")
+        return 1
+    print(f"round file valid: {spec.id!r}, {len(round_items(bank, spec))} questions; no errors.")
     return 0
 
 
@@ -138,6 +163,83 @@ def _claims(args: argparse.Namespace) -> int:
     for problem in bank.errors:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if bank.errors else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kqv_demo.content.loader import load_bank
+    from kqv_demo.exports import get_format, write_export
+    from kqv_demo.quiz.resolve import resolve_round, round_items
+
+    fmt = get_format(args.format)
+    bank = load_bank(dialogue=False)
+    spec = resolve_round(bank, args.round)
+    items = round_items(bank, spec)
+    predictions = sum(item.kind == "predict" for item in items)
+    if predictions:
+        print(f"export: {predictions} prediction question(s): their answers are what the model does in this run",
+              file=sys.stderr)
+    path = write_export(bank, spec, items, fmt.name, args.output,
+                        progress=lambda step: print(f"export: {step}...", file=sys.stderr, flush=True))
+    print(f"wrote {path} ({fmt.label}): {len(items)} questions from round {spec.title!r}")
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from kqv_demo.explainer.chat import default_explainer
+
+    if args.eval:
+        from kqv_demo.explainer.evaluate import load_eval_set, meets_bar, run_eval
+
+        expected = load_eval_set(args.eval)
+        replies, scores, median = run_eval(default_explainer(), expected)
+        scores["chat_ms_p50"] = median
+        print(json.dumps({**scores, "meets_bar": meets_bar(scores)}, indent=2))
+        return 0
+    if args.jsonl:
+        explainer = default_explainer()
+        for line in sys.stdin:
+            print(json.dumps(explainer.answer(line.rstrip("\n")).as_json(), ensure_ascii=False), flush=True)
+        return 0
+    message = " ".join(args.message)
+    if args.small_model:
+        from kqv_demo.explainer.small_model import ask_small_model
+        from kqv_demo.runtime import shared_runtime
+
+        small = ask_small_model(shared_runtime(), message)
+        print("SmolLM2-135M-Instruct (UNVETTED, raw model output):")
+        print(small.text)
+        print("first-token probabilities: " + ", ".join(f"{token!r} {p:.3f}" for token, p in small.first_token_top))
+        return 0
+    reply = default_explainer().answer(message)
+    for notice in reply.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    print(f"[{reply.stance}]" + (f" {reply.claim_id} ({reply.verdict})" if reply.claim_id else "")
+          + (f"  topics: {', '.join(reply.topics)}" if reply.topics else ""))
+    print(reply.answer)
+    if reply.demo:
+        prompt = f" --prompt {json.dumps(reply.demo.prompt)}" if reply.demo.prompt else ""
+        print(f"\nRun the demo: python -m kqv_demo demo {reply.demo.id}{prompt}")
+    return 0
+
+
+def _think_range(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition("-")
+    try:
+        return (float(low), float(high if sep else low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"think time is MIN-MAX seconds (e.g. 1-4), not {text!r}") from None
+
+
+def _class30(args: argparse.Namespace) -> int:
+    from kqv_demo import loadtest
+
+    report = loadtest.run_class(
+        students=args.students, url=args.url, round_name=args.round, think=args.think, burst=args.burst,
+        seconds=args.timeout, database_url=args.database_url, feedback=args.feedback, seed=args.seed,
+        progress=lambda step: print(f"class30: {step}...", file=sys.stderr, flush=True),
+    )
+    print(report.model_dump_json() if args.json else "\n".join(report.lines()))
+    return 0 if report.errors == 0 and report.answers_stored == report.answers_expected else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +272,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print JSON")
     demo.add_argument("--png", metavar="PATH", help="save the chart as PNG (or SVG if PATH ends in .svg)")
     demo.set_defaults(run=_demo)
+
+    export = commands.add_parser("export", help="write a round as a handout (HTML/PDF), Moodle XML, GIFT or Anki deck")
+    export.add_argument("--round", required=True, metavar="NAME",
+                        help="built-in round id, round file, or class round code")
+    export.add_argument("--format", required=True, choices=["html", "pdf", "moodle", "gift", "anki"])
+    export.add_argument("-o", "--output", required=True, metavar="PATH", help="file to write")
+    export.set_defaults(run=_export)
+
+    ask = commands.add_parser("ask", help="ask the explainer chat (answers only from the vetted bank)")
+    ask.add_argument("message", nargs="*", help="a question or a belief about attention")
+    ask.add_argument("--jsonl", action="store_true", help="read one message per line on stdin, write one JSON per line")
+    ask.add_argument("--eval", metavar="YAML", help="score a labelled message set (the dev set's format)")
+    ask.add_argument("--small-model", action="store_true", help="print SmolLM2's raw, unvetted answer instead")
+    ask.set_defaults(run=_ask)
+
+    class30 = commands.add_parser("class30", help="load test: simulated students play a class round at once")
+    class30.add_argument("--students", type=int, default=30, help="how many (1-60, default 30)")
+    class30.add_argument("--url", help="a running server on this machine (default: start an own one)")
+    class30.add_argument("--round", default="core-10", metavar="NAME",
+                         help="built-in round id, round file or class code to make the class round from")
+    class30.add_argument("--think", type=_think_range, default=(1.0, 4.0), metavar="MIN-MAX",
+                         help="seconds a student waits before each action, uniform (default 1-4)")
+    class30.add_argument("--burst", action="store_true", help="no think time: every student acts at once")
+    class30.add_argument("--feedback", choices=["immediate", "end"], help="override the round's feedback mode")
+    class30.add_argument("--timeout", type=float, default=300, help="limit for the whole class, seconds (10-1800)")
+    class30.add_argument("--database-url", help="with --url: the server's database (default: $DATABASE_URL)")
+    class30.add_argument("--seed", type=int, default=0, help="seed for the students' choices and think times")
+    class30.add_argument("--json", action="store_true", help="print one JSON object")
+    class30.set_defaults(run=_class30)
     return parser
 
 

@@ -77,3 +77,19 @@ def test_bench_json_has_the_contract_keys():
     assert figures["trace_ms_p50_256tok"] > figures["trace_ms_p50_32tok"]
     assert figures["demo_ms_p50"]["attention-by-hand"] > 0
     assert figures["python"].startswith("3.") and figures["torch"] and figures["transformers"]
+    assert figures["class30_errors"] == 0 and 0 < figures["class30_p50_ms"] <= figures["class30_p95_ms"]
+    assert figures["class30_answers_stored"] == figures["class30_answers_expected"] == 300
+
+
+def test_ask_jsonl_answers_every_line_and_survives_blank_ones():
+    lines = "so attention uses KL divergence, right?\n\n" + "x" * 20000 + "\nWhat's a good lasagna recipe?\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "kqv_demo", "ask", "--jsonl"], input=lines, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(replies) == 4
+    assert set(replies[0]) == {"text", "stance", "claim_id", "verdict", "topics", "score", "answer"}
+    assert replies[0]["stance"] == "refute" and replies[0]["verdict"] == "false"
+    assert replies[1]["stance"] == "decline" and replies[3]["stance"] == "decline"
+    assert "Traceback" not in result.stderr
