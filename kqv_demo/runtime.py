@@ -190,6 +190,26 @@ class Runtime:
             rows += len(branch) - 1
         return after_context, per_branch
 
+    def logits_from_block(self, hidden: torch.Tensor, block: int) -> torch.Tensor:
+        """The last position's next-token logits when `hidden` [T, d_model] enters block `block`
+        and the rest of SmolLM2 runs as usual (the same steps as LlamaModel.forward, from there).
+
+        Blocks before `block` are not run again: e.g. skipping block L is
+        `logits_from_block(trace["blocks.L.resid_pre"], L + 1)`.
+        """
+        from transformers.masking_utils import create_causal_mask
+
+        inner = self.smollm2.model.model
+        states = hidden[None]
+        positions = torch.arange(states.shape[1])[None]
+        with self._lock, torch.inference_mode(), hooks.recording(lambda name: False):
+            mask = create_causal_mask(config=inner.config, inputs_embeds=states, attention_mask=None, cache=None,
+                                      position_ids=positions)
+            rotary = inner.rotary_emb(states, position_ids=positions)
+            for layer in inner.layers[block:]:
+                states = layer(states, attention_mask=mask, position_embeddings=rotary, position_ids=positions)
+            return self.smollm2.model.lm_head(inner.norm(states[:, -1]))[0]
+
     def chat_prompt(self, message: str) -> str:
         """`message` wrapped in SmolLM2-Instruct's chat template, ready for generation."""
         return self.smollm2.tokenizer.apply_chat_template(

@@ -173,3 +173,12 @@ def test_branches_of_one_context_score_as_if_each_were_run_alone(runtime: Runtim
         alone = runtime.trace(context + ending, all_logits=True).logits[len(context_ids) - 1 : -1]
         assert logits.shape == alone.shape == (len(branch), alone.shape[-1])
         assert torch.allclose(logits, alone, atol=1e-3), ending  # no branch sees another
+
+
+def test_running_on_from_a_block_is_the_rest_of_the_forward_pass(runtime: Runtime):
+    prompt = "The capital of France is"
+    full = runtime.trace(prompt, names_filter=lambda name: name.endswith("resid_pre"))
+    for block in (0, 12, 29):
+        assert torch.equal(runtime.logits_from_block(full[f"blocks.{block}.resid_pre"], block), full.logits[-1])
+    skipped = runtime.trace(prompt, interventions={"blocks.15.resid_post": lambda output, block_input: block_input})
+    assert torch.equal(runtime.logits_from_block(full["blocks.15.resid_pre"], 16), skipped.logits[-1])

@@ -100,9 +100,11 @@ def _first(flags, start: int = 0) -> int | None:
 def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     tokenizer = runtime.smollm2.tokenizer
     target_id = _target_id(tokenizer, target)
-    keep = lambda name: name.endswith(".resid_post") or name == "blocks.0.resid_pre"  # noqa: E731
-    skip = {f"blocks.{skip_layer}.resid_post": lambda output, block_input: block_input}
-    trace, skipped = runtime.trace_batch([prompt, prompt], names_filter=keep, interventions=[None, skip])
+    skipped_input = f"blocks.{skip_layer}.resid_pre"
+    keep = lambda name: name.endswith(".resid_post") or name in ("blocks.0.resid_pre", skipped_input)  # noqa: E731
+    trace = runtime.trace(prompt, names_filter=keep)
+    # Skipping the block: its input goes straight on to the next block; earlier blocks are not rerun.
+    skipped_logits = runtime.logits_from_block(trace[skipped_input], skip_layer + 1)
     n_layers = trace.model.n_layers
     embeddings = trace["blocks.0.resid_pre"]
     outputs = [trace[f"blocks.{layer}.resid_post"][-1] for layer in range(n_layers)]
@@ -124,7 +126,7 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     exit_layer = _first(confident, start=1)
 
     log_full = torch.log_softmax(model_logits, dim=-1)
-    log_skipped = torch.log_softmax(skipped.logits[-1], dim=-1)
+    log_skipped = torch.log_softmax(skipped_logits, dim=-1)
     kl = float((log_full.exp() * (log_full - log_skipped)).sum())
     decode = lambda token_id: tokenizer.decode([int(token_id)])  # noqa: E731
     return LogitLens(
