@@ -10,10 +10,10 @@ import re
 from datetime import date
 
 from kqv_demo.content.loader import Bank
-from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown, summary_feedback
+from kqv_demo.exports.handout import answer_feedback, shown, summary_feedback
 from kqv_demo.exports.live import Live, with_answers
-from kqv_demo.exports.moodle import CATEGORY_ROOT, is_true_false
-from kqv_demo.exports.text import to_html
+from kqv_demo.exports.moodle import CATEGORY_ROOT, is_true_false, question_html
+from kqv_demo.exports.text import plain_math, to_html
 from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -28,16 +28,6 @@ def escape(text: str) -> str:
 
 def _html(text: str, inline: bool = False) -> str:
     return escape(to_html(text, inline=inline))
-
-
-def _question_text(item: Item) -> str:
-    instruction = "True or false?" if is_true_false(item) else INSTRUCTIONS[item.kind]
-    body = to_html(item.prompt)
-    if item.kind in ("verdict", "spot_the_error"):
-        body = f"<blockquote>{body}</blockquote>"
-    if item.kind == "numeric" and item.unit:
-        body += f"<p>Give the answer in {to_html(item.unit, inline=True)}.</p>"
-    return escape(f"<p><strong>{instruction}</strong></p>{body}")
 
 
 def _answers(item: Item, general: str) -> str:
@@ -58,7 +48,7 @@ def _answers(item: Item, general: str) -> str:
 
 def question_gift(bank: Bank, item: Item) -> str:
     general = _html(summary_feedback(bank.claims.get(item.claim_id)))
-    return f"::{escape(item.id)}::[html]{_question_text(item)}{_answers(item, general)}"
+    return f"::{escape(item.id)}::[html]{escape(question_html(item, plain_math))}{_answers(item, general)}"
 
 
 def gift(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None = None, made_on: date | None = None) -> str:

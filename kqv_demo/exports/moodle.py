@@ -5,6 +5,8 @@ HTML goes in CDATA; math is written as \\( ... \\) for Moodle's MathJax filter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kqv_demo.content.loader import Bank
 from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown, summary_feedback
 from kqv_demo.exports.live import Live, with_answers
@@ -42,9 +44,10 @@ def question_type(item: Item) -> str:
     return "numerical" if item.kind == "numeric" else "multichoice"
 
 
-def _question_text(item: Item) -> str:
+def question_html(item: Item, math: Callable[[str], str] = mathjax_math) -> str:
+    """The question as HTML: its instruction, the prompt (quoted for statements) and the unit asked for."""
     instruction = "True or false?" if is_true_false(item) else INSTRUCTIONS[item.kind]
-    body = _html(item.prompt)
+    body = to_html(item.prompt, math=math)
     if item.kind in ("verdict", "spot_the_error"):
         body = f"<blockquote>{body}</blockquote>"
     if item.kind == "numeric" and item.unit:
@@ -81,7 +84,7 @@ def question_xml(bank: Bank, item: Item) -> str:
     general = summary_feedback(bank.claims.get(item.claim_id))
     return (f'<question type="{question_type(item)}">'
             f"<name>{_plain_text_element(item.id)}</name>"
-            f"{_text('questiontext', _question_text(item))}"
+            f"{_text('questiontext', question_html(item))}"
             f"{_text('generalfeedback', _html(general))}"
             "<defaultgrade>1</defaultgrade><penalty>1</penalty><hidden>0</hidden>"
             f"<idnumber>{item.id}</idnumber>{_answers(item)}</question>")
