@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import altair as alt
 import pandas as pd
@@ -26,11 +26,21 @@ def literal(text: str) -> str:
 
 
 def time_left_notice(left: timedelta) -> None:
-    minutes = int(left.total_seconds() // 60)
-    seconds = int(left.total_seconds() % 60)
-    text = f"Time left: {minutes} min {seconds:02d} s" if minutes < 5 else f"Time left: about {minutes} minutes"
-    (st.warning if minutes < 5 else st.info)(text + " (answers after the deadline are not accepted).",
-                                                 icon=":material/timer:")
+    """The time left in a timed round, counting down by itself (a fragment that reruns alone)."""
+    deadline = datetime.now(UTC) + left
+
+    @st.fragment(run_every=timedelta(seconds=1))
+    def countdown() -> None:
+        remaining = max(deadline - datetime.now(UTC), timedelta(0))
+        minutes, seconds = divmod(int(remaining.total_seconds()), 60)
+        if not remaining:
+            st.warning("Time is up: answers are no longer accepted.", icon=":material/timer_off:")
+            return
+        text = f"Time left: {minutes} min {seconds:02d} s" if minutes < 5 else f"Time left: about {minutes} minutes"
+        (st.warning if minutes < 5 else st.info)(text + " (answers after the deadline are not accepted).",
+                                                     icon=":material/timer:")
+
+    countdown()
 
 
 def student_link(code: str) -> str:
