@@ -118,6 +118,10 @@ def test_opposites_of_true_statements_are_not_affirmed(explainer: Explainer):
     "The model does not change its weights while chatting with me.",
     "In a decoder, a token cannot attend to tokens that come after it.",
     "Dividing by the square root of d_k keeps the dot products from getting too large.",
+    "Queries, keys and values are all computed from the same hidden states in self-attention.",
+    "Multi-head attention lets different heads attend to different positions.",
+    "A transformer layer has an attention sublayer and an MLP sublayer.",
+    "Temperature rescales the logits before the softmax.",
 ])
 def test_true_statements_are_never_called_misconceptions(explainer: Explainer, message: str):
     reply = explainer.answer(message)
