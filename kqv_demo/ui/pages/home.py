@@ -19,10 +19,15 @@ cards = [
      "demo_lab.py", "Open the Demo lab", ":material/science:"),
     ("Read the claims", f"The {len(bank().claims)} claims of the source dialogue, each checked, with its correction.",
      "claims.py", "Browse the claims", ":material/fact_check:"),
+    ("Ask", "Ask a question or state a belief: answers come only from the vetted bank, and say plainly when you are wrong.",
+     "ask.py", "Ask the tutor", ":material/forum:"),
+    ("Teach a class", "Give a class a round by code, watch the results live, print handouts, export to Moodle or Anki.",
+     "instructor.py", "Open the instructor page", ":material/school:"),
 ]
-for column, (title, text, page, label, icon) in zip(st.columns(len(cards)), cards):
-    with column.container(border=True):
-        st.subheader(title)
-        st.markdown(text)
-        st.page_link(f"{PAGES}/{page}", label=label, icon=icon)
+for row in (cards[:3], cards[3:]):
+    for column, (title, text, page, label, icon) in zip(st.columns(3), row):
+        with column.container(border=True):
+            st.subheader(title)
+            st.markdown(text)
+            st.page_link(f"{PAGES}/{page}", label=label, icon=icon)
 st.page_link(f"{PAGES}/about.py", label="Where this comes from, and which models it runs", icon=":material/info:")
