@@ -208,10 +208,12 @@ def headline(result: HeadsInParallel) -> list[tuple[str, str]]:
 
 
 def status(result: HeadsInParallel) -> tuple[bool, str]:
+    # float32 rounding grows with the size of the values (up to ~180 in layer 24), so the bound is relative.
+    scale = max(1.0, result.result_max_abs)
     ok = (
         result.attention_calls == 1
-        and result.reconstruction_max_diff <= 1e-4
-        and result.order_invariance <= 1e-4
+        and result.reconstruction_max_diff <= 1e-5 * scale
+        and result.order_invariance <= 1e-5 * scale
         and (min(result.sharing_pattern_diffs) > 0 or len(result.tokens) == 1)
     )
     if ok:
