@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,22 +260,25 @@ class Runtime:
                 inputs = torch.tensor([[chosen]])
         return ids, truncation, steps
 
-    def parameter_digest(self, model: str = SMOLLM2) -> str:
-        """sha256 over every parameter: equal digests mean bit-identical weights.
+    def parameter_checksums(self, model: str = SMOLLM2) -> dict[str, int]:
+        """A CRC-32 of every weight tensor's bytes, by name (two threads: zlib releases the GIL).
 
-        Each parameter's name and bytes are hashed on their own (in two threads: hashlib releases
-        the GIL), then the list of those digests is hashed in order.
+        CRC-32 always detects a change confined to 32 consecutive bits, so any one changed float32
+        weight changes its tensor's checksum; a scattered change escapes with odds of about 2^-32.
+        It runs about 2.5 times faster than sha256 on this machine, which matters at 538 MB.
         """
         named = list(self.model(model).model.named_parameters())
 
-        def digest_of(item: tuple[str, torch.nn.Parameter]) -> bytes:
+        def checksum(item: tuple[str, torch.nn.Parameter]) -> int:
             name, parameter = item
-            digest = hashlib.sha256(name.encode())
-            digest.update(memoryview(parameter.detach().contiguous().numpy()).cast("B"))
-            return digest.digest()
+            return zlib.crc32(memoryview(parameter.detach().contiguous().numpy()).cast("B"), zlib.crc32(name.encode()))
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            return hashlib.sha256(b"".join(pool.map(digest_of, named))).hexdigest()
+            return dict(zip((name for name, _ in named), pool.map(checksum, named)))
+
+    def parameter_digest(self, model: str = SMOLLM2) -> str:
+        """One hex digest of all of `parameter_checksums`: equal digests mean unchanged weights."""
+        return checksums_digest(self.parameter_checksums(model))
 
     def parameter(self, name: str, model: str = SMOLLM2) -> torch.Tensor:
         """A read-only view of one named weight, e.g. "model.layers.5.self_attn.o_proj.weight"."""
@@ -296,6 +300,11 @@ class Runtime:
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def checksums_digest(checksums: dict[str, int]) -> str:
+    """sha256 over the per-tensor checksums, in order: one short string to compare and show."""
+    return hashlib.sha256(b"".join(name.encode() + value.to_bytes(4, "big") for name, value in checksums.items())).hexdigest()
 
 
 def _shape(name: str, config: transformers.PretrainedConfig, causal: bool) -> ModelShape:

@@ -132,6 +132,23 @@ def test_parameter_digest_is_stable_and_sensitive(runtime: Runtime):
     assert runtime.parameter_digest() == before
 
 
+@pytest.mark.parametrize("bit", [0, 1, 22, 23, 31])  # lowest mantissa bit ... sign bit
+def test_a_single_flipped_bit_in_any_weight_changes_that_tensors_checksum(runtime: Runtime, bit: int):
+    before = runtime.parameter_checksums()
+    name = "model.layers.17.mlp.down_proj.weight"
+    words = runtime.smollm2.model.get_parameter(name).data.view(-1).view(torch.int32)
+    index = words.numel() // 3
+    original = int(words[index])
+    flipped = (original & 0xFFFFFFFF) ^ (1 << bit)
+    words[index] = flipped - (1 << 32) if flipped >= 1 << 31 else flipped
+    try:
+        after = runtime.parameter_checksums()
+    finally:
+        words[index] = original
+    assert [n for n in before if before[n] != after[n]] == [name]
+    assert runtime.parameter_checksums() == before
+
+
 def test_a_packed_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: Runtime):
     short, long = "The bank was", "The capital of France is Paris, and the capital of Italy is"
     alone = [runtime.trace(prompt, all_logits=True) for prompt in (short, long)]

@@ -1,8 +1,9 @@
 """Nothing is learned during a chat: the weights are bit-identical before and after a reply.
 
-We hash every parameter of SmolLM2 (sha256), let it answer a message that contains
-"feedback" (a correction), and hash again: the two digests are equal, so answering did
-not change a single bit of a single weight. What does grow is the KV cache: each
+We take a CRC-32 checksum of each of SmolLM2's weight tensors, let it answer a message that
+contains "feedback" (a correction), and take them again: every checksum is the same. A CRC-32
+always changes when any one weight changes (a change within 32 consecutive bits is always
+detected), so answering did not change any weight. What does grow is the KV cache: each
 generation step stores the key and value of one more token, in every layer and
 key/value head. That cache belongs to this conversation only. A probe without the
 conversation ("The capital of Australia is" → " Canberra") gets exactly the same
@@ -23,6 +24,7 @@ import torch
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
+from kqv_demo.runtime import checksums_digest
 from kqv_demo.trace import token_display
 
 PROBE_PROMPT = "The capital of Australia is"
@@ -37,8 +39,10 @@ FEW_SHOT_TOKEN = " Paris"
 class NoLearning:
     truncation: str | None
     message: str
-    digest_before: str  # sha256 over every parameter's bytes
+    digest_before: str  # one digest of the CRC-32 of every weight tensor (runtime.checksums_digest)
     digest_after: str
+    n_tensors: int  # weight tensors checksummed
+    changed_tensors: list[str]  # names of tensors whose checksum differs after the reply
     n_parameters: int  # numbers covered by the digest
     prompt_tokens: int  # the chat-formatted message
     generated: list[str]  # the reply, one token per step
@@ -63,7 +67,7 @@ class NoLearning:
 
     @property
     def weights_unchanged(self) -> bool:
-        return self.digest_before == self.digest_after
+        return self.digest_before == self.digest_after and not self.changed_tensors
 
     @property
     def probe_unchanged(self) -> bool:
@@ -75,6 +79,12 @@ def _probe_probability(runtime, prompt: str, token_id: int) -> float:
     return float(torch.softmax(trace.logits[-1], dim=-1)[token_id])
 
 
+def _context_probabilities(runtime, prompts: list[str], token_ids: list[int]) -> list[float]:
+    """P(token | prompt) for several prompts, read in one packed pass."""
+    traces = runtime.trace_batch(prompts, names_filter=lambda name: False)
+    return [float(torch.softmax(t.logits[-1], dim=-1)[i]) for t, i in zip(traces, token_ids)]
+
+
 def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     tokenizer = runtime.smollm2.tokenizer
     (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
@@ -83,16 +93,18 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
         raise UserInputError("The message is empty: type some feedback for the model to answer.")
     chat = runtime.chat_prompt(prompt)
 
-    digest_before = runtime.parameter_digest()
+    checksums_before = runtime.parameter_checksums()
     p_before = _probe_probability(runtime, PROBE_PROMPT, probe_id)
     ids, truncation, steps = runtime.generate(
         chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v"))
     )
-    digest_after = runtime.parameter_digest()
-    p_after = _probe_probability(runtime, PROBE_PROMPT, probe_id)
-    p_in_context = _probe_probability(runtime, chat + PROBE_PROMPT, probe_id)
-    p_alone = _probe_probability(runtime, FEW_SHOT_PROMPT, few_shot_id)
-    p_prefixed = _probe_probability(runtime, f"{FEW_SHOT_PREFIX} {FEW_SHOT_PROMPT}", few_shot_id)
+    checksums_after = runtime.parameter_checksums()
+    p_after = _probe_probability(runtime, PROBE_PROMPT, probe_id)  # the same single pass as before: bit for bit
+    p_in_context, p_alone, p_prefixed = _context_probabilities(
+        runtime,
+        [chat + PROBE_PROMPT, FEW_SHOT_PROMPT, f"{FEW_SHOT_PREFIX} {FEW_SHOT_PROMPT}"],
+        [probe_id, few_shot_id, few_shot_id],
+    )
 
     vectors, sizes = [], []
     for step in steps:
@@ -104,8 +116,10 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     return NoLearning(
         truncation=truncation.message if truncation else None,
         message=prompt,
-        digest_before=digest_before,
-        digest_after=digest_after,
+        digest_before=checksums_digest(checksums_before),
+        digest_after=checksums_digest(checksums_after),
+        n_tensors=len(checksums_before),
+        changed_tensors=[name for name, value in checksums_before.items() if checksums_after.get(name) != value],
         n_parameters=sum(math.prod(dims) for dims in runtime.parameter_shapes().values()),
         prompt_tokens=len(ids),
         generated=[step.token for step in steps],
@@ -167,7 +181,7 @@ def chart(result: NoLearning) -> alt.LayerChart:
     title = alt.TitleParams(
         "The KV cache grows by one position per step"
         + ("; the weights do not change" if result.weights_unchanged else ""),
-        subtitle=f"Parameter hash before and after: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
+        subtitle=f"Weight checksums before and after: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
     )
     return alt.layer(bars, totals, title=title).properties(width=max(300, 48 * len(labels)), height=260)
 
@@ -179,10 +193,12 @@ def _size(n_bytes: float) -> str:
 def explain(result: NoLearning) -> str:
     first, last = int(result.cache_lengths[0]), int(result.cache_lengths[-1])
     weights = (
-        f"The sha256 hash of all {result.n_parameters:,} parameters is identical before and after the reply "
-        f"(`{result.digest_before[:12]}…`): answering changed no weight at all."
+        f"The CRC-32 checksums of all {result.n_tensors} weight tensors ({result.n_parameters:,} parameters) are "
+        f"identical before and after the reply (`{result.digest_before[:12]}…` over all of them): answering "
+        "changed no weight at all."
         if result.weights_unchanged
-        else "The parameter hash **changed** during the reply: please report this."
+        else f"The checksums of {len(result.changed_tensors)} weight tensors **changed** during the reply: "
+        "please report this."
     )
     probe = "exactly the same" if result.probe_unchanged else "**different**"
     context = (
@@ -207,7 +223,8 @@ def explain(result: NoLearning) -> str:
 
 def headline(result: NoLearning) -> list[tuple[str, str]]:
     return [
-        ("Parameter hash before → after", "identical" if result.weights_unchanged else "changed"),
+        (f"Checksums of the {result.n_tensors} weight tensors", "identical" if result.weights_unchanged
+         else f"{len(result.changed_tensors)} changed"),
         (f"P(“{result.probe_token.strip()}”) before → after", f"{result.p_before:.4f} → {result.p_after:.4f}"),
         ("KV cache after the last step", f"{int(result.cache_lengths[-1])} positions"),
         ("Stored keys and values", f"{int(result.kv_vectors[-1]):,} vectors · {_size(result.kv_bytes[-1])}"),
@@ -223,10 +240,13 @@ def status(result: NoLearning) -> tuple[bool, str]:
 def details(result: NoLearning) -> str:
     return (
         "```python\n"
-        "before = runtime.parameter_digest()        # sha256 of every parameter's bytes\n"
+        "before = runtime.parameter_checksums()     # {tensor name: CRC-32 of its bytes}\n"
         f"runtime.generate(runtime.chat_prompt(message), {len(result.generated)})\n"
-        "after = runtime.parameter_digest()         # equal: no weight changed\n"
+        "after = runtime.parameter_checksums()      # equal: no weight changed\n"
         "```\n\n"
+        "A CRC-32 always changes when any run of up to 32 bits changes, so one altered float32 weight "
+        "always alters its tensor's checksum; changes scattered over a tensor slip through with odds of "
+        "about 1 in 4 billion.\n\n"
         f"Stored key and value vectors after a step = cache positions × {result.n_layers} layers × "
         f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
         f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
@@ -241,7 +261,7 @@ DEMO = Demo(
     id="no-learning-at-inference",
     title="Nothing is learned during a chat",
     summary=(
-        "Hash every weight, let the model answer a correction, hash again: the hashes are identical. "
+        "Checksum every weight tensor, let the model answer a correction, checksum again: nothing changed. "
         "Only the KV cache grows, by one position per generated token, and it belongs to this "
         "conversation: without it, the model's answer to a probe question is exactly as before."
     ),

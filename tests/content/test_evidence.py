@@ -553,9 +553,9 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     # Nothing is learned during a chat
     "model-learns-from-feedback-during-conversation": [
         ("with “The capital of Australia is Canberra.”", lambda r: f"with “{' '.join(r.reply.split())}”"),
-        ("all 134,515,008 parameters is identical before and after",
-         lambda r: f"all {r.n_parameters:,} parameters is {'identical' if r.weights_unchanged else 'different'} "
-                   "before and after"),
+        ("all 272 weight tensors (134,515,008 parameters) are identical before and after",
+         lambda r: f"all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters) are "
+                   f"{'identical' if r.weights_unchanged else 'different'} before and after"),
         ("is 0.3413 before and 0.3413 after",
          lambda r: f"is {r.p_before:.4f} before and {r.p_after:.4f} after"),
         ("in the context it is 0.8368", lambda r: f"in the context it is {r.p_in_context:.4f}"),
