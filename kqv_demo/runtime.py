@@ -396,16 +396,48 @@ def load_runtime(cache_root: Path | None = None, progress: ProgressFn = _quiet) 
 
 _shared: Runtime | None = None
 _shared_lock = threading.Lock()
+_latest_progress: tuple[str, float] = ("Waiting to load the models", 0.0)
+_background: threading.Thread | None = None
+_background_lock = threading.Lock()
 
 
 def shared_runtime(progress: ProgressFn = _quiet) -> Runtime:
     """The process-wide runtime: loaded by the first caller, reused by every later one."""
     global _shared
+
+    def report(message: str, fraction: float) -> None:
+        global _latest_progress
+        _latest_progress = (message, fraction)
+        progress(message, fraction)
+
     with _shared_lock:
         if _shared is None:
-            _shared = load_runtime(progress=progress)
+            _shared = load_runtime(progress=report)
         return _shared
 
 
 def is_loaded() -> bool:
     return _shared is not None
+
+
+def load_progress() -> tuple[str, float]:
+    """The latest step of a load under way, whoever started it: (message, fraction done)."""
+    return _latest_progress
+
+
+def preload_in_background() -> threading.Thread:
+    """Start loading the shared runtime in a daemon thread (once per process), so the first
+    learner to need a model does not wait for the load. Errors surface on the next
+    `shared_runtime()` call, which retries the load and raises."""
+    global _background
+    with _background_lock:
+        if _background is None:
+            def load_quietly() -> None:
+                try:
+                    shared_runtime()
+                except Exception:  # reported to the page that calls shared_runtime() next
+                    pass
+
+            _background = threading.Thread(target=load_quietly, name="kqv-preload", daemon=True)
+            _background.start()
+        return _background

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +203,29 @@ def test_running_on_from_a_block_is_the_rest_of_the_forward_pass(runtime: Runtim
         assert torch.equal(runtime.logits_from_block(full[f"blocks.{block}.resid_pre"], block), full.logits[-1])
     skipped = runtime.trace(prompt, interventions={"blocks.15.resid_post": lambda output, block_input: block_input})
     assert torch.equal(runtime.logits_from_block(full["blocks.15.resid_pre"], 16), skipped.logits[-1])
+
+
+PRELOAD_SCRIPT = """
+import json, time
+from kqv_demo import runtime
+assert not runtime.is_loaded()
+loader = runtime.preload_in_background()
+assert runtime.preload_in_background() is loader, "one loader per process"
+seen = []
+while loader.is_alive():
+    seen.append(runtime.load_progress())
+    loader.join(0.01)
+print(json.dumps({"loaded": runtime.is_loaded(), "seen": seen, "last": runtime.load_progress(),
+                  "same": runtime.shared_runtime() is runtime.shared_runtime()}))
+"""
+
+
+def test_preloading_in_the_background_reports_progress_and_loads_once():
+    done = subprocess.run([sys.executable, "-c", PRELOAD_SCRIPT], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["loaded"] and report["same"]
+    assert report["last"] == ["Models ready", 1.0]
+    fractions = [fraction for _, fraction in report["seen"]]
+    assert fractions == sorted(fractions), "progress never goes backwards"

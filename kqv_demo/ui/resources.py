@@ -13,13 +13,25 @@ def _runtime() -> rt.Runtime:
     return rt.shared_runtime()
 
 
+def preload() -> None:
+    """Start loading the models in the background (pages that do not need them yet call this,
+    so the first learner who does need them does not wait)."""
+    if not rt.is_loaded():
+        rt.preload_in_background()
+
+
 def runtime() -> rt.Runtime:
-    """The shared models; the first call shows load progress, a broken install shows its fix."""
+    """The shared models; a load under way shows its progress, a broken install shows its fix."""
     try:
         if not rt.is_loaded():
+            loader = rt.preload_in_background()
             with st.status("Loading the models…", expanded=True) as status:
                 bar = st.progress(0.0, text="Checking the model files")
-                rt.shared_runtime(progress=lambda message, fraction: bar.progress(fraction, text=message))
+                while loader.is_alive():
+                    message, fraction = rt.load_progress()
+                    bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+                    loader.join(0.2)
+                rt.shared_runtime()  # loaded by now; if the load failed, this retries and raises its error
                 status.update(label="Models loaded", state="complete", expanded=False)
         return _runtime()
     except ModelUnavailable as missing:

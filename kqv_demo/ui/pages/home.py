@@ -4,6 +4,9 @@ import streamlit as st
 
 from kqv_demo.demos import DEMOS
 from kqv_demo.ui.bank import bank
+from kqv_demo.ui.resources import preload
+
+preload()  # the Demo lab, quizzes and Ask need the models; load them while the learner reads
 
 st.title("KQV Tutor")
 st.markdown(

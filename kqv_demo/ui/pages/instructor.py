@@ -13,6 +13,7 @@ from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.classroom_views import class_dashboard, created_notice, round_outline
 from kqv_demo.ui.export_views import export_panel
+from kqv_demo.ui.resources import preload
 from kqv_demo.ui.store import store
 
 KIND_LABELS = {"verdict": "True / partly / false", "multiple_choice": "Multiple choice", "numeric": "Numeric",
@@ -20,6 +21,7 @@ KIND_LABELS = {"verdict": "True / partly / false", "multiple_choice": "Multiple 
 ORDER_LABELS = {"shuffled": "Shuffled", "bank": "Bank order"}
 FEEDBACK_LABELS = {"immediate": "After each answer", "end": "At the end of the round"}
 
+preload()  # so that the class does not wait for the models
 st.title("Instructor")
 loaded, db = bank(), store()
 show_content_errors(loaded)

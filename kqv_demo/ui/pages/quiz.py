@@ -17,8 +17,9 @@ from kqv_demo.ui.store import store
 from kqv_demo.demos import DEMOS
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM
 from kqv_demo.ui.demo_views import demo_result
-from kqv_demo.ui.resources import runtime
+from kqv_demo.ui.resources import preload, runtime
 
+preload()  # prediction items run live demos: load the models before the first answer
 st.title("Quiz")
 loaded, db = bank(), store()
 show_content_errors(loaded)
