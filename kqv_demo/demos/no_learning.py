@@ -194,7 +194,7 @@ def explain(result: NoLearning) -> str:
     first, last = int(result.cache_lengths[0]), int(result.cache_lengths[-1])
     weights = (
         f"The CRC-32 checksums of all {result.n_tensors} weight tensors ({result.n_parameters:,} parameters) are "
-        f"identical before and after the reply (`{result.digest_before[:12]}…` over all of them): answering "
+        f"identical before and after the reply (combined digest `{result.digest_before[:12]}…`): answering "
         "changed no weight at all."
         if result.weights_unchanged
         else f"The checksums of {len(result.changed_tensors)} weight tensors **changed** during the reply: "
