@@ -24,6 +24,7 @@ from kqv_demo.demos import (
     no_learning,
     one_attention_pass,
     query_count,
+    shared_neighbours,
     soft_lookup,
     values_not_text,
 )
@@ -32,7 +33,7 @@ from kqv_demo.demos.base import Demo
 _IN_ORDER = (
     attention_by_hand, dot_product_not_kl, soft_lookup, keys_are_computed, query_count, values_not_text,
     heads_in_parallel, causal_vs_bidirectional, fixed_depth, one_attention_pass, logit_lens, attention_sinks,
-    confidence, context_effect, no_learning, kv_cache, no_bias_concepts, depth_table,
+    confidence, context_effect, no_learning, kv_cache, no_bias_concepts, shared_neighbours, depth_table,
 )
 DEMOS: dict[str, Demo] = {module.DEMO.id: module.DEMO for module in _IN_ORDER}
 ATTENTION_BY_HAND = DEMOS["attention-by-hand"]

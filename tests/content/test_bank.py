@@ -61,6 +61,14 @@ def test_every_core_claim_of_the_checklist_is_in_the_bank(bank):
             assert bank.claims[claim_id].core, f"{claim_id} ({number}) is core in the checklist"
 
 
+def test_every_false_and_partly_claim_ends_with_a_live_demo(bank):
+    from kqv_demo.demos import DEMOS
+
+    without = [claim.id for claim in bank.claims.values() if claim.verdict != "true" and claim.demo is None]
+    assert without == []
+    assert all(claim.demo.id in DEMOS for claim in bank.claims.values() if claim.demo)
+
+
 @needs_dialogue
 def test_every_quote_is_verbatim_in_the_dialogue(bank):
     assert set(bank.quote_lines) == set(bank.claims)

@@ -551,6 +551,15 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("47% goes to them", lambda r: f"{r.helpful.prefix_share:.0%} goes to them"),
     ],
     # Nothing is learned during a chat
+    # Different objectives, the same neighbours
+    "concepts-come-entirely-from-pretraining": [
+        ("on 25 words in five groups", lambda r: f"on {r.n_items} words in {len(r.group_labels)} groups".replace(
+            " 5 groups", " five groups")),
+        ("share 99% of each word's 4 nearest neighbours (SmolLM2 after layer 15)",
+         lambda r: f"share {r.alignment:.0%} of each word's {r.k} nearest neighbours (SmolLM2 after layer {r.layer})"),
+        ("against 30% at the 99th percentile of chance and 16% for",
+         lambda r: f"against {r.chance_p99:.0%} at the 99th percentile of chance and {r.spelling_alignment:.0%} for"),
+    ],
     "model-learns-from-feedback-during-conversation": [
         ("with “The capital of Australia is Canberra.”", lambda r: f"with “{' '.join(r.reply.split())}”"),
         ("all 272 weight tensors (134,515,008 parameters) are identical before and after",
