@@ -230,7 +230,8 @@ def chart(result: SharedNeighbours) -> alt.VConcatChart:
         {"agreement": result.chance_p99, "measure": "chance (99th percentile of shuffles)"},
     ])
     measures = ["SmolLM2 layer vs MiniLM", "spelling alone vs MiniLM", "chance (99th percentile of shuffles)"]
-    colour = alt.Color("measure:N", sort=measures, scale=charts.palette(3), title=None, legend=alt.Legend(orient="top"))
+    colour = alt.Color("measure:N", sort=measures, scale=charts.palette(3), title=None,
+                       legend=alt.Legend(orient="bottom", direction="vertical"))
     line = (
         alt.Chart(pd.DataFrame(rows))
         .mark_line(point=True)
@@ -272,9 +273,9 @@ def explain(result: SharedNeighbours) -> str:
         f"{_percent(result.spelling_alignment)} for a control that knows only spelling.{groups} "
         f"For example, “{result.items[example]}” is nearest to "
         f"{', '.join(result.neighbours(result.smollm2_similarity, example))} in SmolLM2 and to "
-        f"{', '.join(result.neighbours(result.minilm_similarity, example))} in MiniLM. Different objectives, "
-        "similar concepts: the objective alone does not decide what a model represents; much of it comes from "
-        "the data both were trained on."
+        f"{', '.join(result.neighbours(result.minilm_similarity, example))} in MiniLM. SmolLM2's learned token "
+        f"embeddings, before any layer, already share {_percent(float(result.alignment_by_layer[0]))}. Different "
+        "objectives, similar concepts: the pre-training objective alone does not decide what a model represents."
     )
 
 
