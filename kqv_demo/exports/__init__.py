@@ -65,7 +65,7 @@ FORMATS: dict[str, Format] = {
     "pdf": Format("pdf", "Handout (PDF)", "-handout.pdf", "application/pdf", True, _pdf),
     "moodle": Format("moodle", "Moodle XML", "-moodle.xml", "application/xml", False, _moodle),
     "gift": Format("gift", "GIFT (Moodle)", ".gift.txt", "text/plain", False, _gift),
-    "anki": Format("anki", "Anki deck (.apkg)", ".apkg", "application/octet-stream", False, _anki),
+    "anki": Format("anki", "Anki deck (.apkg, with figures)", ".apkg", "application/octet-stream", True, _anki),
 }
 
 

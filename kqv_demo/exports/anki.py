@@ -3,6 +3,8 @@ importing a newer export updates the same cards instead of adding copies."""
 
 from __future__ import annotations
 
+import hashlib
+import html
 import tempfile
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import genanki
 from kqv_demo.content.loader import Bank
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown
-from kqv_demo.exports.live import Live, with_answers
+from kqv_demo.exports.live import Figure, Live, with_answers
 from kqv_demo.exports.text import mathjax_math, to_html
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
@@ -49,7 +51,19 @@ def _question(item: Item) -> str:
     return f"<p><strong>{INSTRUCTIONS[item.kind]}</strong></p>{body}" + (f"<ol type=\"a\">{choices}</ol>" if choices else unit)
 
 
-def note_fields(bank: Bank, item: Item) -> list[str]:
+def media_name(figure: Figure) -> str:
+    """Named by content: Anki keeps media in one folder per collection, so names must not collide,
+    and a re-export of the same figure must reuse the file rather than add a copy."""
+    return f"kqv-{figure.demo_id}-{hashlib.sha256(figure.png or b'').hexdigest()[:12]}.png"
+
+
+def card_figure(figure: Figure) -> str:
+    caption = html.escape(f"{figure.title}, computed {figure.inputs}. {figure.caption}")
+    return (f'<div class="figure"><img src="{media_name(figure)}" style="max-width:100%;height:auto" '
+            f'alt="{html.escape(figure.title)}"><p style="font-size:13px;color:#444">{caption}</p></div>')
+
+
+def note_fields(bank: Bank, item: Item, figure: Figure | None = None) -> list[str]:
     claim = bank.claims.get(item.claim_id)
     claim_html = references = ""
     if claim is not None:
@@ -57,6 +71,8 @@ def note_fields(bank: Bank, item: Item) -> list[str]:
                       f"{_html(claim.refutation.verdict)}")
         references = "<ul>" + "".join(f"<li>{_html(reference.cite(), True)}</li>" for reference in claim.references) + "</ul>"
     explanation = _html(answer_feedback(item, item.answer))
+    if figure is not None and figure.png is not None:
+        explanation += card_figure(figure)  # the back of the card: it may show the answer
     return [_question(item), _html(shown(item, item.answer), True), explanation, claim_html, references]
 
 
@@ -69,12 +85,21 @@ def note_tags(bank: Bank, item: Item) -> list[str]:
 
 
 def anki_deck(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None = None) -> bytes:
-    """The round as an .apkg file's bytes. Prediction items need `live` (their answers come from the model)."""
+    """The round as an .apkg file's bytes. Prediction items need `live` (their answers come from the
+    model); with `live` figures, each card's back shows the live demo's figure for its claim."""
     deck = genanki.Deck(DECK_ID, DECK_NAME, description=f"Questions from KQV Tutor. Last import: {spec.title}.")
+    media: dict[str, bytes] = {}
     for item in with_answers(items, live):
-        deck.add_note(genanki.Note(model=MODEL, fields=note_fields(bank, item), tags=note_tags(bank, item),
+        figure = live.figure_for(item) if live is not None else None
+        if figure is not None and figure.png is not None:
+            media[media_name(figure)] = figure.png
+        deck.add_note(genanki.Note(model=MODEL, fields=note_fields(bank, item, figure), tags=note_tags(bank, item),
                                    guid=genanki.guid_for(item.id)))
     with tempfile.TemporaryDirectory() as folder:
+        files = []
+        for name, png in media.items():
+            (Path(folder) / name).write_bytes(png)
+            files.append(str(Path(folder) / name))
         path = Path(folder) / "deck.apkg"
-        genanki.Package(deck).write_to_file(str(path))
+        genanki.Package(deck, media_files=files).write_to_file(str(path))
         return path.read_bytes()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import genanki
 
-from kqv_demo.exports.anki import DECK_ID, MODEL_ID, anki_deck
+from kqv_demo.exports.anki import DECK_ID, MODEL_ID, anki_deck, media_name
 
 
 def read_notes(apkg: bytes) -> tuple[list[tuple[str, str, str]], dict]:
@@ -50,3 +50,31 @@ def test_note_fields_hold_the_question_answer_and_sources(bank, small_round):
         assert bank.claims[item.claim_id].references[0].title.split()[0] in references
         assert f"kind::{item.kind}" in tags and f"verdict::{bank.claims[item.claim_id].verdict}" in tags
         assert "<script" not in question
+
+
+def test_each_card_back_shows_its_claims_live_figure_packed_as_media(bank, small_round, small_live):
+    spec, items = small_round
+    apkg = anki_deck(bank, spec, items, small_live)
+    with zipfile.ZipFile(io.BytesIO(apkg)) as archive:
+        media = json.loads(archive.read("media"))  # {"0": "kqv-....png", ...}
+        files = {name: archive.read(number) for number, name in media.items()}
+    assert files and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in files.values())
+    notes, _ = read_notes(apkg)
+    by_guid = {guid: fields.split("\x1f") for guid, fields, _ in notes}
+    for item in items:
+        figure = small_live.figure_for(item)
+        question, _answer, explanation, _claim, _references = by_guid[genanki.guid_for(item.id)]
+        if figure is None or figure.png is None:
+            continue
+        name = media_name(figure)
+        assert f'src="{name}"' in explanation and files[name] == figure.png
+        assert name not in question, "the figure is on the back of the card only"
+    assert set(files) == {media_name(f) for f in small_live.figures.values() if f.png is not None
+                          and any(small_live.figure_for(item) is f for item in items)}
+
+
+def test_media_names_say_which_demo_and_differ_between_figures(small_live):
+    figures = [f for f in small_live.figures.values() if f.png is not None]
+    names = [media_name(f) for f in figures]
+    assert all(name.startswith(f"kqv-{f.demo_id}-") and name.endswith(".png") for name, f in zip(names, figures))
+    assert len(set(names)) == len({f.png for f in figures}), "one name per distinct image"
