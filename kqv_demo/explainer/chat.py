@@ -28,7 +28,7 @@ from kqv_demo.content.schema import Claim, Reference, TopicPage
 from kqv_demo.demos import DEMOS
 from kqv_demo.explainer import compose
 from kqv_demo.explainer.index import Index, Phrasing, build_index, one_thread
-from kqv_demo.explainer.message import clean_message, content_words, normalise_terms
+from kqv_demo.explainer.message import Spelling, clean_message, content_words, normalise_terms
 from kqv_demo.explainer.stance import Cues, conflicting_terms, contrast_clauses, has_negation, polarity, read_cues
 from kqv_demo.runtime import Runtime, shared_runtime
 
@@ -45,6 +45,8 @@ TOPIC_PREFERENCE = 0.05  # an open question goes to the topic page unless a clai
 SAYS_THE_SAME_AT_LEAST = 0.5  # agree only if the true phrasing holds this share of the message's words
 CLEARLY_THE_SAME = 0.75  # a misconception this close is refuted whatever the wording; below, it must share words
 SHARES_WORDS_AT_LEAST = 0.2  # (the share of its words it must hold otherwise)
+TRUE_RIVAL_SLACK = 0.07  # a true statement this close to the misconception's similarity...
+TRUE_RIVAL_WORD_LEAD = 0.05  # ...that holds this much more of the message's words blocks the refutation
 REFUTE_AT_LEAST = 0.60  # below this, a misconception is named only when it leads everything else clearly...
 CLEAR_LEAD = 0.08  # ...by this much
 BEST_OF_ALL_AT_LEAST = 0.70  # ...or be the closest phrasing of all, at least this close (a paraphrase)
@@ -155,6 +157,11 @@ class Explainer:
         self._open_question_rows = np.array([not row.assertive and _is_open(read_cues(row.text)) for row in rows])
         self._assertive_rows = np.array([row.assertive for row in rows])
         self._row_words = [content_words(row.text) for row in rows]
+        self._spelling = Spelling({word for words in self._row_words for word in words})
+        self._claim_words: dict[str, set[str]] = {}
+        for row, words in zip(rows, self._row_words):
+            if row.source == "claim":
+                self._claim_words.setdefault(row.id, set()).update(words)
         counts = Counter(word for words in self._row_words for word in words)
         self._idf = {word: math.log(len(rows) / count) for word, count in counts.items()}
         self._unseen_idf = float(np.median(list(self._idf.values())))  # unknown words: typical weight
@@ -205,9 +212,12 @@ class Explainer:
             overlaps=self._last_overlaps,
         )
 
-    def _best_assertive_of_claim(self, scores: _Scores, claim_id: str) -> float:
+    def _best_assertive_of_claim(self, scores: _Scores, claim_id: str) -> tuple[float, int]:
+        """How close the claim's closest assertive phrasing is, and which row that is."""
         same_claim = np.array([row.source == "claim" and row.id == claim_id for row in self.index.phrasings])
-        return float(np.where(same_claim & self._assertive_rows, scores.similarities, -2.0).max())
+        candidates = np.where(same_claim & self._assertive_rows, scores.similarities, -2.0)
+        row = int(candidates.argmax())
+        return float(candidates[row]), row
 
     def _slack(self, row: int, other: int) -> float:
         """How far behind `other` the row may be and still decide: more when both are on the same topic."""
@@ -217,16 +227,31 @@ class Explainer:
         """Cosine similarity of the sentence embeddings, plus a little for shared content words
         (MiniLM alone confuses statements that share a theme but not their subject)."""
         self._last_overlaps = self._overlaps(text)
-        return self.index.similarities(self.embed(text)) + LEXICAL_WEIGHT * self._last_overlaps
+        parts = [text] + _sentences(text)
+        vectors = self._embed([normalise_terms(part) for part in parts])
+        # A long message dilutes its point; each of its sentences is also matched on its own.
+        semantic = (self.index.vectors @ vectors.T).max(axis=1)
+        return semantic + LEXICAL_WEIGHT * self._last_overlaps
+
+    def _word_weights(self, text: str) -> dict[str, float]:
+        return {word: self._idf.get(word, self._unseen_idf) for word in self._spelling.words(text)}
 
     def _overlaps(self, text: str) -> np.ndarray:
         """Share of the message's content words found in each phrasing, words weighted by rarity (IDF)."""
-        weights = {word: self._idf.get(word, self._unseen_idf) for word in content_words(text)}
+        weights = self._word_weights(text)
+        self._last_weights = weights
         total = sum(weights.values())
         if not total:
             return np.zeros(len(self._row_words), dtype=np.float32)
         return np.array([sum(weights[w] for w in weights.keys() & row) / total for row in self._row_words],
                         dtype=np.float32)
+
+    def _claim_overlap(self, claim_id: str) -> float:
+        """Share of the message's content words (IDF-weighted) found anywhere in the claim's phrasings:
+        a message is specific to a claim when its words belong to that claim, in whichever phrasing."""
+        weights = self._last_weights
+        total = sum(weights.values())
+        return sum(weights[w] for w in weights.keys() & self._claim_words.get(claim_id, set())) / total if total else 0.0
 
     def _matches(self, similarities: np.ndarray) -> list[Match]:
         order = np.argsort(-similarities)[:TOP_MATCHES]
@@ -264,11 +289,21 @@ class Explainer:
                 return self._about_true_statement(text, cues, true, scores)
             return self._explain_row(text, true, scores)  # close in theme, but it may say something else
         close_enough = not (cues.yes_no and not cues.confirmation) or scores[wrong] >= YES_NO_REFUTE_AT_LEAST
-        specific_enough = (scores[wrong] >= CLEARLY_THE_SAME or scores.overlaps[wrong] >= SHARES_WORDS_AT_LEAST
+        specific_enough = (scores[wrong] >= CLEARLY_THE_SAME
+                           or self._claim_overlap(self.index.phrasings[wrong].id) >= SHARES_WORDS_AT_LEAST
                            or (scores[wrong] >= BEST_OF_ALL_AT_LEAST and scores[wrong] >= scores.similarities.max()))
         close = scores[wrong] >= REFUTE_AT_LEAST or scores[wrong] >= max(scores[other], scores[true]) + CLEAR_LEAD
+        # "softmax makes the weights add up to one" is close to "softmax just picks the winning key" in
+        # meaning-space, but its words are those of a true statement: never refute a truth.
+        # A true statement can only stand in the way if the message could be saying it: same polarity,
+        # no opposite terms ("the weights do not change" is no rival to "the weights change").
+        true_text = self.index.phrasings[true].text
+        true_compatible = (polarity(cues.core) == polarity(true_text)
+                           and not conflicting_terms(cues.core, true_text))
+        true_rival = (true_compatible and scores[true] >= scores[wrong] - TRUE_RIVAL_SLACK
+                      and scores.overlaps[true] >= scores.overlaps[wrong] + TRUE_RIVAL_WORD_LEAD)
         if (close_enough and specific_enough and close and scores[wrong] >= scores[other] - self._slack(wrong, other)
-                and scores[wrong] > scores[true]):
+                and (scores[wrong] > scores[true] or not true_compatible) and not true_rival):
             return self._about_misconception(text, cues, self._claim(wrong), scores)
         return self._explain_row(text, true if scores[true] > scores[other] else other, scores)
 
@@ -276,9 +311,12 @@ class Explainer:
         """An open question: explain, unless it presupposes a misconception ("why does attention use KL?")."""
         wrong = scores.misconception_any
         claim = self._claim(wrong)
-        presupposed = self._best_assertive_of_claim(scores, claim.id)
+        presupposed, row = self._best_assertive_of_claim(scores, claim.id)
+        # "what does the value vector contribute?" is close to "the output combines the key vectors" but
+        # asks about the other term: it presupposes nothing.
         if (not cues.either_or and presupposed >= PRESUPPOSED_AT_LEAST
-                and presupposed >= scores[scores.explanation] - TOPIC_SLACK):
+                and presupposed >= scores[scores.explanation] - TOPIC_SLACK
+                and not conflicting_terms(cues.core, self.index.phrasings[row].text)):
             return self._about_misconception(text, cues, claim, scores)
         best_claim_row = max((wrong, scores.true_statement, scores.explanation), key=lambda row: scores[row])
         if scores[scores.topic] >= scores[best_claim_row] - TOPIC_PREFERENCE:
@@ -422,6 +460,18 @@ class Explainer:
         claims = [claim for claim in self.bank.claims.values() if claim.topics[0] == topic.id and claim.demo]
         claims.sort(key=lambda claim: (not claim.core, claim.id))
         return self._demo_offer(claims[0], text) if claims else None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!;])\s+")
+MIN_SENTENCE_WORDS = 5
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of a message that has several, each long enough to say something."""
+    pieces = [piece.strip() for piece in _SENTENCE_END.split(text) if piece.strip()]
+    if len(pieces) < 2:
+        return []
+    return [piece for piece in pieces if len(piece.split()) >= MIN_SENTENCE_WORDS]
 
 
 def _on_subject(text: str) -> bool:

@@ -52,7 +52,8 @@ def load_eval_set(path: Path | str = DEV_SET) -> list[Expected]:
 
 
 def score_dev_set(replies: Sequence, expected: Sequence[Expected]) -> dict[str, float | int]:
-    """The quality bar's five numbers (replies need .stance and .topics, in the order of `expected`)."""
+    """The quality bar's five numbers, and how many true statements or open questions were called
+    misconceptions (replies need .stance and .topics, in the order of `expected`)."""
     if len(replies) != len(expected):
         raise ValueError(f"{len(replies)} replies for {len(expected)} expected messages")
     pairs = list(zip(replies, expected))
@@ -67,6 +68,7 @@ def score_dev_set(replies: Sequence, expected: Sequence[Expected]) -> dict[str, 
         "offtopic_declined": _share(r.stance == "decline" for r, _ in decline),
         "ontopic_wrongly_declined": _share(r.stance == "decline" for r, _ in on_topic),
         "topics_right": _share(bool(set(r.topics) & set(e.topics)) for r, e in answered),
+        "truths_refuted": sum(r.stance == "refute" for r, e in on_topic if e.stance != "refute"),
     }
 
 

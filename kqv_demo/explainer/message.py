@@ -132,3 +132,34 @@ def _stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
+
+
+class Spelling:
+    """Maps a misspelled word to the one known word it is a single edit away from
+    ("swich" -> "switch", "biasses" -> "bias"); words it cannot place stay as they are."""
+
+    MIN_LENGTH = 4  # shorter words have too many neighbours to guess
+
+    def __init__(self, vocabulary: set[str] | frozenset[str]) -> None:
+        self.vocabulary = frozenset(vocabulary)
+        self._by_deletion: dict[str, set[str]] = {}
+        for word in self.vocabulary:
+            if len(word) >= self.MIN_LENGTH:
+                for shorter in _deletions(word):
+                    self._by_deletion.setdefault(shorter, set()).add(word)
+
+    def correct(self, word: str) -> str:
+        if word in self.vocabulary or len(word) < self.MIN_LENGTH:
+            return word
+        deletions = _deletions(word)
+        candidates = (deletions & self.vocabulary) | self._by_deletion.get(word, set())
+        candidates |= {known for shorter in deletions for known in self._by_deletion.get(shorter, ())}
+        return candidates.pop() if len(candidates) == 1 else word
+
+    def words(self, text: str) -> frozenset[str]:
+        """`content_words`, each corrected."""
+        return frozenset(self.correct(word) for word in content_words(text))
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}

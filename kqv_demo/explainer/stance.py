@@ -47,7 +47,10 @@ _META_NEGATION = re.compile(
     r"\b(?:i'?m not sure|i am not sure|not sure|i (?:do not|don'?t) (?:know|understand|get|see)|"
     r"correct me if i'?m wrong|if i'?m not mistaken|or not|whether or not|i can'?t remember|"
     r"i (?:do not|don'?t) remember|(?:don'?t|do not) you think|wouldn'?t you (?:say|agree)|can'?t you|"
-    r"why not|no idea)\b",
+    r"why not|no idea)\b"
+    # a tag question asks for agreement, it does not deny: "they're just big BERTs, aren't they?"
+    r"|\b(?:is|are|was|were|do|does|did|can|could|will|would|has|have|should)(?:n[’']?t| not)\s+"
+    r"(?:it|they|there|that|this|he|she|you|we|i)\s*\?",
     _FLAGS,
 )
 _NEGATION = re.compile(
@@ -164,7 +167,7 @@ OPPOSITES = [
     ("future", "past"), ("later", "earlier"), ("future", "earlier"), ("parallel", "sequence"),
     ("parallel", "sequential"), ("parallel", "chain"), ("parallel", "after another"), ("fixed", "dynamic"),
     ("fixed", "vary"), ("fixed", "varies"), ("fixed", "changes"), ("soft", "hard"), ("frozen", "update"),
-    ("frozen", "learn"), ("dot product", "kl"), ("values", "keys"), ("all", "only"), ("every", "only"),
+    ("frozen", "learn"), ("dot product", "kl"), ("values", "keys"), ("value", "key"), ("all", "only"), ("every", "only"),
     ("recurrence", "attention"), ("recurrent", "attention"),
 ]
 

@@ -57,6 +57,17 @@ def test_a_second_authors_set_meets_the_quality_bar_too(explainer: Explainer):
     assert len(wrong) <= 1, wrong  # an open question or a true statement is (almost) never called a misconception
 
 
+def test_a_third_authors_set_is_never_agreed_with_wrongly_and_never_refutes_a_truth(explainer: Explainer):
+    """Written blind by a third author after the bar was met on the first two sets. The first run gave
+    0.70 misconceptions corrected; this guards what it reaches now (see README, Ask) without tuning to it."""
+    expected = load_eval_set(DEV_SET.with_name("third_set.yaml"))
+    _replies, scores, _ms = run_eval(explainer, expected)
+    assert len(expected) == 70, len(expected)
+    assert scores["agreement_with_misconception"] == 0 and scores["truths_refuted"] == 0, json.dumps(scores)
+    assert scores["misconceptions_corrected"] >= 0.85 and scores["offtopic_declined"] >= 0.9, json.dumps(scores)
+    assert scores["ontopic_wrongly_declined"] <= 0.1 and scores["topics_right"] >= 0.85, json.dumps(scores)
+
+
 def test_no_misconception_is_ever_affirmed(dev_run, explainer: Explainer):
     expected, replies, _scores, _ms = dev_run
     bank = explainer.bank
@@ -223,3 +234,32 @@ def test_small_model_answers_unvetted_with_its_first_token_distribution(runtime:
     _ids, _cut, steps = runtime.generate(runtime.chat_prompt("so attention uses KL divergence, right?"), 1)
     assert steps[0].token == answer.first_token_top[0][0]
     assert math.isclose(steps[0].probability, probabilities[0], rel_tol=1e-3)
+
+
+def test_spelling_fixes_one_edit_and_leaves_unknown_words_alone():
+    from kqv_demo.explainer.message import Spelling
+
+    spelling = Spelling({"switch", "bias", "neuron", "divergence", "attention"})
+    assert [spelling.correct(w) for w in ("swich", "biass", "nueron", "divergance", "atention")] == [
+        "switch", "bias", "neuron", "divergence", "attention"]
+    assert spelling.correct("pizza") == "pizza" and spelling.correct("bia") == "bia", "short or far words stay"
+
+
+def test_a_tag_question_seeks_agreement_and_is_not_a_denial():
+    from kqv_demo.explainer.stance import has_negation
+
+    assert not has_negation("LLMs are just big BERTs, aren't they?")
+    assert not has_negation("the value is the reply, isnt it? and the key is my question")
+    assert has_negation("attention doesn't use KL divergence")
+    assert has_negation("it doesn't use KL, does it?")
+
+
+def test_typos_and_tag_questions_still_get_the_misconception_corrected(explainer: Explainer):
+    for message in ("the biasses are what swich the concept neurons on and of rite?",
+                    "ChatGPT is just a scaled-up BERT, isn't it?"):
+        assert explainer.answer(message).stance == "refute", message
+
+
+def test_an_open_question_about_values_does_not_presuppose_the_keys_misconception(explainer: Explainer):
+    reply = explainer.answer("what do the value vectors contribute to a head's output?")
+    assert reply.stance != "refute", reply.claim_id
