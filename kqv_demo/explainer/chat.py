@@ -127,6 +127,12 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class _Lexical:
+    weights: dict[str, float]  # the message's content words (spelling corrected) and their IDF
+    overlaps: np.ndarray  # [rows] the IDF-weighted share of those words in each phrasing
+
+
+@dataclass(frozen=True)
 class _Scores:
     """For one message: the similarity of every phrasing, and the best row of each kind."""
 
@@ -138,6 +144,7 @@ class _Scores:
     explanation: int  # best row that is neither a misconception nor a true statement
 
     overlaps: np.ndarray  # share of the message's content words (IDF-weighted) in each phrasing
+    word_weights: dict[str, float]  # the message's content words (spelling corrected) and their IDF
 
     def __getitem__(self, row: int) -> float:
         return float(self.similarities[row])
@@ -198,7 +205,7 @@ class Explainer:
 
     # --- retrieval ------------------------------------------------------------------------------
 
-    def _scores(self, similarities: np.ndarray, cues: Cues) -> _Scores:
+    def _scores(self, similarities: np.ndarray, lexical: _Lexical) -> _Scores:
         def best(mask: np.ndarray) -> int:
             return int(np.where(mask, similarities, -2.0).argmax())
 
@@ -209,7 +216,8 @@ class Explainer:
             true_statement=best(self._true_rows),
             topic=best(self._topic_rows),
             explanation=best(~self._misconception_rows & ~self._true_rows),
-            overlaps=self._last_overlaps,
+            overlaps=lexical.overlaps,
+            word_weights=lexical.weights,
         )
 
     def _best_assertive_of_claim(self, scores: _Scores, claim_id: str) -> tuple[float, int]:
@@ -223,33 +231,29 @@ class Explainer:
         """How far behind `other` the row may be and still decide: more when both are on the same topic."""
         return RELATED_SLACK if self._row_topics[row] & self._row_topics[other] else TOPIC_SLACK
 
-    def _similarities(self, text: str) -> np.ndarray:
+    def _similarities(self, text: str) -> tuple[np.ndarray, _Lexical]:
         """Cosine similarity of the sentence embeddings, plus a little for shared content words
         (MiniLM alone confuses statements that share a theme but not their subject)."""
-        self._last_overlaps = self._overlaps(text)
+        lexical = self._lexical(text)
         parts = [text] + _sentences(text)
         vectors = self._embed([normalise_terms(part) for part in parts])
         # A long message dilutes its point; each of its sentences is also matched on its own.
         semantic = (self.index.vectors @ vectors.T).max(axis=1)
-        return semantic + LEXICAL_WEIGHT * self._last_overlaps
+        return semantic + LEXICAL_WEIGHT * lexical.overlaps, lexical
 
-    def _word_weights(self, text: str) -> dict[str, float]:
-        return {word: self._idf.get(word, self._unseen_idf) for word in self._spelling.words(text)}
-
-    def _overlaps(self, text: str) -> np.ndarray:
+    def _lexical(self, text: str) -> _Lexical:
         """Share of the message's content words found in each phrasing, words weighted by rarity (IDF)."""
-        weights = self._word_weights(text)
-        self._last_weights = weights
+        weights = {word: self._idf.get(word, self._unseen_idf) for word in self._spelling.words(text)}
         total = sum(weights.values())
         if not total:
-            return np.zeros(len(self._row_words), dtype=np.float32)
-        return np.array([sum(weights[w] for w in weights.keys() & row) / total for row in self._row_words],
-                        dtype=np.float32)
+            return _Lexical(weights, np.zeros(len(self._row_words), dtype=np.float32))
+        return _Lexical(weights, np.array([sum(weights[w] for w in weights.keys() & row) / total
+                                           for row in self._row_words], dtype=np.float32))
 
-    def _claim_overlap(self, claim_id: str) -> float:
+    def _claim_overlap(self, scores: _Scores, claim_id: str) -> float:
         """Share of the message's content words (IDF-weighted) found anywhere in the claim's phrasings:
         a message is specific to a claim when its words belong to that claim, in whichever phrasing."""
-        weights = self._last_weights
+        weights = scores.word_weights
         total = sum(weights.values())
         return sum(weights[w] for w in weights.keys() & self._claim_words.get(claim_id, set())) / total if total else 0.0
 
@@ -263,7 +267,7 @@ class Explainer:
 
     def _answer_fresh(self, text: str, previous: Reply | None, query: str | None = None) -> Reply:
         cues = read_cues(text)
-        similarities = self._similarities(query or cues.core)
+        similarities, lexical = self._similarities(query or cues.core)
         if previous and previous.topics and _is_short(text):
             similarities = self._boost_topics(similarities, previous.topics)
         best = float(similarities.max())
@@ -272,7 +276,7 @@ class Explainer:
             if previous and previous.topics and _is_short(text) and query is None:
                 return self._answer_fresh(text, previous, query=f"{cues.core} ({self._title(previous)})")
             return self._reply(text, "decline", compose.DECLINE, similarities)
-        return self._decide(text, cues, self._scores(similarities, cues))
+        return self._decide(text, cues, self._scores(similarities, lexical))
 
     def _decide(self, text: str, cues: Cues, scores: _Scores) -> Reply:
         if cues.seeks_verdict and not cues.either_or:
@@ -290,7 +294,7 @@ class Explainer:
             return self._explain_row(text, true, scores)  # close in theme, but it may say something else
         close_enough = not (cues.yes_no and not cues.confirmation) or scores[wrong] >= YES_NO_REFUTE_AT_LEAST
         specific_enough = (scores[wrong] >= CLEARLY_THE_SAME
-                           or self._claim_overlap(self.index.phrasings[wrong].id) >= SHARES_WORDS_AT_LEAST
+                           or self._claim_overlap(scores, self.index.phrasings[wrong].id) >= SHARES_WORDS_AT_LEAST
                            or (scores[wrong] >= BEST_OF_ALL_AT_LEAST and scores[wrong] >= scores.similarities.max()))
         close = scores[wrong] >= REFUTE_AT_LEAST or scores[wrong] >= max(scores[other], scores[true]) + CLEAR_LEAD
         # "softmax makes the weights add up to one" is close to "softmax just picks the winning key" in

@@ -263,3 +263,16 @@ def test_typos_and_tag_questions_still_get_the_misconception_corrected(explainer
 def test_an_open_question_about_values_does_not_presuppose_the_keys_misconception(explainer: Explainer):
     reply = explainer.answer("what do the value vectors contribute to a head's output?")
     assert reply.stance != "refute", reply.claim_id
+
+
+def test_one_explainer_answers_sessions_at_once_as_it_answers_them_one_by_one(explainer: Explainer):
+    """The app shares one explainer between sessions: nothing about one message may leak into another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    messages = ["so attention uses KL divergence, right?", "softmax makes the weights add up to one",
+                "the biasses swich neurons on and off", "what is a value vector?", "best pizza topping?",
+                "ChatGPT is just a scaled-up BERT, isn't it?"] * 4
+    alone = [(r.stance, r.claim_id, r.topics) for r in map(explainer.answer, messages)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        together = [(r.stance, r.claim_id, r.topics) for r in pool.map(explainer.answer, messages)]
+    assert together == alone
