@@ -138,7 +138,7 @@ class Spelling:
     """Maps a misspelled word to the one known word it is a single edit away from
     ("swich" -> "switch", "biasses" -> "bias"); words it cannot place stay as they are."""
 
-    MIN_LENGTH = 4  # shorter words have too many neighbours to guess
+    MIN_LENGTH = 5  # shorter words have too many neighbours to guess ("bass" is not "bias")
 
     def __init__(self, vocabulary: set[str] | frozenset[str]) -> None:
         self.vocabulary = frozenset(vocabulary)
