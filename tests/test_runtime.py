@@ -137,8 +137,8 @@ def test_parameter_digest_is_stable_and_sensitive(runtime: Runtime):
 
 
 @pytest.mark.parametrize("bit", [0, 1, 22, 23, 31])  # lowest mantissa bit ... sign bit
-def test_a_single_flipped_bit_in_any_weight_changes_that_tensors_checksum(runtime: Runtime, bit: int):
-    before = runtime.parameter_checksums()
+def test_a_single_flipped_bit_in_any_weight_changes_that_tensors_hash(runtime: Runtime, bit: int):
+    before = runtime.parameter_hashes()
     name = "model.layers.17.mlp.down_proj.weight"
     words = runtime.smollm2.model.get_parameter(name).data.view(-1).view(torch.int32)
     index = words.numel() // 3
@@ -146,11 +146,11 @@ def test_a_single_flipped_bit_in_any_weight_changes_that_tensors_checksum(runtim
     flipped = (original & 0xFFFFFFFF) ^ (1 << bit)
     words[index] = flipped - (1 << 32) if flipped >= 1 << 31 else flipped
     try:
-        after = runtime.parameter_checksums()
+        after = runtime.parameter_hashes()
     finally:
         words[index] = original
     assert [n for n in before if before[n] != after[n]] == [name]
-    assert runtime.parameter_checksums() == before
+    assert runtime.parameter_hashes() == before
 
 
 def test_a_packed_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: Runtime):
@@ -229,3 +229,35 @@ def test_preloading_in_the_background_reports_progress_and_loads_once():
     assert report["last"] == ["Models ready", 1.0]
     fractions = [fraction for _, fraction in report["seen"]]
     assert fractions == sorted(fractions), "progress never goes backwards"
+
+
+RETRY_SCRIPT = """
+import json
+from kqv_demo import runtime
+real, calls = runtime.load_runtime, []
+
+def flaky(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 1:
+        raise RuntimeError("disk on fire")
+    return real(*args, **kwargs)
+
+runtime.load_runtime = flaky
+first = runtime.preload_in_background()
+first.join()
+failed = {"loaded": runtime.is_loaded(), "error": str(runtime.load_error())}
+second = runtime.preload_in_background()
+second.join()
+print(json.dumps({"failed": failed, "new_thread": second is not first, "loaded": runtime.is_loaded(),
+                  "error": runtime.load_error() is None, "calls": len(calls)}))
+"""
+
+
+def test_a_failed_background_load_is_kept_and_the_next_call_tries_again():
+    done = subprocess.run([sys.executable, "-c", RETRY_SCRIPT], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["failed"] == {"loaded": False, "error": "disk on fire"}
+    assert "disk on fire" in done.stderr, "the failure is logged"
+    assert report["new_thread"] and report["loaded"] and report["error"] and report["calls"] == 2

@@ -1,9 +1,8 @@
 """Nothing is learned during a chat: the weights are bit-identical before and after a reply.
 
-We take a CRC-32 checksum of each of SmolLM2's weight tensors, let it answer a message that
-contains "feedback" (a correction), and take them again: every checksum is the same. A CRC-32
-always changes when any one weight changes (a change within 32 consecutive bits is always
-detected), so answering did not change any weight. What does grow is the KV cache: each
+We hash each of SmolLM2's weight tensors (BLAKE3, a cryptographic hash), let it answer a message
+that contains "feedback" (a correction), and hash them again: every hash is the same. A change to
+any bit of any weight would change its tensor's hash, so answering did not change any weight. What does grow is the KV cache: each
 generation step stores the key and value of one more token, in every layer and
 key/value head. That cache belongs to this conversation only. A probe without the
 conversation ("The capital of Australia is" → " Canberra") gets exactly the same
@@ -21,10 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import settings
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
-from kqv_demo.runtime import checksums_digest
+from kqv_demo.runtime import hashes_digest
 from kqv_demo.trace import token_display
 
 PROBE_PROMPT = "The capital of Australia is"
@@ -39,10 +39,10 @@ FEW_SHOT_TOKEN = " Paris"
 class NoLearning:
     truncation: str | None
     message: str
-    digest_before: str  # one digest of the CRC-32 of every weight tensor (runtime.checksums_digest)
+    digest_before: str  # one digest of the BLAKE3 hashes of every weight tensor (runtime.hashes_digest)
     digest_after: str
-    n_tensors: int  # weight tensors checksummed
-    changed_tensors: list[str]  # names of tensors whose checksum differs after the reply
+    n_tensors: int  # weight tensors hashed
+    changed_tensors: list[str]  # names of tensors whose hash differs after the reply
     n_parameters: int  # numbers covered by the digest
     prompt_tokens: int  # the chat-formatted message
     generated: list[str]  # the reply, one token per step
@@ -85,20 +85,44 @@ def _context_probabilities(runtime, prompts: list[str], token_ids: list[int]) ->
     return [float(torch.softmax(t.logits[-1], dim=-1)[i]) for t, i in zip(traces, token_ids)]
 
 
+def _message_that_fits(runtime, message: str) -> tuple[str, str | None]:
+    """The message, cut (with a notice) so that its chat form followed by the probe question fits the
+    demos' token limit: cutting the chat form itself would drop the assistant's turn, and the probe
+    would be read after the wrong token."""
+    limit = settings.MAX_PROMPT_TOKENS
+    tokenizer = runtime.smollm2.tokenizer
+    ids = tokenizer(message, add_special_tokens=False)["input_ids"]
+    kept = len(ids)
+
+    def length(count: int) -> int:
+        chat = runtime.chat_prompt(tokenizer.decode(ids[:count]))
+        return len(tokenizer(chat + PROBE_PROMPT, add_special_tokens=False)["input_ids"])
+
+    while kept > 1 and length(kept) > limit:
+        kept -= max(1, length(kept) - limit)
+    if kept == len(ids):
+        return message, None
+    return tokenizer.decode(ids[:kept]), (
+        f"Your message has {len(ids)} tokens; this demo reads its first {kept}, so that the chat format and "
+        f"the probe question fit in {limit} tokens. The rest was cut."
+    )
+
+
 def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     tokenizer = runtime.smollm2.tokenizer
     (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
     (few_shot_id,) = tokenizer.encode(FEW_SHOT_TOKEN, add_special_tokens=False)
     if not prompt or not prompt.strip():
         raise UserInputError("The message is empty: type some feedback for the model to answer.")
+    prompt, cut_notice = _message_that_fits(runtime, prompt)
     chat = runtime.chat_prompt(prompt)
 
-    checksums_before = runtime.parameter_checksums()
+    hashes_before = runtime.parameter_hashes()
     p_before = _probe_probability(runtime, PROBE_PROMPT, probe_id)
     ids, truncation, steps = runtime.generate(
         chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v"))
     )
-    checksums_after = runtime.parameter_checksums()
+    hashes_after = runtime.parameter_hashes()
     p_after = _probe_probability(runtime, PROBE_PROMPT, probe_id)  # the same single pass as before: bit for bit
     p_in_context, p_alone, p_prefixed = _context_probabilities(
         runtime,
@@ -114,12 +138,12 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     shape = runtime.smollm2.shape
     first = next(iter(steps[0].activations.values()))
     return NoLearning(
-        truncation=truncation.message if truncation else None,
+        truncation=cut_notice or (truncation.message if truncation else None),
         message=prompt,
-        digest_before=checksums_digest(checksums_before),
-        digest_after=checksums_digest(checksums_after),
-        n_tensors=len(checksums_before),
-        changed_tensors=[name for name, value in checksums_before.items() if checksums_after.get(name) != value],
+        digest_before=hashes_digest(hashes_before),
+        digest_after=hashes_digest(hashes_after),
+        n_tensors=len(hashes_before),
+        changed_tensors=[name for name, value in hashes_before.items() if hashes_after.get(name) != value],
         n_parameters=sum(math.prod(dims) for dims in runtime.parameter_shapes().values()),
         prompt_tokens=len(ids),
         generated=[step.token for step in steps],
@@ -181,7 +205,7 @@ def chart(result: NoLearning) -> alt.LayerChart:
     title = alt.TitleParams(
         "The KV cache grows by one position per step"
         + ("; the weights do not change" if result.weights_unchanged else ""),
-        subtitle=f"Weight checksums before and after: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
+        subtitle=f"Weight hashes before and after: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
     )
     return alt.layer(bars, totals, title=title).properties(width=max(300, 48 * len(labels)), height=260)
 
@@ -193,11 +217,11 @@ def _size(n_bytes: float) -> str:
 def explain(result: NoLearning) -> str:
     first, last = int(result.cache_lengths[0]), int(result.cache_lengths[-1])
     weights = (
-        f"The CRC-32 checksums of all {result.n_tensors} weight tensors ({result.n_parameters:,} parameters) are "
+        f"The BLAKE3 hashes of all {result.n_tensors} weight tensors ({result.n_parameters:,} parameters) are "
         f"identical before and after the reply (combined digest `{result.digest_before[:12]}…`): answering "
         "changed no weight at all."
         if result.weights_unchanged
-        else f"The checksums of {len(result.changed_tensors)} weight tensors **changed** during the reply: "
+        else f"The hashes of {len(result.changed_tensors)} weight tensors **changed** during the reply: "
         "please report this."
     )
     probe = "exactly the same" if result.probe_unchanged else "**different**"
@@ -223,7 +247,7 @@ def explain(result: NoLearning) -> str:
 
 def headline(result: NoLearning) -> list[tuple[str, str]]:
     return [
-        (f"Checksums of the {result.n_tensors} weight tensors", "identical" if result.weights_unchanged
+        (f"Hashes of the {result.n_tensors} weight tensors", "identical" if result.weights_unchanged
          else f"{len(result.changed_tensors)} changed"),
         (f"P(“{result.probe_token.strip()}”) before → after", f"{result.p_before:.4f} → {result.p_after:.4f}"),
         ("KV cache after the last step", f"{int(result.cache_lengths[-1])} positions"),
@@ -240,13 +264,12 @@ def status(result: NoLearning) -> tuple[bool, str]:
 def details(result: NoLearning) -> str:
     return (
         "```python\n"
-        "before = runtime.parameter_checksums()     # {tensor name: CRC-32 of its bytes}\n"
+        "before = runtime.parameter_hashes()        # {tensor name: BLAKE3 of its name and bytes}\n"
         f"runtime.generate(runtime.chat_prompt(message), {len(result.generated)})\n"
-        "after = runtime.parameter_checksums()      # equal: no weight changed\n"
+        "after = runtime.parameter_hashes()         # equal: no weight changed\n"
         "```\n\n"
-        "A CRC-32 always changes when any run of up to 32 bits changes, so one altered float32 weight "
-        "always alters its tensor's checksum; changes scattered over a tensor slip through with odds of "
-        "about 1 in 4 billion.\n\n"
+        "BLAKE3 is a cryptographic hash: two different tensors get the same hash with odds of 2^-256, so "
+        "equal hashes mean equal bytes, down to the last bit of every weight.\n\n"
         f"Stored key and value vectors after a step = cache positions × {result.n_layers} layers × "
         f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
         f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
@@ -261,7 +284,7 @@ DEMO = Demo(
     id="no-learning-at-inference",
     title="Nothing is learned during a chat",
     summary=(
-        "Checksum every weight tensor, let the model answer a correction, checksum again: nothing changed. "
+        "Hash every weight tensor, let the model answer a correction, hash again: nothing changed. "
         "Only the KV cache grows, by one position per generated token, and it belongs to this "
         "conversation: without it, the model's answer to a probe question is exactly as before."
     ),

@@ -86,10 +86,13 @@ def _parse(text: str) -> tuple[list[str], list[int]]:
 
 
 def nearest(similarity: np.ndarray, k: int) -> np.ndarray:
-    """[n, k] indices of each row's k most similar other items (ties: lower index first)."""
+    """[n, k] indices of each row's k most similar other items. Ties are broken in a fixed random
+    order, not by position: the words of a group are given together, so "lower index first" would
+    hand a tie (the spelling control has many, at 0) to the word's own group."""
     others = similarity.astype(float).copy()
     np.fill_diagonal(others, -np.inf)
-    return np.argsort(-others, axis=1, kind="stable")[:, :k]
+    tie_break = np.random.default_rng(0).random(others.shape)
+    return np.lexsort((tie_break, -others), axis=1)[:, :k]
 
 
 def mutual_alignment(a: np.ndarray, b: np.ndarray, k: int) -> float:
@@ -138,10 +141,14 @@ def spelling_similarity(items: list[str]) -> np.ndarray:
 
 
 def _same_group(similarity: np.ndarray, groups: list[int], k: int) -> float:
-    if len(set(groups)) < 2:
-        return float("nan")
+    """Share of the k neighbours from the item's own group, over items whose group has other members
+    (NaN with one group, or with no group of two or more)."""
     labels = np.array(groups)
-    return float((labels[nearest(similarity, k)] == labels[:, None]).mean())
+    sizes = np.bincount(labels)
+    counted = sizes[labels] >= 2
+    if len(sizes) < 2 or not counted.any():
+        return float("nan")
+    return float((labels[nearest(similarity, k)] == labels[:, None])[counted].mean())
 
 
 def _hidden_states(runtime, items: list[str]) -> np.ndarray:

@@ -164,7 +164,8 @@ class Explainer:
         self._open_question_rows = np.array([not row.assertive and _is_open(read_cues(row.text)) for row in rows])
         self._assertive_rows = np.array([row.assertive for row in rows])
         self._row_words = [content_words(row.text) for row in rows]
-        self._spelling = Spelling({word for words in self._row_words for word in words})
+        english = {piece for piece in runtime.minilm.tokenizer.get_vocab() if piece.isalpha()}  # whole words
+        self._spelling = Spelling({word for words in self._row_words for word in words}, english)
         self._claim_words: dict[str, set[str]] = {}
         for row, words in zip(rows, self._row_words):
             if row.source == "claim":

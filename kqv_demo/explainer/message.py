@@ -136,12 +136,14 @@ def _stem(word: str) -> str:
 
 class Spelling:
     """Maps a misspelled word to the one known word it is a single edit away from
-    ("swich" -> "switch", "biasses" -> "bias"); words it cannot place stay as they are."""
+    ("swich" -> "switch", "biasses" -> "bias"); words it cannot place stay as they are, and so do
+    real English words (`english`: "world" is not a misspelt "word", nor "player" of "layer")."""
 
     MIN_LENGTH = 5  # shorter words have too many neighbours to guess ("bass" is not "bias")
 
-    def __init__(self, vocabulary: set[str] | frozenset[str]) -> None:
+    def __init__(self, vocabulary: set[str] | frozenset[str], english: set[str] | frozenset[str] = frozenset()) -> None:
         self.vocabulary = frozenset(vocabulary)
+        self.english = frozenset(english)
         self._by_deletion: dict[str, set[str]] = {}
         for word in self.vocabulary:
             if len(word) >= self.MIN_LENGTH:
@@ -149,7 +151,7 @@ class Spelling:
                     self._by_deletion.setdefault(shorter, set()).add(word)
 
     def correct(self, word: str) -> str:
-        if word in self.vocabulary or len(word) < self.MIN_LENGTH:
+        if word in self.vocabulary or word in self.english or len(word) < self.MIN_LENGTH:
             return word
         deletions = _deletions(word)
         candidates = (deletions & self.vocabulary) | self._by_deletion.get(word, set())

@@ -49,8 +49,10 @@ _META_NEGATION = re.compile(
     r"i (?:do not|don'?t) remember|(?:don'?t|do not) you think|wouldn'?t you (?:say|agree)|can'?t you|"
     r"why not|no idea)\b"
     # a tag question asks for agreement, it does not deny: "they're just big BERTs, aren't they?"
-    r"|\b(?:is|are|was|were|do|does|did|can|could|will|would|has|have|should)(?:n[’']?t| not)\s+"
-    r"(?:it|they|there|that|this|he|she|you|we|i)\s*\?",
+    r"|\b(?:is|are|was|were|do|does|did|has|have|had|could|would|should|must|ca|wo)n[’']?t\s+"
+    r"(?:it|they|there|that|this|he|she|you|we|i)\s*\?"
+    r"|\b(?:is|are|was|were|do|does|did|has|have|can|could|will|would|should)\s+"
+    r"(?:it|they|there|that|this|he|she|you|we|i)\s+not\s*\?",
     _FLAGS,
 )
 _NEGATION = re.compile(

@@ -111,8 +111,9 @@ PREDICTIONS: tuple[Prediction, ...] = (
                  "Only the attention weights"),
         demo_id="no-learning-at-inference", params={"max_new_tokens": 6},
         observe=lambda r: ("No: the weights are bit-identical" if r.digest_before == r.digest_after else "Yes, slightly"),
-        reveal=lambda r: f"sha256 of all {r.n_parameters:,} parameters before: {r.digest_before[:12]}…, "
-                         f"after: {r.digest_after[:12]}…. What grew was the KV cache.",
+        reveal=lambda r: f"BLAKE3 hashes of all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters), "
+                         f"combined: {r.digest_before[:12]}… before, {r.digest_after[:12]}… after. "
+                         "What grew was the KV cache.",
     ),
     Prediction(
         claim_id="response-sampled-from-primed-representations",

@@ -22,16 +22,19 @@ def preload() -> None:
 
 def runtime() -> rt.Runtime:
     """The shared models; a load under way shows its progress, a broken install shows its fix."""
+    rt.use_all_threads()
     try:
         if not rt.is_loaded():
-            loader = rt.preload_in_background()
+            loader = rt.preload_in_background()  # a new attempt if an earlier one failed
             with st.status("Loading the models…", expanded=True) as status:
                 bar = st.progress(0.0, text="Checking the model files")
                 while loader.is_alive():
                     message, fraction = rt.load_progress()
                     bar.progress(min(max(fraction, 0.0), 1.0), text=message)
                     loader.join(0.2)
-                rt.shared_runtime()  # loaded by now; if the load failed, this retries and raises its error
+                if not rt.is_loaded():
+                    status.update(label="The models could not be loaded", state="error")
+                    raise rt.load_error() or RuntimeError("Loading the models failed.")
                 status.update(label="Models loaded", state="complete", expanded=False)
         return _runtime()
     except ModelUnavailable as missing:

@@ -557,7 +557,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
             " 5 groups", " five groups")),
         ("share 99% of each word's 4 nearest neighbours (SmolLM2 after layer 15)",
          lambda r: f"share {r.alignment:.0%} of each word's {r.k} nearest neighbours (SmolLM2 after layer {r.layer})"),
-        ("against 31% at the 99th percentile of chance and 16% for",
+        ("against 31% at the 99th percentile of chance and 8% for",
          lambda r: f"against {r.chance_p99:.0%} at the 99th percentile of chance and {r.spelling_alignment:.0%} for"),
     ],
     "model-learns-from-feedback-during-conversation": [

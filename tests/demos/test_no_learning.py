@@ -18,7 +18,7 @@ def result(runtime: Runtime):
     return DEMO.run(runtime)
 
 
-def test_every_weight_tensor_checksum_is_unchanged_by_generation(runtime: Runtime, result):
+def test_every_weight_tensor_hash_is_unchanged_by_generation(runtime: Runtime, result):
     assert len(result.digest_before) == 64 and int(result.digest_before, 16) >= 0
     assert result.digest_before == result.digest_after
     assert result.changed_tensors == [] and result.weights_unchanged
@@ -93,8 +93,29 @@ def test_explanation_headline_and_chart_describe_this_run(result):
     text = no_learning.explain(result)
     assert "identical" in text and f"{result.p_before:.4f}" in text and f"{int(result.kv_vectors[-1]):,}" in text
     assert 60 <= len(text.split()) <= 150
-    assert dict(no_learning.headline(result))[f"Checksums of the {result.n_tensors} weight tensors"] == "identical"
+    assert dict(no_learning.headline(result))[f"Hashes of the {result.n_tensors} weight tensors"] == "identical"
     assert no_learning.status(result)[0]
     spec = no_learning.chart(result).to_dict()
     x = spec["layer"][0]["encoding"]["x"]
     assert len(x["sort"]) == len(result.generated) and x["sort"][0].endswith(result.generated[0].strip())
+
+
+def test_a_long_message_is_cut_so_that_the_chat_and_the_probe_still_fit(runtime: Runtime):
+    from kqv_demo import settings
+
+    long_message = " ".join([DEMO.default_prompt] * 25)  # about 400 tokens in its chat form
+    result = DEMO.run(runtime, long_message, max_new_tokens=2)
+    assert result.truncation and "was cut" in result.truncation
+    chat = runtime.chat_prompt(result.message)
+    ids, cut = runtime.tokenize(chat + no_learning.PROBE_PROMPT)
+    assert cut is None and len(ids) <= settings.MAX_PROMPT_TOKENS
+    assert chat.rstrip().endswith("assistant"), "the assistant's turn is still there"
+    assert result.p_in_context > result.p_before, "the probe is read after its own last token"
+
+
+def test_the_weights_really_are_unchanged_compared_byte_for_byte(runtime: Runtime):
+    """Independent of the hashing code: keep a copy of every weight, run the demo, compare exactly."""
+    copies = {name: p.detach().clone() for name, p in runtime.smollm2.model.named_parameters()}
+    result = DEMO.run(runtime, max_new_tokens=3)
+    assert result.weights_unchanged and len(result.generated) == 3
+    assert all(torch.equal(p.detach(), copies[name]) for name, p in runtime.smollm2.model.named_parameters())

@@ -107,3 +107,18 @@ def test_chart_headline_and_explanation_describe_this_run(result):
     text = DEMO.explain(result)
     assert f"{result.alignment:.0%}" in text and f"{result.spelling_alignment:.0%}" in text
     assert "Huh et al. (2024)" in DEMO.details(result)
+
+
+def test_the_vectorised_shuffles_equal_relabelling_one_shuffle_at_a_time():
+    rng = np.random.default_rng(3)
+    a, b = (rng.normal(size=(15, 15)) for _ in range(2))
+    a, b = a + a.T, b + b.T
+    fast = shared_neighbours._shuffled_alignments(a, b, 3, 50)
+    relabel = np.argsort(np.random.default_rng(0).random((50, 15)), axis=1)  # the same draws
+    slow = [mutual_alignment(a, b[np.ix_(order, order)], 3) for order in relabel]
+    assert np.allclose(fast, slow)
+
+
+def test_single_word_groups_give_no_group_share(runtime: Runtime):
+    result = DEMO.run(runtime, "cat; dog; horse; cow; sheep; goat", layer=10, neighbours=2)
+    assert math.isnan(result.same_group_smollm2) and "own group" not in shared_neighbours.explain(result)

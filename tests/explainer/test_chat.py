@@ -58,8 +58,9 @@ def test_a_second_authors_set_meets_the_quality_bar_too(explainer: Explainer):
 
 
 def test_a_third_authors_set_is_never_agreed_with_wrongly_and_never_refutes_a_truth(explainer: Explainer):
-    """Written blind by a third author after the bar was met on the first two sets. The first run gave
-    0.70 misconceptions corrected; this guards what it reaches now (see README, Ask) without tuning to it."""
+    """Written blind by a third author after the bar was met on the first two sets. Its first run gave
+    0.70 misconceptions corrected, and its misses then informed some rules (README, Ask), so it is not a
+    held-out set any more (the fourth is): this guards what it reaches now."""
     expected = load_eval_set(DEV_SET.with_name("third_set.yaml"))
     _replies, scores, _ms = run_eval(explainer, expected)
     assert len(expected) == 70, len(expected)
@@ -251,6 +252,15 @@ def test_spelling_fixes_one_edit_and_leaves_unknown_words_alone():
     assert [spelling.correct(w) for w in ("swich", "biass", "nueron", "divergance", "atention")] == [
         "switch", "bias", "neuron", "divergence", "attention"]
     assert spelling.correct("pizza") == "pizza" and spelling.correct("bass") == "bass", "short or far words stay"
+    english = Spelling({"word", "layer"}, english={"world", "player"})
+    assert english.correct("world") == "world" and english.correct("player") == "player", "real words stay"
+    assert english.correct("layr") == "layr" and english.correct("layeer") == "layer"
+
+
+def test_the_explainer_does_not_take_real_words_for_typos(explainer: Explainer):
+    words = explainer._spelling
+    assert [words.correct(w) for w in ("world", "player", "lawyer", "valve")] == ["world", "player", "lawyer", "valve"]
+    assert words.correct("divergance") == "divergence" and words.correct("biass") == "bias"
 
 
 def test_a_tag_question_seeks_agreement_and_is_not_a_denial():
