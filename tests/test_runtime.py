@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -233,6 +234,7 @@ def test_preloading_in_the_background_reports_progress_and_loads_once():
 
 RETRY_SCRIPT = """
 import json
+import os
 from kqv_demo import runtime
 real, calls = runtime.load_runtime, []
 
@@ -261,3 +263,21 @@ def test_a_failed_background_load_is_kept_and_the_next_call_tries_again():
     assert report["failed"] == {"loaded": False, "error": "disk on fire"}
     assert "disk on fire" in done.stderr, "the failure is logged"
     assert report["new_thread"] and report["loaded"] and report["error"] and report["calls"] == 2
+
+
+def test_threads_started_after_the_chat_used_one_thread_get_the_full_count_again(runtime: Runtime):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kqv_demo.explainer.index import one_thread
+
+    def small_pass(_: int) -> None:
+        with one_thread():
+            torch.ones(4).sum()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # windows overlap, so some workers start with 1
+        list(pool.map(small_pass, range(16)))
+    counts: list[int] = []
+    later = threading.Thread(target=lambda: counts.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert counts == [max(1, os.cpu_count() or 1)]

@@ -26,7 +26,7 @@ from kqv_demo import packages, settings
 from kqv_demo.content.loader import Bank
 from kqv_demo.explainer.message import normalise_terms
 from kqv_demo.explainer.stance import has_negation, read_cues
-from kqv_demo.runtime import Runtime
+from kqv_demo.runtime import Runtime, use_all_threads
 
 INDEX_FORMAT = 3
 Source = Literal["claim", "topic"]
@@ -165,10 +165,10 @@ def build_index(bank: Bank, runtime: Runtime) -> Index:
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Small forward passes run fastest on one thread, and far faster when other work shares the CPU.
-    The setting belongs to the calling thread (OpenMP), so other sessions keep theirs."""
-    previous = torch.get_num_threads()
+    Threads started meanwhile begin with this count too, so on the way out the full count is set
+    (not the count found on the way in, which may itself be such an inherited 1)."""
     torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        use_all_threads()
