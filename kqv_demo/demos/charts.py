@@ -25,7 +25,7 @@ def grouped_bars(data: pd.DataFrame, x: str, y: str, group: str, title: str, x_o
             xOffset=alt.XOffset(f"{group}:N", sort=groups),
             y=alt.Y(f"{y}:Q", title=y_title or y),
             color=alt.Color(f"{group}:N", sort=groups, scale=palette(len(groups)), title=None,
-                            legend=alt.Legend(orient="top")),
+                            legend=alt.Legend(orient="top", labelLimit=0)),
             tooltip=[x, group, alt.Tooltip(f"{y}:Q", format=".4f")],
         )
         .properties(width=width, height=260)
@@ -42,7 +42,7 @@ def lines(data: pd.DataFrame, x: str, y: str, group: str, title: str, y_title: s
             x=alt.X(f"{x}:Q", title=x_title or x),
             y=alt.Y(f"{y}:Q", title=y_title or y),
             color=alt.Color(f"{group}:N", sort=groups, scale=palette(len(groups)), title=None,
-                            legend=alt.Legend(orient="top")),
+                            legend=alt.Legend(orient="top", labelLimit=0)),
             tooltip=[x, group, alt.Tooltip(f"{y}:Q", format=".4f")],
         )
         .properties(width=width, height=260)

@@ -146,7 +146,7 @@ def chart(result: DepthTable):
         x=alt.X("layers:Q", title="number of layers"),
         y=alt.Y("model:N", sort=order, title=None),
         color=alt.Color("from:N", sort=kinds, scale=alt.Scale(domain=kinds, range=[OKABE_ITO[5], OKABE_ITO[1]]),
-                        title=None, legend=alt.Legend(orient="top")),
+                        title=None, legend=alt.Legend(orient="top", labelLimit=0)),
         tooltip=["model", "layers", "parameters", "source"],
     )
     labels = base.mark_text(align="left", dx=4).encode(

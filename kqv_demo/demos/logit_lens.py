@@ -174,7 +174,7 @@ def chart(result: LogitLens):
         y=alt.Y("probability:Q", title="probability of the next token",
                 scale=alt.Scale(domain=[0, 1], nice=False)),
         color=alt.Color("curve:N", sort=groups, scale=charts.palette(2), title=None,
-                        legend=alt.Legend(orient="top")),
+                        legend=alt.Legend(orient="top", labelLimit=0)),
         tooltip=["layers applied", "curve", alt.Tooltip("probability:Q", format=".4f"), "top-1 token"],
     )
     layers = [lines]

@@ -191,7 +191,7 @@ def chart(result: NoLearning) -> alt.LayerChart:
                     axis=alt.Axis(labelAngle=-45)),
             y=alt.Y("positions:Q", stack="zero", title="positions in the KV cache after the step"),
             color=alt.Color("part:N", sort=parts, scale=charts.palette(2), title=None,
-                            legend=alt.Legend(orient="top")),
+                            legend=alt.Legend(orient="top", labelLimit=0)),
             order=alt.Order("order:Q"),
             tooltip=tooltip,
         )
@@ -251,7 +251,7 @@ def headline(result: NoLearning) -> list[tuple[str, str]]:
          else f"{len(result.changed_tensors)} changed"),
         (f"P(“{result.probe_token.strip()}”) before → after", f"{result.p_before:.4f} → {result.p_after:.4f}"),
         ("KV cache after the last step", f"{int(result.cache_lengths[-1])} positions"),
-        ("Stored keys and values", f"{int(result.kv_vectors[-1]):,} vectors · {_size(result.kv_bytes[-1])}"),
+        ("Key and value vectors stored", f"{int(result.kv_vectors[-1]):,} · {_size(result.kv_bytes[-1])}"),
     ]
 
 

@@ -137,7 +137,7 @@ def chart(result: ValuesNotText) -> alt.Chart:
             x=alt.X("next token:N", sort=labels, title="candidate next token", axis=alt.Axis(labelAngle=-45)),
             y=alt.Y("probability:Q", title="probability (softmax of the LM head's scores)"),
             color=alt.Color("picked:N", scale=charts.palette(2), sort=kinds, title=None,
-                            legend=alt.Legend(orient="top")),
+                            legend=alt.Legend(orient="top", labelLimit=0)),
             tooltip=["next token", alt.Tooltip("probability:Q", format=".4f")],
         )
         .properties(width=max(360, 48 * len(labels)), height=260)

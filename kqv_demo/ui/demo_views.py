@@ -77,10 +77,7 @@ def demo_view(demo: Demo, models: Runtime) -> None:
     truncation = getattr(result, "truncation", None)
     if truncation:
         st.warning(truncation)
-    headline = demo.headline(result)
-    if headline:
-        for column, (label, value) in zip(st.columns(len(headline)), headline):
-            column.metric(label, value)
+    show_headline(demo.headline(result))
     if demo.status:
         passed, text = demo.status(result)
         (st.success if passed else st.error)(text)
@@ -93,6 +90,18 @@ def demo_view(demo: Demo, models: Runtime) -> None:
             st.markdown(demo.details(result))
 
 
+def show_headline(headline: list[tuple[str, str]]) -> None:
+    """The demo's key numbers as metrics, fewer per row when the values are long (a metric cuts a
+    value that does not fit its column: "0.3413 → 0.…")."""
+    if not headline:
+        return
+    longest = max(len(value) for _, value in headline)
+    per_row = min(len(headline), 4 if longest <= 10 else 3 if longest <= 14 else 2)
+    for start in range(0, len(headline), per_row):
+        for column, (label, value) in zip(st.columns(per_row), headline[start : start + per_row]):
+            column.metric(label, value)
+
+
 def demo_result(demo: Demo, models: Runtime, prompt: str | None, params: dict[str, Any]) -> Any:
     """A demo's result on fixed inputs (computed once per process for the same inputs)."""
     checked = demo.check(models, params)
@@ -103,10 +112,7 @@ def demo_result(demo: Demo, models: Runtime, prompt: str | None, params: dict[st
 def demo_inline(demo: Demo, models: Runtime, prompt: str | None, params: dict[str, Any]) -> None:
     """A demo's result on fixed inputs, without widgets: for quiz feedback and the chat."""
     result = demo_result(demo, models, prompt, params)
-    headline = demo.headline(result)
-    if headline:
-        for column, (label, value) in zip(st.columns(len(headline)), headline):
-            column.metric(label, value)
+    show_headline(demo.headline(result))
     chart = demo.chart(result)
     if chart is not None:
         show_chart(chart)
