@@ -95,7 +95,7 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="kqv-bench-") as scratch:
         cache_root = Path(scratch)
-        rt._set_threads_once()
+        rt.use_all_threads()
         progress("first SmolLM2 load (converts the GGUF)")
         results["smollm2_first_load_s"] = round(rt.load_smollm2(cache_root).load_seconds, 2)
         progress("cached SmolLM2 load")

@@ -374,19 +374,8 @@ def load_minilm(progress: ProgressFn = _quiet) -> LoadedModel:
     return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started)
 
 
-_threads_set = False
-
-
-def _set_threads_once() -> None:
-    # Threads started later (each Streamlit script run) inherit this default.
-    global _threads_set
-    if not _threads_set:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
-        _threads_set = True
-
-
 def load_runtime(cache_root: Path | None = None, progress: ProgressFn = _quiet) -> Runtime:
-    _set_threads_once()
+    use_all_threads()  # threads started later (each Streamlit script run) begin with this count
     smollm2 = load_smollm2(cache_root, progress)
     minilm = load_minilm(progress)
     progress("Models ready", 1.0)

@@ -74,13 +74,8 @@ class NoLearning:
         return self.p_before == self.p_after
 
 
-def _probe_probability(runtime, prompt: str, token_id: int) -> float:
-    trace = runtime.trace(prompt, names_filter=lambda name: False)
-    return float(torch.softmax(trace.logits[-1], dim=-1)[token_id])
-
-
-def _context_probabilities(runtime, prompts: list[str], token_ids: list[int]) -> list[float]:
-    """P(token | prompt) for several prompts, read in one packed pass."""
+def _probabilities(runtime, prompts: list[str], token_ids: list[int]) -> list[float]:
+    """P(token | prompt) for each prompt, all read in one packed pass."""
     traces = runtime.trace_batch(prompts, names_filter=lambda name: False)
     return [float(torch.softmax(t.logits[-1], dim=-1)[i]) for t, i in zip(traces, token_ids)]
 
@@ -98,8 +93,8 @@ def _message_that_fits(runtime, message: str) -> tuple[str, str | None]:
         chat = runtime.chat_prompt(tokenizer.decode(ids[:count]))
         return len(tokenizer(chat + PROBE_PROMPT, add_special_tokens=False)["input_ids"])
 
-    while kept > 1 and length(kept) > limit:
-        kept -= max(1, length(kept) - limit)
+    while kept > 1 and (excess := length(kept) - limit) > 0:
+        kept = max(1, kept - excess)
     if kept == len(ids):
         return message, None
     return tokenizer.decode(ids[:kept]), (
@@ -118,13 +113,13 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     chat = runtime.chat_prompt(prompt)
 
     hashes_before = runtime.parameter_hashes()
-    p_before = _probe_probability(runtime, PROBE_PROMPT, probe_id)
+    (p_before,) = _probabilities(runtime, [PROBE_PROMPT], [probe_id])
     ids, truncation, steps = runtime.generate(
         chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v"))
     )
     hashes_after = runtime.parameter_hashes()
-    p_after = _probe_probability(runtime, PROBE_PROMPT, probe_id)  # the same single pass as before: bit for bit
-    p_in_context, p_alone, p_prefixed = _context_probabilities(
+    (p_after,) = _probabilities(runtime, [PROBE_PROMPT], [probe_id])  # the same pass as before: bit for bit
+    p_in_context, p_alone, p_prefixed = _probabilities(
         runtime,
         [chat + PROBE_PROMPT, FEW_SHOT_PROMPT, f"{FEW_SHOT_PREFIX} {FEW_SHOT_PROMPT}"],
         [probe_id, few_shot_id, few_shot_id],

@@ -58,7 +58,7 @@ def media_name(figure: Figure) -> str:
 
 
 def card_figure(figure: Figure) -> str:
-    caption = html.escape(f"{figure.title}, computed {figure.inputs}. {figure.caption}")
+    caption = html.escape(figure.description)
     return (f'<div class="figure"><img src="{media_name(figure)}" style="max-width:100%;height:auto" '
             f'alt="{html.escape(figure.title)}"><p style="font-size:13px;color:#444">{caption}</p></div>')
 

@@ -31,6 +31,11 @@ class Figure:
     inputs: str  # the prompt and parameters it ran on
     png: bytes | None  # None when the demo has no chart
 
+    @property
+    def description(self) -> str:
+        """What the figure shows and what it was computed on, for its caption."""
+        return f"{self.title}, computed {self.inputs}. {self.caption}"
+
 
 @dataclass
 class Live:

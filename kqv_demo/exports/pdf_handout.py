@@ -97,7 +97,7 @@ def _figure(pdf: FPDF, figure: Figure) -> None:
         pdf.image(io.BytesIO(figure.png), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height,
                   alt_text=f"Figure {figure.number}: {figure.title}")
         pdf.ln(1.5)
-    _write(pdf, f"Figure {figure.number}. {figure.title}, computed {figure.inputs}. {figure.caption}",
+    _write(pdf, f"Figure {figure.number}. {figure.description}",
            8.5, line=4.2, gray=40)
     pdf.ln(1.5)
 
