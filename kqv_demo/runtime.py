@@ -37,6 +37,9 @@ transformers.utils.logging.disable_progress_bar()
 
 SMOLLM2 = "smollm2"
 MINILM = "minilm"
+# At load, beside the weight hashes, SmolLM2's next-token distribution after this sentence is
+# recorded; recomputing it later shows, bit for bit, that the model still behaves as loaded.
+REFERENCE_PROMPT = "The capital of Australia is"
 
 
 def _quiet(_message: str, _fraction: float) -> None:
@@ -50,6 +53,8 @@ class LoadedModel:
     tokenizer: transformers.PreTrainedTokenizerBase
     shape: ModelShape
     load_seconds: float
+    hashes_at_load: dict[str, bytes]  # weight_hashes(model) right after loading
+    reference_logits_at_load: torch.Tensor | None = None  # [vocab] after REFERENCE_PROMPT (decoders), at load
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class GenerationStep:
     probability: float  # of the chosen token, under the (temperature-scaled) distribution
     cache_length: int  # positions held in the KV cache after this step
     activations: dict[str, torch.Tensor]  # hook points recorded during this step (names_filter)
+    side_logits: torch.Tensor | None = None  # first step only, with generate(side_branch=...)
 
 
 @dataclass
@@ -167,22 +173,12 @@ class Runtime:
         is the distribution that branch token k was drawn from.
         """
         n = len(context_ids)
-        starts = [n + sum(len(b) for b in branches[:i]) for i in range(len(branches))]
-        total = n + sum(len(b) for b in branches)
-        allowed = torch.zeros(total, total, dtype=torch.bool)
-        allowed[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
-        positions = list(range(n))
-        for start, branch in zip(starts, branches):
-            end = start + len(branch)
-            allowed[start:end, :n] = True
-            allowed[start:end, start:end] = torch.ones(len(branch), len(branch), dtype=torch.bool).tril()
-            positions += range(n, n + len(branch))
-        mask = torch.full((1, 1, total, total), torch.finfo(torch.float32).min).masked_fill(allowed, 0.0)
+        mask, positions, starts = _tree(n, [len(b) for b in branches])
         keep = [n - 1] + [p for start, branch in zip(starts, branches) for p in range(start, start + len(branch) - 1)]
         input_ids = torch.tensor([context_ids + [t for branch in branches for t in branch]])
         with self._lock, torch.inference_mode(), hooks.recording(lambda name: False):
             logits = self.smollm2.model(
-                input_ids, attention_mask=mask, position_ids=torch.tensor([positions]), use_cache=False,
+                input_ids, attention_mask=mask, position_ids=positions, use_cache=False,
                 logits_to_keep=torch.tensor(keep),
             ).logits[0]
         after_context, rows, per_branch = logits[0], 1, []
@@ -226,11 +222,15 @@ class Runtime:
         seed: int = 0,
         names_filter: NamesFilter | None = None,
         max_tokens: int = settings.MAX_PROMPT_TOKENS,
+        side_branch: list[int] | None = None,
     ) -> tuple[list[int], Truncation | None, list[GenerationStep]]:
         """Generate token by token with a KV cache (greedy when temperature is 0).
 
         Returns the prompt's token ids, the truncation notice, and one step per new token.
         `names_filter` picks hook points to record at each step (none by default).
+        `side_branch`: token ids also read in the first pass, after the prompt, in a branch that the
+        generation never sees (tree mask, as in `branch_logits`; the cache drops them afterwards);
+        their next-token logits [len(side_branch), vocab] are in the first step's `side_logits`.
         """
         from transformers import DynamicCache
 
@@ -243,8 +243,14 @@ class Runtime:
             cache = DynamicCache(config=model.config)
             inputs = torch.tensor([ids])
             for _ in range(max_new_tokens):
+                side_logits = None
                 with hooks.recording(keep) as recorder:
-                    logits = model(inputs, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+                    if side_branch and not steps:
+                        logits, side_logits = _first_pass_with_side_branch(model, ids, side_branch, cache)
+                        activations = {name: hooks.span_of(name, t, 0, len(ids)) for name, t in recorder.activations.items()}
+                    else:
+                        logits = model(inputs, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+                        activations = {name: t[0] for name, t in recorder.activations.items()}
                 if temperature > 0:
                     probabilities = torch.softmax(logits / temperature, dim=-1)
                     chosen = int(torch.multinomial(probabilities, 1, generator=generator))
@@ -253,7 +259,7 @@ class Runtime:
                     chosen = int(probabilities.argmax())
                 steps.append(GenerationStep(
                     chosen, tokenizer.decode([chosen]), float(probabilities[chosen]),
-                    cache.get_seq_length(), {name: t[0] for name, t in recorder.activations.items()},
+                    cache.get_seq_length(), activations, side_logits,
                 ))
                 if chosen == tokenizer.eos_token_id:
                     break
@@ -261,19 +267,21 @@ class Runtime:
         return ids, truncation, steps
 
     def parameter_hashes(self, model: str = SMOLLM2) -> dict[str, bytes]:
-        """A BLAKE3 hash of every weight tensor's name and bytes, by name (two threads; blake3 releases
-        the GIL). BLAKE3 is a cryptographic hash: a change to any bit of any weight changes its tensor's
-        hash, except with odds of 2^-256. It hashes the 538 MB in about 50 ms here, faster than CRC-32."""
-        named = list(self.model(model).model.named_parameters())
+        """A BLAKE3 hash of every weight tensor's name and bytes, by name, as they are now."""
+        return weight_hashes(self.model(model).model)
 
-        def hash_of(item: tuple[str, torch.nn.Parameter]) -> bytes:
-            name, parameter = item
-            hasher = blake3.blake3(name.encode() + b"\0")
-            hasher.update(memoryview(parameter.detach().contiguous().numpy()).cast("B"))
-            return hasher.digest()
+    def hashes_at_load(self, model: str = SMOLLM2) -> dict[str, bytes]:
+        """`parameter_hashes` as taken right after the model was loaded."""
+        return self.model(model).hashes_at_load
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return dict(zip((name for name, _ in named), pool.map(hash_of, named)))
+    def reference_logits(self) -> torch.Tensor:
+        """SmolLM2's next-token logits [vocab] after REFERENCE_PROMPT, computed now exactly as they
+        were at load (`reference_logits_at_load`): same weights, same pass, so the same bits."""
+        with self._lock:
+            return _reference_logits(self.smollm2.model, self.smollm2.tokenizer)
+
+    def reference_logits_at_load(self) -> torch.Tensor:
+        return self.smollm2.reference_logits_at_load
 
     def parameter_digest(self, model: str = SMOLLM2) -> str:
         """One hex digest of all of `parameter_hashes`: equal digests mean unchanged weights."""
@@ -299,6 +307,66 @@ class Runtime:
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def _first_pass_with_side_branch(
+    model: torch.nn.Module, ids: list[int], branch: list[int], cache: object
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt's first pass with `branch` read after it under a tree mask: the prompt's tokens
+    cannot see the branch, so their logits, keys and values are the prompt's own. The branch's
+    positions are then cut from the cache. Returns the next-token logits after the prompt [vocab]
+    and after each branch token [len(branch), vocab]."""
+    n = len(ids)
+    mask, positions, _ = _tree(n, [len(branch)])
+    keep = torch.tensor([n - 1, *range(n, n + len(branch))])
+    logits = model(
+        torch.tensor([ids + branch]), attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+        logits_to_keep=keep,
+    ).logits[0]
+    cache.crop(-len(branch))
+    return logits[0], logits[1:]
+
+
+def _tree(n_context: int, branch_lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The attention mask [1, 1, total, total] and position ids [1, total] of a causal context
+    followed by branches that each see the context and their own earlier tokens only, with positions
+    continuing from the context; and where each branch starts."""
+    n = n_context
+    starts = [n + sum(branch_lengths[:i]) for i in range(len(branch_lengths))]
+    total = n + sum(branch_lengths)
+    allowed = torch.zeros(total, total, dtype=torch.bool)
+    allowed[:n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
+    positions = list(range(n))
+    for start, length in zip(starts, branch_lengths):
+        end = start + length
+        allowed[start:end, :n] = True
+        allowed[start:end, start:end] = torch.ones(length, length, dtype=torch.bool).tril()
+        positions += range(n, n + length)
+    mask = torch.full((1, 1, total, total), torch.finfo(torch.float32).min).masked_fill(allowed, 0.0)
+    return mask, torch.tensor([positions]), starts
+
+
+def _reference_logits(model: torch.nn.Module, tokenizer: transformers.PreTrainedTokenizerBase) -> torch.Tensor:
+    use_all_threads()  # the thread count decides how sums are split, and so the last bits
+    ids = tokenizer(REFERENCE_PROMPT, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode(), hooks.recording(lambda name: False):
+        return model(torch.tensor([ids]), use_cache=False, logits_to_keep=1).logits[0, -1].clone()
+
+
+def weight_hashes(model: torch.nn.Module) -> dict[str, bytes]:
+    """A BLAKE3 hash of every weight tensor's name and bytes, by name (two threads; blake3 releases
+    the GIL). BLAKE3 is a cryptographic hash: a change to any bit of any weight changes its tensor's
+    hash, except with odds of 2^-256. It hashes SmolLM2's 538 MB in about 60 ms here."""
+    named = list(model.named_parameters())
+
+    def hash_of(item: tuple[str, torch.nn.Parameter]) -> bytes:
+        name, parameter = item
+        hasher = blake3.blake3(name.encode() + b"\0")
+        hasher.update(memoryview(parameter.detach().contiguous().numpy()).cast("B"))
+        return hasher.digest()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip((name for name, _ in named), pool.map(hash_of, named)))
 
 
 def hashes_digest(hashes: dict[str, bytes]) -> str:
@@ -359,7 +427,9 @@ def load_smollm2(cache_root: Path | None = None, progress: ProgressFn = _quiet) 
         d_head=model.config.head_dim,
     )
     shape = _shape(SMOLLM2, model.config, causal=True)
-    return LoadedModel(SMOLLM2, model, tokenizer, shape, time.perf_counter() - started)
+    progress("Recording SmolLM2's weight hashes and a reference prediction", 0.85)
+    hashes, reference = weight_hashes(model), _reference_logits(model, tokenizer)
+    return LoadedModel(SMOLLM2, model, tokenizer, shape, time.perf_counter() - started, hashes, reference)
 
 
 def load_minilm(progress: ProgressFn = _quiet) -> LoadedModel:
@@ -371,7 +441,8 @@ def load_minilm(progress: ProgressFn = _quiet) -> LoadedModel:
     layers = model.encoder.layer
     hooks.install(model, layers, [layer.attention.self for layer in layers], None)
     shape = _shape(MINILM, model.config, causal=False)
-    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started)
+    hashes = weight_hashes(model)
+    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started, hashes)
 
 
 def load_runtime(cache_root: Path | None = None, progress: ProgressFn = _quiet) -> Runtime:

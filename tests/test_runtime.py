@@ -117,6 +117,33 @@ def test_greedy_chat_generation_answers_and_grows_the_cache_by_one_per_token(run
     assert truncation is None
 
 
+def test_a_side_branch_in_the_first_pass_changes_nothing_in_the_generation(runtime: Runtime):
+    chat = runtime.chat_prompt("What is the capital of France?")
+    branch = runtime.smollm2.tokenizer.encode("The capital of Australia is", add_special_tokens=False)
+    recorded = lambda name: name.startswith("blocks.4.")  # noqa: E731
+    ids, _, plain = runtime.generate(chat, 4, names_filter=recorded)
+    _, _, with_branch = runtime.generate(chat, 4, names_filter=recorded, side_branch=branch)
+    assert [s.token_id for s in with_branch] == [s.token_id for s in plain]
+    assert [s.cache_length for s in with_branch] == [s.cache_length for s in plain] == list(range(len(ids), len(ids) + 4))
+    for ours, theirs in zip(with_branch, plain):
+        assert ours.activations.keys() == theirs.activations.keys()
+        for name, tensor in ours.activations.items():
+            assert tensor.shape == theirs.activations[name].shape, name
+            torch.testing.assert_close(tensor, theirs.activations[name], rtol=1e-5, atol=1e-5)
+    assert plain[0].side_logits is None and all(s.side_logits is None for s in with_branch[1:])
+    side = with_branch[0].side_logits
+    assert side.shape == (len(branch), runtime.smollm2.model.config.vocab_size)
+    # Row k is the next-token distribution after the chat and the branch's first k + 1 tokens, as in a pass of its own.
+    alone = runtime.trace(chat + "The capital of Australia is", all_logits=True)
+    torch.testing.assert_close(side, alone.logits[len(ids):], rtol=1e-4, atol=1e-4)
+
+
+def test_the_hashes_taken_at_load_are_those_of_the_weights_as_loaded(runtime: Runtime):
+    assert runtime.hashes_at_load() == runtime.parameter_hashes()
+    assert runtime.hashes_at_load(runtime.minilm.name) == runtime.parameter_hashes(runtime.minilm.name)
+    assert len(runtime.hashes_at_load()) == len(list(runtime.smollm2.model.parameters()))
+
+
 def test_sampling_is_reproducible_by_seed(runtime: Runtime):
     first = runtime.generate("Once upon a time", 6, temperature=1.0, seed=3)[2]
     again = runtime.generate("Once upon a time", 6, temperature=1.0, seed=3)[2]

@@ -1,13 +1,15 @@
 """Nothing is learned during a chat: the weights are bit-identical before and after a reply.
 
-We hash each of SmolLM2's weight tensors (BLAKE3, a cryptographic hash), let it answer a message
-that contains "feedback" (a correction), and hash them again: every hash is the same. A change to
-any bit of any weight would change its tensor's hash, so answering did not change any weight. What does grow is the KV cache: each
-generation step stores the key and value of one more token, in every layer and
-key/value head. That cache belongs to this conversation only. A probe without the
-conversation ("The capital of Australia is" → " Canberra") gets exactly the same
-probability before and after: the "learning" lived in the context, not in the model.
-This refutes the claim that the model learns from feedback while you chat with it.
+Each of SmolLM2's weight tensors was hashed (BLAKE3, a cryptographic hash) when the model was
+loaded. We let it answer a message that contains "feedback" (a correction) and hash them again:
+every hash is the same. A change to any bit of any weight would change its tensor's hash, so
+neither this reply nor any earlier one changed any weight. What does grow is the KV cache: each
+generation step stores the key and value of one more token, in every layer and key/value head.
+That cache belongs to this conversation only. A probe without the conversation ("The capital of
+Australia is" → " Canberra") gets exactly the same probabilities after the reply as at load; read
+after the message (in the reply's first pass, on a branch the reply never sees), it gets more:
+the "learning" lives in the context, not in the model. This refutes the claim that the model
+learns from feedback while you chat with it.
 """
 
 from __future__ import annotations
@@ -24,29 +26,26 @@ from kqv_demo import settings
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
-from kqv_demo.runtime import hashes_digest
+from kqv_demo.runtime import REFERENCE_PROMPT, hashes_digest
 from kqv_demo.trace import token_display
 
-PROBE_PROMPT = "The capital of Australia is"
+PROBE_PROMPT = REFERENCE_PROMPT  # "The capital of Australia is": its prediction was recorded at load
 PROBE_TOKEN = " Canberra"
-# In-context learning with the same weights (content/claims/pre-queries-guide-model-to-right-keys.yaml).
-FEW_SHOT_PREFIX = "The capital of Italy is Rome. The capital of Spain is Madrid."
-FEW_SHOT_PROMPT = "The capital of France is"
-FEW_SHOT_TOKEN = " Paris"
 
 
 @dataclass(frozen=True)
 class NoLearning:
     truncation: str | None
     message: str
-    digest_before: str  # one digest of the BLAKE3 hashes of every weight tensor (runtime.hashes_digest)
-    digest_after: str
+    digest_at_load: str  # one digest of the BLAKE3 hashes of every weight tensor when the model was loaded
+    digest_after: str  # the same, after the reply
     n_tensors: int  # weight tensors hashed
-    changed_tensors: list[str]  # names of tensors whose hash differs after the reply
+    changed_tensors: list[str]  # names of tensors whose hash after the reply differs from the one at load
     n_parameters: int  # numbers covered by the digest
     prompt_tokens: int  # the chat-formatted message
     generated: list[str]  # the reply, one token per step
     reply: str  # the reply as text, without special tokens
+    reply_finished: bool  # the model ended its reply itself (end-of-turn token) within the steps allowed
     cache_lengths: np.ndarray  # [steps] positions in the KV cache after each step
     kv_vectors: np.ndarray  # [steps] key + value vectors held, counted from the recorded tensors
     kv_bytes: np.ndarray  # [steps] their size in bytes
@@ -56,28 +55,19 @@ class NoLearning:
     bytes_per_number: int
     probe_prompt: str
     probe_token: str
-    p_before: float  # P(probe token | probe prompt) before the chat, without the conversation
-    p_after: float  # the same, after the chat
+    p_at_load: float  # P(probe token | probe prompt), recorded when the model was loaded
+    p_after: float  # the same, computed again after the reply, without the conversation
+    distribution_identical: bool  # all next-token logits after the probe prompt bit-identical to those at load
+    vocabulary_size: int  # how many logits that is
     p_in_context: float  # the same continuation with the message in the context
-    few_shot_prompt: str
-    few_shot_prefix: str
-    few_shot_token: str
-    p_few_shot_alone: float  # P(" Paris" | "The capital of France is"), after the chat
-    p_few_shot_with_prefix: float  # the same with two worked examples in front
 
     @property
     def weights_unchanged(self) -> bool:
-        return self.digest_before == self.digest_after and not self.changed_tensors
+        return self.digest_at_load == self.digest_after and not self.changed_tensors
 
     @property
     def probe_unchanged(self) -> bool:
-        return self.p_before == self.p_after
-
-
-def _probabilities(runtime, prompts: list[str], token_ids: list[int]) -> list[float]:
-    """P(token | prompt) for each prompt, all read in one packed pass."""
-    traces = runtime.trace_batch(prompts, names_filter=lambda name: False)
-    return [float(torch.softmax(t.logits[-1], dim=-1)[i]) for t, i in zip(traces, token_ids)]
+        return self.p_at_load == self.p_after and self.distribution_identical
 
 
 def _message_that_fits(runtime, message: str) -> tuple[str, str | None]:
@@ -106,24 +96,19 @@ def _message_that_fits(runtime, message: str) -> tuple[str, str | None]:
 def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     tokenizer = runtime.smollm2.tokenizer
     (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
-    (few_shot_id,) = tokenizer.encode(FEW_SHOT_TOKEN, add_special_tokens=False)
     if not prompt or not prompt.strip():
         raise UserInputError("The message is empty: type some feedback for the model to answer.")
     prompt, cut_notice = _message_that_fits(runtime, prompt)
     chat = runtime.chat_prompt(prompt)
 
-    hashes_before = runtime.parameter_hashes()
-    (p_before,) = _probabilities(runtime, [PROBE_PROMPT], [probe_id])
+    # The probe after the message is read in the reply's first pass, on a side branch the reply never sees.
     ids, truncation, steps = runtime.generate(
-        chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v"))
+        chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v")),
+        side_branch=tokenizer.encode(PROBE_PROMPT, add_special_tokens=False),
     )
-    hashes_after = runtime.parameter_hashes()
-    (p_after,) = _probabilities(runtime, [PROBE_PROMPT], [probe_id])  # the same pass as before: bit for bit
-    p_in_context, p_alone, p_prefixed = _probabilities(
-        runtime,
-        [chat + PROBE_PROMPT, FEW_SHOT_PROMPT, f"{FEW_SHOT_PREFIX} {FEW_SHOT_PROMPT}"],
-        [probe_id, few_shot_id, few_shot_id],
-    )
+    hashes_at_load, hashes_after = runtime.hashes_at_load(), runtime.parameter_hashes()
+    logits_at_load, logits_after = runtime.reference_logits_at_load(), runtime.reference_logits()
+    p_in_context = float(torch.softmax(steps[0].side_logits[-1], dim=-1)[probe_id])
 
     vectors, sizes = [], []
     for step in steps:
@@ -135,14 +120,15 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     return NoLearning(
         truncation=cut_notice or (truncation.message if truncation else None),
         message=prompt,
-        digest_before=hashes_digest(hashes_before),
+        digest_at_load=hashes_digest(hashes_at_load),
         digest_after=hashes_digest(hashes_after),
-        n_tensors=len(hashes_before),
-        changed_tensors=[name for name, value in hashes_before.items() if hashes_after.get(name) != value],
+        n_tensors=len(hashes_after),
+        changed_tensors=[name for name, value in hashes_after.items() if hashes_at_load.get(name) != value],
         n_parameters=sum(math.prod(dims) for dims in runtime.parameter_shapes().values()),
         prompt_tokens=len(ids),
         generated=[step.token for step in steps],
         reply=tokenizer.decode([step.token_id for step in steps], skip_special_tokens=True),
+        reply_finished=steps[-1].token_id == tokenizer.eos_token_id,
         cache_lengths=np.array([step.cache_length for step in steps]),
         kv_vectors=np.array(vectors),
         kv_bytes=np.array(sizes),
@@ -152,14 +138,11 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
         bytes_per_number=first.element_size(),
         probe_prompt=PROBE_PROMPT,
         probe_token=PROBE_TOKEN,
-        p_before=p_before,
-        p_after=p_after,
+        p_at_load=float(torch.softmax(logits_at_load, dim=-1)[probe_id]),
+        p_after=float(torch.softmax(logits_after, dim=-1)[probe_id]),
+        distribution_identical=torch.equal(logits_at_load, logits_after),
+        vocabulary_size=logits_after.numel(),
         p_in_context=p_in_context,
-        few_shot_prompt=FEW_SHOT_PROMPT,
-        few_shot_prefix=FEW_SHOT_PREFIX,
-        few_shot_token=FEW_SHOT_TOKEN,
-        p_few_shot_alone=p_alone,
-        p_few_shot_with_prefix=p_prefixed,
     )
 
 
@@ -200,7 +183,7 @@ def chart(result: NoLearning) -> alt.LayerChart:
     title = alt.TitleParams(
         "The KV cache grows by one position per step"
         + ("; the weights do not change" if result.weights_unchanged else ""),
-        subtitle=f"Weight hashes before and after: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
+        subtitle=f"Weight hashes at load and after the reply: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
     )
     return alt.layer(bars, totals, title=title).properties(width=max(300, 48 * len(labels)), height=260)
 
@@ -209,42 +192,46 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes / 1024:,.1f} KB" if n_bytes < 1024**2 else f"{n_bytes / 1024**2:,.2f} MB"
 
 
+def _more_tokens_hint(result: NoLearning) -> str:
+    return "" if result.reply_finished else " (its first words; raise “Tokens to generate” for more)"
+
+
 def explain(result: NoLearning) -> str:
     first, last = int(result.cache_lengths[0]), int(result.cache_lengths[-1])
     weights = (
         f"The BLAKE3 hashes of all {result.n_tensors} weight tensors ({result.n_parameters:,} parameters) are "
-        f"identical before and after the reply (combined digest `{result.digest_before[:12]}…`): answering "
-        "changed no weight at all."
+        f"identical after the reply to those taken at load (combined digest `{result.digest_at_load[:12]}…`): "
+        "answering changed no weight at all."
         if result.weights_unchanged
-        else f"The hashes of {len(result.changed_tensors)} weight tensors **changed** during the reply: "
+        else f"The hashes of {len(result.changed_tensors)} weight tensors **changed** since the model was loaded: "
         "please report this."
     )
     probe = "exactly the same" if result.probe_unchanged else "**different**"
     context = (
         f"raises it to {result.p_in_context:.4f}: that is in-context learning, and it ends with the context."
-        if result.p_in_context > result.p_before
+        if result.p_in_context > result.p_at_load
         else f"changes it to {result.p_in_context:.4f}: the context changes the computation, not the weights."
     )
     reply = " ".join(result.reply.split())
     steps = f"{len(result.generated)} step{'s' if len(result.generated) != 1 else ''}"
     return (
         f"The model read your message ({result.prompt_tokens} tokens in its chat format) and replied "
-        f"“{reply}” in {steps}. {weights} What grew is the KV cache: "
+        f"“{reply}” in {steps}{_more_tokens_hint(result)}. {weights} What grew is the KV cache: "
         f"after the first step it holds your message's {first} positions"
         + (f"; each later step adds the token chosen just before, up to {last}. " if last > first else ". ")
         + f"Each position holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} "
         f"key/value heads: {int(result.kv_vectors[-1]):,} vectors, {_size(result.kv_bytes[-1])}, for this "
         f"conversation only. Without it, “{result.probe_prompt}” → “{result.probe_token.strip()}” has "
-        f"probability {result.p_before:.4f} before and {result.p_after:.4f} after: {probe}. Your message in "
+        f"probability {result.p_at_load:.4f} at load and {result.p_after:.4f} after the reply: {probe}. Your message in "
         f"the context {context}"
     )
 
 
 def headline(result: NoLearning) -> list[tuple[str, str]]:
     return [
-        (f"Hashes of the {result.n_tensors} weight tensors", "identical" if result.weights_unchanged
+        (f"Hashes of the {result.n_tensors} weight tensors, load → now", "identical" if result.weights_unchanged
          else f"{len(result.changed_tensors)} changed"),
-        (f"P(“{result.probe_token.strip()}”) before → after", f"{result.p_before:.4f} → {result.p_after:.4f}"),
+        (f"P(“{result.probe_token.strip()}”), load → now", f"{result.p_at_load:.4f} → {result.p_after:.4f}"),
         ("KV cache after the last step", f"{int(result.cache_lengths[-1])} positions"),
         ("Key and value vectors stored", f"{int(result.kv_vectors[-1]):,} · {_size(result.kv_bytes[-1])}"),
     ]
@@ -253,25 +240,32 @@ def headline(result: NoLearning) -> list[tuple[str, str]]:
 def status(result: NoLearning) -> tuple[bool, str]:
     if result.weights_unchanged and result.probe_unchanged:
         return True, "Generating a reply changed no weight; only the KV cache of this conversation grew."
-    return False, "The weights or the probe changed during generation: please report this."
+    return False, "The weights or the probe's prediction changed since the model was loaded: please report this."
 
 
 def details(result: NoLearning) -> str:
     return (
         "```python\n"
-        "before = runtime.parameter_hashes()        # {tensor name: BLAKE3 of its name and bytes}\n"
-        f"runtime.generate(runtime.chat_prompt(message), {len(result.generated)})\n"
-        "after = runtime.parameter_hashes()         # equal: no weight changed\n"
+        "at_load = runtime.hashes_at_load()   # {tensor name: BLAKE3 of its name and bytes}, taken at load\n"
+        f"runtime.generate(runtime.chat_prompt(message), {len(result.generated)}, side_branch=probe_ids)\n"
+        "after = runtime.parameter_hashes()   # equal to at_load: no weight changed\n"
+        "runtime.reference_logits()           # vs runtime.reference_logits_at_load(), bit for bit\n"
         "```\n\n"
         "BLAKE3 is a cryptographic hash: two different tensors get the same hash with odds of 2^-256, so "
-        "equal hashes mean equal bytes, down to the last bit of every weight.\n\n"
+        "equal hashes mean equal bytes, down to the last bit of every weight. The model's next-token "
+        f"logits after “{result.probe_prompt}”, all {result.vocabulary_size:,} of them, were recorded at load "
+        "and computed again after the reply: "
+        + ("bit-identical." if result.distribution_identical else "**different**: please report this.")
+        + "\n\n"
         f"Stored key and value vectors after a step = cache positions × {result.n_layers} layers × "
         f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
         f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
         "model actually attended over, not from this formula.\n\n"
-        f"**Examples in the context work the same way.** P(“{result.few_shot_token.strip()}” | "
-        f"“{result.few_shot_prompt}”) = {result.p_few_shot_alone:.2f}; with “{result.few_shot_prefix}” in "
-        f"front it is {result.p_few_shot_with_prefix:.2f}, with the very same weights."
+        f"The probe with your message in the context is read in the reply's first pass: “{result.probe_prompt}” "
+        "follows the message on a side branch (a tree-shaped attention mask), so the message's own tokens "
+        "cannot see it and the reply is the same as without it; its cache positions are dropped "
+        "before the next step. Worked examples in the context raise the right answer's probability the same "
+        "way, with the same weights: see the demo “Context changes predictions”."
     )
 
 
@@ -291,5 +285,5 @@ DEMO = Demo(
     status=status,
     details=details,
     prompt_label="Your feedback to the model",
-    params=(Param("max_new_tokens", "int", 6, "Tokens to generate", low=1, high=40),),
+    params=(Param("max_new_tokens", "int", 2, "Tokens to generate", low=1, high=40),),
 )

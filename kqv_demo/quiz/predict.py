@@ -110,9 +110,9 @@ PREDICTIONS: tuple[Prediction, ...] = (
         choices=("No: the weights are bit-identical", "Yes, slightly", "Only the weights about the corrected fact",
                  "Only the attention weights"),
         demo_id="no-learning-at-inference", params={"max_new_tokens": 6},
-        observe=lambda r: ("No: the weights are bit-identical" if r.digest_before == r.digest_after else "Yes, slightly"),
+        observe=lambda r: ("No: the weights are bit-identical" if r.weights_unchanged else "Yes, slightly"),
         reveal=lambda r: f"BLAKE3 hashes of all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters), "
-                         f"combined: {r.digest_before[:12]}… before, {r.digest_after[:12]}… after. "
+                         f"combined: {r.digest_at_load[:12]}… when it was loaded, {r.digest_after[:12]}… after the reply. "
                          "What grew was the KV cache.",
     ),
     Prediction(

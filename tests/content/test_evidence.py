@@ -562,12 +562,12 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     ],
     "model-learns-from-feedback-during-conversation": [
         ("with “The capital of Australia is Canberra.”", lambda r: f"with “{' '.join(r.reply.split())}”"),
-        ("all 272 weight tensors (134,515,008 parameters) are identical before and after",
-         lambda r: f"all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters) are "
-                   f"{'identical' if r.weights_unchanged else 'different'} before and after"),
-        ("is 0.3413 before and 0.3413 after",
-         lambda r: f"is {r.p_before:.4f} before and {r.p_after:.4f} after"),
-        ("in the context it is 0.8368", lambda r: f"in the context it is {r.p_in_context:.4f}"),
+        ("all 272 weight tensors (134,515,008 parameters) after the reply are identical to those taken at load",
+         lambda r: f"all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters) after the reply are "
+                   f"{'identical' if r.weights_unchanged else 'different'} to those taken at load"),
+        ("is 0.3413 at load and 0.3413 after the reply",
+         lambda r: f"is {r.p_at_load:.4f} at load and {r.p_after:.4f} after the reply"),
+        ("in the context, 0.8368", lambda r: f"in the context, {r.p_in_context:.4f}"),
         ("from 44 to 51 positions",
          lambda r: f"from {r.cache_lengths[0]} to {r.cache_lengths[-1]} positions"),
     ],

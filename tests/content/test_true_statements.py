@@ -79,8 +79,8 @@ def test_answering_changes_no_weight_and_only_the_cache_grows(no_learning):
 def test_what_seems_learned_lives_in_the_context(no_learning):
     statement("learning-at-inference", "What a chat model seems to learn during a conversation comes from its "
                                        "context and is gone when that context is.")
-    assert no_learning.p_in_context > no_learning.p_before
-    assert no_learning.p_after == no_learning.p_before
+    assert no_learning.p_in_context > no_learning.p_at_load
+    assert no_learning.p_after == no_learning.p_at_load
 
 
 def test_learning_from_feedback_offline_rests_on_the_rlhf_paper():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -19,18 +21,44 @@ def result(runtime: Runtime):
 
 
 def test_every_weight_tensor_hash_is_unchanged_by_generation(runtime: Runtime, result):
-    assert len(result.digest_before) == 64 and int(result.digest_before, 16) >= 0
-    assert result.digest_before == result.digest_after
+    assert len(result.digest_at_load) == 64 and int(result.digest_at_load, 16) >= 0
+    assert result.digest_at_load == result.digest_after
     assert result.changed_tensors == [] and result.weights_unchanged
     assert result.n_tensors == len(list(runtime.smollm2.model.parameters()))
-    assert runtime.parameter_digest() == result.digest_before, "an independent digest agrees"
+    assert runtime.parameter_digest() == result.digest_at_load, "an independent digest agrees"
     assert result.n_parameters == sum(p.numel() for p in runtime.smollm2.model.parameters())
+
+
+def test_a_weight_changed_during_the_reply_is_caught_and_named(runtime: Runtime, monkeypatch):
+    """If generating did change a weight, the demo must say so: flip one bit of one weight mid-reply."""
+    name = "model.layers.7.mlp.up_proj.weight"
+    weight = runtime.smollm2.model.get_parameter(name)
+    original = runtime.generate
+
+    def generate_and_flip_a_bit(*args, **kwargs):
+        answer = original(*args, **kwargs)
+        weight.data.view(torch.int32)[3, 5] ^= 1
+        return answer
+
+    monkeypatch.setattr(runtime, "generate", generate_and_flip_a_bit)
+    try:
+        changed = DEMO.run(runtime)
+    finally:
+        weight.data.view(torch.int32)[3, 5] ^= 1
+    assert runtime.parameter_hashes() == runtime.hashes_at_load(), "the weight is restored"
+    assert not changed.weights_unchanged and changed.changed_tensors == [name]
+    assert changed.digest_after != changed.digest_at_load
+    assert not no_learning.status(changed)[0] and "changed" in no_learning.explain(changed)
 
 
 def test_the_reply_was_really_generated(runtime: Runtime, result):
     # The correction is answered (greedy): the generation actually ran, so the equal digests mean something.
-    assert len(result.generated) >= 2
-    assert "Canberra" in result.reply
+    assert len(result.generated) == DEMO.check(runtime, {})["max_new_tokens"] and not result.reply_finished
+    assert "its first words" in no_learning.explain(result)
+    longer = DEMO.run(runtime, max_new_tokens=12)
+    assert "Canberra" in longer.reply and longer.reply_finished, "the whole reply, ended by the model itself"
+    assert "its first words" not in no_learning.explain(longer)
+    assert longer.generated[: len(result.generated)] == result.generated
 
 
 def test_the_cache_grows_by_exactly_one_per_generated_token(runtime: Runtime, result):
@@ -55,27 +83,35 @@ def test_a_single_step_caches_only_the_message(runtime: Runtime):
     assert len(short.generated) == 1
     assert short.cache_lengths.tolist() == [short.prompt_tokens]
     assert short.weights_unchanged and short.probe_unchanged
-    assert "in 1 step." in no_learning.explain(short)
+    assert "in 1 step (its first words" in no_learning.explain(short)
 
 
 def test_the_probe_without_the_conversation_is_identical(runtime: Runtime, result):
-    assert result.p_before == result.p_after  # exactly, not approximately
-    assert result.probe_unchanged
+    assert result.p_at_load == result.p_after  # exactly, not approximately
+    assert result.distribution_identical and result.probe_unchanged
+    assert result.vocabulary_size == runtime.smollm2.model.config.vocab_size
     (probe_id,) = runtime.smollm2.tokenizer.encode(no_learning.PROBE_TOKEN, add_special_tokens=False)
     fresh = runtime.trace(no_learning.PROBE_PROMPT, names_filter=lambda name: False)
-    assert float(torch.softmax(fresh.logits[-1], dim=-1)[probe_id]) == result.p_before
-    assert 0 < result.p_before < 1
+    assert float(torch.softmax(fresh.logits[-1], dim=-1)[probe_id]) == pytest.approx(result.p_at_load, rel=1e-5)
+    assert 0 < result.p_at_load < 1
 
 
-def test_the_context_is_what_helps(result):
+def test_the_reference_recorded_at_load_matches_a_recomputation_in_another_thread(runtime: Runtime):
+    """The app loads the model in a background thread and runs demos in others: still bit for bit."""
+    recomputed = []
+    worker = threading.Thread(target=lambda: recomputed.append(runtime.reference_logits()))
+    worker.start()
+    worker.join()
+    assert torch.equal(recomputed[0], runtime.reference_logits_at_load())
+
+
+def test_the_context_is_what_helps(runtime: Runtime, result):
     # With the correction in the context the answer is more likely; without it, it is exactly as before.
-    assert result.p_in_context > result.p_before
-
-
-def test_the_few_shot_numbers_quoted_in_the_bank(result):
-    # content/claims/pre-queries-guide-model-to-right-keys.yaml: P(" Paris") = 0.77, with the prefix 0.97.
-    assert round(result.p_few_shot_alone, 2) == 0.77
-    assert round(result.p_few_shot_with_prefix, 2) == 0.97
+    assert result.p_in_context > result.p_at_load
+    # Read on a side branch of the reply's first pass, it is the probability of a pass of its own.
+    (probe_id,) = runtime.smollm2.tokenizer.encode(no_learning.PROBE_TOKEN, add_special_tokens=False)
+    alone = runtime.trace(runtime.chat_prompt(DEMO.default_prompt) + no_learning.PROBE_PROMPT)
+    assert float(torch.softmax(alone.logits[-1], dim=-1)[probe_id]) == pytest.approx(result.p_in_context, rel=1e-4)
 
 
 @pytest.mark.parametrize("value", [0, 41, "many"])
@@ -91,9 +127,9 @@ def test_an_empty_message_is_a_clear_error(runtime: Runtime):
 
 def test_explanation_headline_and_chart_describe_this_run(result):
     text = no_learning.explain(result)
-    assert "identical" in text and f"{result.p_before:.4f}" in text and f"{int(result.kv_vectors[-1]):,}" in text
+    assert "identical" in text and f"{result.p_at_load:.4f}" in text and f"{int(result.kv_vectors[-1]):,}" in text
     assert 60 <= len(text.split()) <= 150
-    assert dict(no_learning.headline(result))[f"Hashes of the {result.n_tensors} weight tensors"] == "identical"
+    assert dict(no_learning.headline(result))[f"Hashes of the {result.n_tensors} weight tensors, load → now"] == "identical"
     assert no_learning.status(result)[0]
     spec = no_learning.chart(result).to_dict()
     x = spec["layer"][0]["encoding"]["x"]
@@ -110,7 +146,7 @@ def test_a_long_message_is_cut_so_that_the_chat_and_the_probe_still_fit(runtime:
     ids, cut = runtime.tokenize(chat + no_learning.PROBE_PROMPT)
     assert cut is None and len(ids) <= settings.MAX_PROMPT_TOKENS
     assert chat.rstrip().endswith("assistant"), "the assistant's turn is still there"
-    assert result.p_in_context > result.p_before, "the probe is read after its own last token"
+    assert result.p_in_context > result.p_at_load, "the probe is read after its own last token"
 
 
 def test_the_weights_really_are_unchanged_compared_byte_for_byte(runtime: Runtime):
