@@ -53,8 +53,9 @@ class LoadedModel:
     tokenizer: transformers.PreTrainedTokenizerBase
     shape: ModelShape
     load_seconds: float
-    hashes_at_load: dict[str, bytes]  # weight_hashes(model) right after loading
-    reference_logits_at_load: torch.Tensor | None = None  # [vocab] after REFERENCE_PROMPT (decoders), at load
+    # SmolLM2 only, right after loading: weight_hashes(model) and the next-token logits after REFERENCE_PROMPT
+    hashes_at_load: dict[str, bytes] | None = None
+    reference_logits_at_load: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -270,9 +271,9 @@ class Runtime:
         """A BLAKE3 hash of every weight tensor's name and bytes, by name, as they are now."""
         return weight_hashes(self.model(model).model)
 
-    def hashes_at_load(self, model: str = SMOLLM2) -> dict[str, bytes]:
-        """`parameter_hashes` as taken right after the model was loaded."""
-        return self.model(model).hashes_at_load
+    def hashes_at_load(self) -> dict[str, bytes]:
+        """SmolLM2's `parameter_hashes` as taken right after it was loaded."""
+        return self.smollm2.hashes_at_load
 
     def reference_logits(self) -> torch.Tensor:
         """SmolLM2's next-token logits [vocab] after REFERENCE_PROMPT, computed now exactly as they
@@ -441,8 +442,7 @@ def load_minilm(progress: ProgressFn = _quiet) -> LoadedModel:
     layers = model.encoder.layer
     hooks.install(model, layers, [layer.attention.self for layer in layers], None)
     shape = _shape(MINILM, model.config, causal=False)
-    hashes = weight_hashes(model)
-    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started, hashes)
+    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started)
 
 
 def load_runtime(cache_root: Path | None = None, progress: ProgressFn = _quiet) -> Runtime:

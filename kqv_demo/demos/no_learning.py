@@ -273,9 +273,9 @@ DEMO = Demo(
     id="no-learning-at-inference",
     title="Nothing is learned during a chat",
     summary=(
-        "Hash every weight tensor, let the model answer a correction, hash again: nothing changed. "
-        "Only the KV cache grows, by one position per generated token, and it belongs to this "
-        "conversation: without it, the model's answer to a probe question is exactly as before."
+        "Every weight tensor was hashed when the model was loaded. Let the model answer a correction, "
+        "hash again: nothing changed. Only the KV cache grows, by one position per generated token, and it "
+        "belongs to this conversation: without it, the model's answer to a probe question is exactly as at load."
     ),
     default_prompt="That was wrong. Please remember that the capital of Australia is Canberra.",
     compute=compute,
