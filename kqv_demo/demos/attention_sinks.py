@@ -119,7 +119,7 @@ def _short(text: str, limit: int = 38) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _grid(weights: np.ndarray, threshold: float, title: str) -> alt.LayerChart:
+def _grid(weights: np.ndarray, threshold: float, title: list[str]) -> alt.LayerChart:
     layers, heads = np.indices(weights.shape)
     data = pd.DataFrame({
         "layer": layers.ravel(), "head": heads.ravel(), "weight on token 0": weights.ravel(),
@@ -127,7 +127,7 @@ def _grid(weights: np.ndarray, threshold: float, title: str) -> alt.LayerChart:
     })
     base = alt.Chart(data, title=title).encode(
         x=alt.X("head:O", title="head"),
-        y=alt.Y("layer:O", title="layer", sort="descending"),
+        y=alt.Y("layer:O", title="layer", sort="descending", axis=alt.Axis(labelOverlap=False)),
         tooltip=["layer", "head", alt.Tooltip("weight on token 0:Q", format=".3f")],
     )
     cells = base.mark_rect().encode(
@@ -135,15 +135,15 @@ def _grid(weights: np.ndarray, threshold: float, title: str) -> alt.LayerChart:
                         title="mean weight on token 0"),
     )
     marks = base.transform_filter("datum.sink != ''").mark_point(shape="circle", size=14, filled=True, color="white")
-    return (cells + marks).properties(width=190, height=390)
+    return (cells + marks).properties(width=190, height=15 * len(weights))  # 15 px: every layer labelled
 
 
 def chart(result: AttentionSinks):
     grids = alt.hconcat(
         _grid(result.sink_weight_a, result.threshold,
-              f"“{_short(result.prompt_a)}”: {result.count_a} of {result.n_heads}"),
+              [f"“{_short(result.prompt_a)}”", f"{result.count_a} of {result.n_heads} heads"]),
         _grid(result.sink_weight_b, result.threshold,
-              f"“{_short(result.prompt_b)}”: {result.count_b} of {result.n_heads}"),
+              [f"“{_short(result.prompt_b)}”", f"{result.count_b} of {result.n_heads} heads"]),
     ).resolve_scale(color="shared")
     first = token_display(result.first_token_a)
     rows = [{"layer": layer, "norm": float(value), "token": name}
@@ -210,11 +210,13 @@ def status(result: AttentionSinks) -> tuple[bool, str]:
 def details(result: AttentionSinks) -> str:
     return (
         "```python\n"
-        "keep = lambda name: name.endswith('.attn.pattern')\n"
+        "keep = lambda name: name.endswith(('.attn.pattern', '.resid_post'))\n"
         "trace = runtime.trace(prompt, names_filter=keep)\n"
-        "sink = [trace[f'blocks.{L}.attn.pattern'][:, 1:, 0].mean(-1) for L in range(30)]   # [9] per layer\n"
-        f"sinks = (torch.stack(sink) > {result.threshold:g}).sum()      # {result.count_a} for the first prompt\n"
-        "norms = trace[f'blocks.{L}.resid_post'].norm(dim=-1)              # token 0 vs the others\n"
+        "# [9] per layer: mean weight of query positions 1, 2, … on token 0\n"
+        "sink = [trace[f'blocks.{L}.attn.pattern'][:, 1:, 0].mean(-1) for L in range(30)]\n"
+        f"sinks = (torch.stack(sink) > {result.threshold:g}).sum()  # {result.count_a} for the first prompt\n"
+        "# token 0 vs the others, after each layer L\n"
+        "norms = [trace[f'blocks.{L}.resid_post'].norm(dim=-1) for L in range(30)]\n"
         "```\n\n"
         "Query position 0 is left out of the average: it can only attend to itself, so its weight on "
         "token 0 is always 1."

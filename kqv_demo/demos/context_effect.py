@@ -32,6 +32,7 @@ from kqv_demo.trace import token_display
 
 CONDITIONS = ("no prefix", "helpful prefix", "distractor")
 PARTS = ("token 0 (attention sink)", "prefix tokens (without token 0)", "prompt tokens")
+PANEL_WIDTH = 520  # px: one panel above the other, legends on top, to fit the app's 800 px column
 
 
 @dataclass(frozen=True)
@@ -205,18 +206,18 @@ def chart(result: ContextEffect):
         tooltip=["context", alt.Tooltip("probability:Q", format=".4f")],
     )
     text = base.mark_text(dy=-8).encode(x=x, y="probability:Q", text=alt.Text("probability:Q", format=".2f"))
-    left = (bars + text).properties(width=300, height=260)
+    probabilities = (bars + text).properties(width=PANEL_WIDTH, height=240)
     rows = [
         {"layer": layer, "weight": float(value), "attention of the last prompt token to": part}
         for layer, values in enumerate(result.helpful.by_layer)
         for part, value in zip(PARTS, values)
     ]
-    right = charts.lines(
+    attention = charts.lines(
         pd.DataFrame(rows), "layer", "weight", "attention of the last prompt token to",
         f"Where the last prompt token “{token_display(result.last_token)}” looks (helpful prefix)",
-        y_title="attention weight (mean over heads)", width=330,
+        y_title="attention weight (mean over heads)", width=PANEL_WIDTH,
     )
-    return alt.hconcat(left, right).resolve_scale(color="independent")
+    return alt.vconcat(probabilities, attention, spacing=30).resolve_scale(color="independent")
 
 
 def explain(result: ContextEffect) -> str:

@@ -144,7 +144,7 @@ def chart(result: DepthTable):
     base = alt.Chart(data, title="Layers of well-known transformers (dashed line: 12)")
     bars = base.mark_bar().encode(
         x=alt.X("layers:Q", title="number of layers"),
-        y=alt.Y("model:N", sort=order, title=None),
+        y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=0)),  # full names, both loaded models
         color=alt.Color("from:N", sort=kinds, scale=alt.Scale(domain=kinds, range=[OKABE_ITO[5], OKABE_ITO[1]]),
                         title=None, legend=alt.Legend(orient="top", labelLimit=0)),
         tooltip=["model", "layers", "parameters", "source"],

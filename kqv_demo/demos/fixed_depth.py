@@ -119,6 +119,12 @@ def _short(text: str, limit: int = 32) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _decades(values: np.ndarray) -> list[float]:
+    """Powers of ten from just below the smallest value to just above the largest: the log axis's ticks."""
+    low, high = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
+    return [float(10.0 ** k) for k in range(int(low), int(max(high, low + 1)) + 1)]
+
+
 def chart(result: FixedDepth):
     rows = [
         {"layer": layer, "relative update": float(value), "cosine": float(cos),
@@ -130,6 +136,7 @@ def chart(result: FixedDepth):
     ]
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(data["prompt"]))
+    decades = _decades(result.relative_update)
     return (
         alt.Chart(data, title="How much each layer changes the hidden state (all layers run for both prompts)")
         .mark_line(point=True)
@@ -137,7 +144,8 @@ def chart(result: FixedDepth):
             x=alt.X("layer:Q", title=f"layer (0 = first of {result.n_layers}; every one ran once)",
                     scale=alt.Scale(domain=[-0.5, result.n_layers - 0.5], nice=False),
                     axis=alt.Axis(values=list(range(0, result.n_layers, 5)) + [result.n_layers - 1])),
-            y=alt.Y("relative update:Q", scale=alt.Scale(type="log"),
+            y=alt.Y("relative update:Q", scale=alt.Scale(type="log", domain=[decades[0], decades[-1]], nice=False),
+                    axis=alt.Axis(values=decades, tickCount=len(decades), format="~g", labelFlush=False),
                     title="‖update‖ / ‖input‖ (log scale, token 0 excluded)"),
             color=alt.Color("prompt:N", sort=groups, scale=charts.palette(len(groups)), title=None,
                             legend=alt.Legend(orient="top", labelLimit=400)),

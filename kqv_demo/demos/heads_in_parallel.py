@@ -151,13 +151,15 @@ def chart(result: HeadsInParallel) -> alt.FacetChart:
         }))
     data = pd.concat(frames, ignore_index=True)
     order = list(dict.fromkeys(data["head"]))
-    size = max(110, min(300, 12 * len(tokens)))
+    # Three panels side by side within ~800 px; a token label needs 14 px (thinned beyond 13 tokens).
+    size = max(110, min(190, 15 * shown))
+    axis = alt.Axis(labelOverlap=False if size >= 14 * shown else "greedy")
     return (
         alt.Chart(data)
         .mark_rect()
         .encode(
-            x=alt.X("key token:N", sort=tokens, title="key (attended-to token)"),
-            y=alt.Y("query token:N", sort=tokens, title="query (attending token)"),
+            x=alt.X("key token:N", sort=tokens, title="key (attended-to token)", axis=axis),
+            y=alt.Y("query token:N", sort=tokens, title="query (attending token)", axis=axis),
             color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="weight"),
             tooltip=["head", "query token", "key token", alt.Tooltip("weight:Q", format=".4f")],
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import torch
@@ -91,11 +92,20 @@ def chart(result: KeysAreComputed):
         for layer, values in enumerate(result.cosine_by_layer)
         for head, value in enumerate(values)
     ]
-    return charts.lines(
+    lines = charts.lines(
         pd.DataFrame(rows), "layer", "cosine", "key/value head",
         f"Cosine between the keys of “{result.word.strip()}” in the two sentences",
         y_title="cosine similarity (1 = same key)",
-    )
+    ).encode(x=alt.X("layer:Q", title="layer", scale=alt.Scale(domain=[0, result.n_layers - 1], nice=False)))
+    # The chosen layer: a dashed rule, labelled at the foot of the plot (the lines run near the top).
+    chosen = alt.Chart(pd.DataFrame({"layer": [result.layer], "label": [f"layer {result.layer}"]}))
+    rule = chosen.mark_rule(strokeDash=[5, 4], strokeWidth=1.5, color=charts.OKABE_ITO[7]).encode(x="layer:Q")
+    right = result.layer > 0.8 * (result.n_layers - 1)  # near the right edge the label goes left of the rule
+    label = chosen.mark_text(
+        align="right" if right else "left", dx=-5 if right else 5, baseline="bottom", dy=-4,
+        color=charts.OKABE_ITO[7],
+    ).encode(x="layer:Q", y=alt.value(lines.height), text="label:N")
+    return lines + rule + label
 
 
 def explain(result: KeysAreComputed) -> str:

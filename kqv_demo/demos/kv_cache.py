@@ -149,7 +149,9 @@ def chart(result: KVCacheSteps) -> alt.Chart:
         for position in range(len(result.key_labels))
         if not np.isnan(result.weights[step, position])
     ]
-    width = max(260, min(720, 34 * len(result.key_labels)))
+    # Row labels (~6 px per character) and the key axis share ~800 px; a -45° key label needs 17 px.
+    keys = len(result.key_labels)
+    width = max(200, min(34 * keys, 740 - 6 * max(map(len, labels))))
     return (
         alt.Chart(pd.DataFrame(rows), title=alt.TitleParams(
             f"Each step's new query over the cached keys (layer {result.layer}, head {result.head})",
@@ -158,9 +160,10 @@ def chart(result: KVCacheSteps) -> alt.Chart:
         .mark_rect()
         .encode(
             x=alt.X("key:N", sort=result.key_labels, title="cached key (position and token)",
-                    axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("step:N", sort=labels, title="generation step"),
-            color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis"), title="attention weight"),
+                    axis=alt.Axis(labelAngle=-45, labelOverlap=False if width >= 17 * keys else "greedy")),
+            y=alt.Y("step:N", sort=labels, title=None, axis=alt.Axis(labelLimit=0)),
+            color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis"), title="attention weight",
+                            legend=alt.Legend(orient="top")),
             tooltip=["step", "key", "part", "cache length", alt.Tooltip("weight:Q", format=".4f")],
         )
         .properties(width=width, height=max(120, 30 * len(labels)))
@@ -209,7 +212,8 @@ def status(result: KVCacheSteps) -> tuple[bool, str]:
 def details(result: KVCacheSteps) -> str:
     return (
         "```python\n"
-        f"ids, _, steps = runtime.generate(prompt, {len(result.generated)}, names_filter=...)  # greedy, KV cache\n"
+        "# greedy, with the KV cache\n"
+        f"ids, _, steps = runtime.generate(prompt, {len(result.generated)}, names_filter=...)\n"
         f"k = steps[t].activations['blocks.{result.layer}.attn.k']         # [{result.n_kv_heads}, cache length, 64]\n"
         f"row = steps[t].activations['blocks.{result.layer}.attn.pattern'][{result.head}, -1]  # [cache length]\n"
         "```\n\n"

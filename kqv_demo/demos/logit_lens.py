@@ -230,8 +230,8 @@ def headline(result: LogitLens) -> list[tuple[str, str]]:
     target = _show(result.target)
     return [
         (f"P({target}) after all {result.n_layers} layers", f"{result.p_target[-1]:.3f}"),
-        (f"{target} is top-1 from layer",
-         "never" if result.target_top1_from is None else str(result.target_top1_from)),
+        (f"{target} is top-1 (and stays) after",
+         "never" if result.target_top1_from is None else f"{result.target_top1_from} of {result.n_layers} layers"),
         (f"KL(full ‖ skip block {result.skip_layer})", f"{result.kl_skip_nats:.3f} nats"),
         ("Max |lens − model logits|", f"{result.lens_max_diff:.1e}"),
     ]

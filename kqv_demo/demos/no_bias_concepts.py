@@ -107,19 +107,36 @@ def compute(runtime, prompt: str, layer: int) -> NoBiasConcepts:
     )
 
 
+def _ticks_through_zero(low: float, high: float, count: int = 10) -> list[float]:
+    """About `count` round ticks (steps of 1, 2 or 5 × 10^k) within [low, high], always including 0."""
+    raw = max(high - low, 1e-12) / count
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first, last = int(np.ceil(min(low, 0) / step)), int(np.floor(max(high, 0) / step))
+    return [round(float(k * step), 10) for k in range(first, last + 1)]
+
+
 def chart(result: NoBiasConcepts):
     last = token_display(result.tokens[-1].strip())
     values = pd.DataFrame({"activation": result.last_activations})
-    histogram = (
-        alt.Chart(values, title=f"Layer {result.layer}: the {result.d_mlp} MLP activations for “{last}”")
+    ticks = _ticks_through_zero(float(result.last_activations.min()), float(result.last_activations.max()))
+    bars = (
+        alt.Chart(values, title=alt.TitleParams(
+            f"Layer {result.layer}: the {result.d_mlp} MLP activations for “{last}”",
+            subtitle=f"dashed line: 0 ({result.negative:.0%} of the neurons are negative)"))
         .mark_bar(color=OKABE_ITO[0])
         .encode(
-            x=alt.X("activation:Q", bin=alt.Bin(maxbins=80), title="activation value"),
+            # anchor=0: a bin edge at 0, so the bars split exactly into negative and non-negative values.
+            x=alt.X("activation:Q", bin=alt.Bin(maxbins=80, anchor=0), title="activation value",
+                    axis=alt.Axis(values=ticks, tickCount=len(ticks), format="~g")),
             y=alt.Y("count():Q", title="number of neurons"),
             tooltip=[alt.Tooltip("count():Q", title="neurons")],
         )
-        .properties(width=330, height=260)
     )
+    zero = alt.Chart(pd.DataFrame({"activation": [0.0]})).mark_rule(
+        strokeDash=[5, 4], strokeWidth=1.5, color=OKABE_ITO[7]
+    ).encode(x="activation:Q")
+    histogram = (bars + zero).properties(width=310, height=260)
     magnitude = np.sort(np.abs(result.last_activations))[::-1]
     curve = pd.DataFrame({
         "neurons": np.arange(1, len(magnitude) + 1),
@@ -140,7 +157,7 @@ def chart(result: NoBiasConcepts):
     labels = alt.Chart(marks).mark_text(align="left", dx=8, dy=10, color=OKABE_ITO[3]).encode(
         x="neurons:Q", y="share:Q", text="label:N"
     )
-    return alt.hconcat(histogram, (line + points + labels).properties(width=330, height=260))
+    return alt.hconcat(histogram, (line + points + labels).properties(width=310, height=260))
 
 
 def explain(result: NoBiasConcepts) -> str:

@@ -155,12 +155,12 @@ def chart(result: NoLearning) -> alt.LayerChart:
     labels = _step_labels(result)
     rows = []
     for label, length, vectors, size in zip(labels, result.cache_lengths, result.kv_vectors, result.kv_bytes):
-        common = {"step": label, "cache length": int(length), "K/V vectors": int(vectors), "KB": size / 1024}
+        common = {"step": label, "cache length": int(length), "K/V vectors": int(vectors), "kB": size / 1e3}
         rows.append({**common, "part": "your message (chat-formatted)", "positions": result.prompt_tokens})
         rows.append({**common, "part": "reply tokens already cached", "positions": int(length) - result.prompt_tokens})
     data = pd.DataFrame(rows)
     parts = ["your message (chat-formatted)", "reply tokens already cached"]
-    tooltip = ["step", "part", "positions", "cache length", "K/V vectors", alt.Tooltip("KB:Q", format=",.1f")]
+    tooltip = ["step", "part", "positions", "cache length", "K/V vectors", alt.Tooltip("kB:Q", format=",.1f")]
     bars = (
         alt.Chart(data)
         .mark_bar()
@@ -189,7 +189,7 @@ def chart(result: NoLearning) -> alt.LayerChart:
 
 
 def _size(n_bytes: float) -> str:
-    return f"{n_bytes / 1024:,.1f} KB" if n_bytes < 1024**2 else f"{n_bytes / 1024**2:,.2f} MB"
+    return f"{n_bytes / 1e3:,.1f} kB" if n_bytes < 1e6 else f"{n_bytes / 1e6:,.2f} MB"
 
 
 def _more_tokens_hint(result: NoLearning) -> str:
@@ -246,12 +246,14 @@ def status(result: NoLearning) -> tuple[bool, str]:
 def details(result: NoLearning) -> str:
     return (
         "```python\n"
-        "at_load = runtime.hashes_at_load()   # {tensor name: BLAKE3 of its name and bytes}, taken at load\n"
-        f"runtime.generate(runtime.chat_prompt(message), {len(result.generated)}, side_branch=probe_ids)\n"
-        "after = runtime.parameter_hashes()   # equal to at_load: no weight changed\n"
-        "runtime.reference_logits()           # vs runtime.reference_logits_at_load(), bit for bit\n"
+        "# {tensor name: BLAKE3 of its name and bytes}, taken when the model was loaded\n"
+        "at_load = runtime.hashes_at_load()\n"
+        f"runtime.generate(chat, {len(result.generated)}, side_branch=probe_ids)\n"
+        "after = runtime.parameter_hashes()  # equal to at_load: no weight changed\n"
+        "# bit for bit equal to runtime.reference_logits_at_load():\n"
+        "runtime.reference_logits()\n"
         "```\n\n"
-        "BLAKE3 is a cryptographic hash: two different tensors get the same hash with odds of 2^-256, so "
+        "BLAKE3 is a cryptographic hash: two different tensors get the same hash with odds of $2^{-256}$, so "
         "equal hashes mean equal bytes, down to the last bit of every weight. The model's next-token "
         f"logits after “{result.probe_prompt}”, all {result.vocabulary_size:,} of them, were recorded at load "
         "and computed again after the reply: "

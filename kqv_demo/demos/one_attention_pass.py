@@ -99,7 +99,9 @@ def chart(result: OneAttentionPass):
     ).encode(
         x=alt.X("layer:N", sort=order, title="layer (block index)", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("calls in one forward pass:Q", title="calls in one forward pass",
-                scale=alt.Scale(domain=[0, top]), axis=alt.Axis(values=list(range(top + 1)), format="d")),
+                # Ticks 0, 1, 2, …: the bars end at 1, so 1 must be labelled. Format ".0f", not "d": in the app,
+                # explicit values with format "d" lose the middle tick (only 0 and 2 are drawn).
+                scale=alt.Scale(domain=[0, top]), axis=alt.Axis(values=list(range(top + 1)), format=".0f")),
     )
 
 

@@ -106,17 +106,19 @@ def chart(result: QueryCount) -> alt.Chart:
     title = f"Length of each token's query vector in every layer ({which})"
     if shown < result.n_tokens:
         title += f", first {shown} of {result.n_tokens} tokens"
-    width = max(240, min(640, 30 * shown))
+    width = max(360, min(660, 40 * shown))  # with the axes and legend, within ~800 px
     return (
         alt.Chart(pd.DataFrame(rows), title=title)
         .mark_rect()
         .encode(
-            x=alt.X("token:N", sort=tokens, title="prompt token", axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
-            y=alt.Y("layer:O", title="layer", sort="ascending"),
+            # Every token and layer gets its label; a -45° token label needs 17 px (thinned beyond ~38 tokens).
+            x=alt.X("token:N", sort=tokens, title="prompt token",
+                    axis=alt.Axis(labelAngle=-45, labelOverlap=False if width >= 17 * shown else "greedy")),
+            y=alt.Y("layer:O", title="layer", sort="ascending", axis=alt.Axis(labelOverlap=False)),
             color=alt.Color("norm:Q", scale=alt.Scale(scheme="viridis"), title="‖q‖"),
             tooltip=["layer", "token", alt.Tooltip("norm:Q", format=".2f")],
         )
-        .properties(width=width, height=420)
+        .properties(width=width, height=15 * result.n_layers)
     )
 
 

@@ -29,6 +29,8 @@ from kqv_demo.errors import UserInputError
 PREFIX = "A word:"
 MIN_ITEMS, MAX_ITEMS, MAX_ITEM_CHARS = 6, 60, 40
 SHUFFLES = 2000  # for the chance level: the alignment after shuffling which word is which
+CELL = 12  # px per word in the similarity maps: one line of label text
+MAX_WIDTH = 800  # px: the app's main column
 
 
 @dataclass(frozen=True)
@@ -203,33 +205,50 @@ def compute(runtime, prompt: str, layer: int, neighbours: int) -> SharedNeighbou
     )
 
 
-def _heatmap(result: SharedNeighbours, similarity: np.ndarray, title: str) -> alt.Chart:
+def _heatmap(result: SharedNeighbours, similarity: np.ndarray, title: str, colour: alt.Color) -> alt.Chart:
     labels = [f"{i + 1:>2} {item}" for i, item in enumerate(result.items)]
     rows = [
         {"word": labels[i], "neighbour": labels[j], "cosine": float(similarity[i, j]),
          "group": result.group_labels[result.groups[i]]}
         for i in range(result.n_items) for j in range(result.n_items) if i != j
     ]
-    size = max(220, 14 * result.n_items)
+    size = _map_size(result)
     return (
         alt.Chart(pd.DataFrame(rows), title=title)
         .mark_rect()
         .encode(
-            x=alt.X("neighbour:N", sort=labels, title=None, axis=alt.Axis(labelAngle=-60, labelOverlap=False)),
-            y=alt.Y("word:N", sort=labels, title=None, axis=alt.Axis(labelOverlap=False)),
-            color=alt.Color("cosine:Q", scale=alt.Scale(scheme="viridis"), title="cosine"),
+            x=alt.X("neighbour:N", sort=labels, title=None,
+                    axis=alt.Axis(labelAngle=-90, labelOverlap=False, labelLimit=0, labelPadding=4)),
+            y=alt.Y("word:N", sort=labels, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=0, labelPadding=4)),
+            color=colour,
             tooltip=["word", "neighbour", alt.Tooltip("cosine:Q", format=".3f"), "group"],
         )
         .properties(width=size, height=size)
     )
 
 
+def _map_size(result: SharedNeighbours) -> int:
+    return max(200, CELL * result.n_items)
+
+
+def _maps_side_by_side(result: SharedNeighbours) -> bool:
+    """Whether both maps, each with its word labels (about 6 px a character), fit across the app's column."""
+    labels = 6 * len(f"{result.n_items} {max(result.items, key=len)}") + 20
+    return 2 * (_map_size(result) + labels) + 20 <= MAX_WIDTH
+
+
 def chart(result: SharedNeighbours) -> alt.VConcatChart:
-    """Both similarity maps side by side (words in the order given), and the agreement at every layer."""
-    maps = alt.hconcat(
-        _heatmap(result, result.smollm2_similarity, f"SmolLM2, after layer {result.layer}"),
-        _heatmap(result, result.minilm_similarity, "MiniLM sentence embeddings"),
-    ).resolve_scale(color="independent")
+    """Both similarity maps on one colour scale (words in the order given), and the agreement at every layer."""
+    off_diagonal = ~np.eye(result.n_items, dtype=bool)
+    values = np.concatenate([result.smollm2_similarity[off_diagonal], result.minilm_similarity[off_diagonal]])
+    scale = alt.Scale(scheme="viridis", domain=[float(values.min()), float(values.max())])
+    cosine = alt.Color("cosine:Q", scale=scale, title="cosine (both maps)",
+                       legend=alt.Legend(orient="top", gradientLength=300))
+    pair = alt.hconcat if _maps_side_by_side(result) else alt.vconcat
+    maps = pair(
+        _heatmap(result, result.smollm2_similarity, f"SmolLM2, after layer {result.layer}", cosine),
+        _heatmap(result, result.minilm_similarity, "MiniLM sentence embeddings", cosine),
+    ).resolve_scale(color="shared")
     rows = [{"layer": layer - 1, "agreement": float(value), "measure": "SmolLM2 layer vs MiniLM"}
             for layer, value in enumerate(result.alignment_by_layer)]
     references = pd.DataFrame([
@@ -238,7 +257,7 @@ def chart(result: SharedNeighbours) -> alt.VConcatChart:
     ])
     measures = ["SmolLM2 layer vs MiniLM", "spelling alone vs MiniLM", "chance (99th percentile of shuffles)"]
     colour = alt.Color("measure:N", sort=measures, scale=charts.palette(3), title=None,
-                       legend=alt.Legend(orient="bottom", direction="vertical"))
+                       legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0))
     line = (
         alt.Chart(pd.DataFrame(rows))
         .mark_line(point=True)
@@ -255,7 +274,7 @@ def chart(result: SharedNeighbours) -> alt.VConcatChart:
     agreement = alt.layer(line, rules, title="How many nearest neighbours the two models share").properties(
         width=560, height=220
     )
-    return alt.vconcat(maps, agreement)
+    return alt.vconcat(maps, agreement).resolve_scale(color="independent")
 
 
 def _percent(value: float) -> str:

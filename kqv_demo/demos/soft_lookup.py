@@ -206,7 +206,12 @@ def chart(result: SoftLookup):
     ]
     data = pd.DataFrame(rows)
     chosen = {"largest weight": result.sharp_max_weight, "entropy (bits)": result.sharp_entropy_bits}
-    x = alt.X("β (sharpness):Q", scale=alt.Scale(type="log", base=2), title="β: scores multiplied by (log scale)")
+    own = result.sharpness == 1  # the chosen β is the model's own: one series, not two identical ones
+    subtitle = ("dashed and ringed: β = 1, the model's own" if own
+                else f"dashed: the model (β = 1); ringed: β = {result.sharpness:g}")
+    # labelFlush=False: the app's theme nudges end labels inward ("1.0" below its gridline, "0.0" above).
+    x = alt.X("β (sharpness):Q", scale=alt.Scale(type="log", base=2), title="β: scores multiplied by (log scale)",
+              axis=alt.Axis(labelFlush=False))
     panels = []
     for index, (measure, title) in enumerate((
         ("largest weight", "Largest weight → 1 (a one-hot lookup)"),
@@ -214,10 +219,9 @@ def chart(result: SoftLookup):
     )):
         colour = charts.OKABE_ITO[index]
         line = (
-            alt.Chart(data[data["measure"] == measure], title=alt.TitleParams(
-                title, subtitle=f"dashed: the model (β = 1); ringed: β = {result.sharpness:g}"))
+            alt.Chart(data[data["measure"] == measure], title=alt.TitleParams(title, subtitle=subtitle))
             .mark_line(point=alt.OverlayMarkDef(color=colour), color=colour)
-            .encode(x=x, y=alt.Y("value:Q", title=measure),
+            .encode(x=x, y=alt.Y("value:Q", title=measure, axis=alt.Axis(labelFlush=False)),
                     tooltip=["β (sharpness)", alt.Tooltip("value:Q", format=".4f")])
         )
         model = alt.Chart(pd.DataFrame({"β": [1.0]})).mark_rule(strokeDash=[4, 4], color="#000000").encode(x="β:Q")
@@ -227,8 +231,11 @@ def chart(result: SoftLookup):
             .encode(x="β (sharpness):Q", y="value:Q")
         )
         panels.append((line + model + ring).properties(width=270, height=200))
+    series = [("β = 1 (the model)", result.model_weights)]
+    if not own:
+        series.append((f"β = {result.sharpness:g}", result.sharp_weights))
     weight_rows = []
-    for name, weights in (("β = 1 (the model)", result.model_weights), (f"β = {result.sharpness:g}", result.sharp_weights)):
+    for name, weights in series:
         weight_rows += [{"key token": t, "weight": float(w), "softmax of": name} for t, w in zip(result.tokens, weights)]
     bars = charts.grouped_bars(
         pd.DataFrame(weight_rows), "key token", "weight", "softmax of",

@@ -155,7 +155,7 @@ def explain(result: ValuesNotText) -> str:
         "The text comes from the end of the model: the last token's final hidden state "
         f"({result.hidden_size} numbers) times the LM head gives a score for each of the "
         f"{result.vocab_size:,} vocabulary tokens, and a softmax turns them into the probabilities in "
-        f"the chart. The most likely next token is “{result.chosen_token}” "
+        f"the chart (· marks a leading space). The most likely next token is “{token_display(result.chosen_token)}” "
         f"({result.chosen_probability:.2f})."
     )
 
@@ -164,7 +164,7 @@ def headline(result: ValuesNotText) -> list[tuple[str, str]]:
     return [
         ("Max |weights·V − head output|", f"{result.weights_v_max_diff:.1e}"),
         ("Max |weights·K − head output|", f"{result.weights_k_max_diff:.2f}"),
-        ("Next token (greedy)", f"“{result.chosen_token}” {result.chosen_probability:.2f}"),
+        ("Next token (greedy)", f"“{token_display(result.chosen_token)}” {result.chosen_probability:.2f}"),
     ]
 
 

@@ -67,7 +67,7 @@ def demo_view(demo: Demo, models: Runtime) -> None:
         )
     params = {}
     if demo.params:
-        columns = st.columns(min(len(demo.params), 4))
+        columns = st.columns(per_row(len(demo.params), [param.label or param.name for param in demo.params]))
         for index, param in enumerate(demo.params):
             params[param.name] = _widget(param, demo, models, columns[index % len(columns)])
     checked = demo.check(models, params)
@@ -90,15 +90,23 @@ def demo_view(demo: Demo, models: Runtime) -> None:
             st.markdown(demo.details(result))
 
 
+def per_row(count: int, labels: list[str], values: list[str] = ()) -> int:
+    """How many widgets or metrics side by side, so that no label or value is cut ("0.3413 → 0.…"):
+    four in a row fit about 24 characters of label and 10 of value each."""
+    longest_label = max((len(label) for label in labels), default=0)
+    longest_value = max((len(value) for value in values), default=0)
+    by_label = 4 if longest_label <= 24 else 3 if longest_label <= 34 else 2
+    by_value = 4 if longest_value <= 10 else 3 if longest_value <= 14 else 2
+    return max(1, min(count, by_label, by_value))
+
+
 def show_headline(headline: list[tuple[str, str]]) -> None:
-    """The demo's key numbers as metrics, fewer per row when the values are long (a metric cuts a
-    value that does not fit its column: "0.3413 → 0.…")."""
+    """The demo's key numbers as metrics, fewer per row when the labels or values are long."""
     if not headline:
         return
-    longest = max(len(value) for _, value in headline)
-    per_row = min(len(headline), 4 if longest <= 10 else 3 if longest <= 14 else 2)
-    for start in range(0, len(headline), per_row):
-        for column, (label, value) in zip(st.columns(per_row), headline[start : start + per_row]):
+    columns_per_row = per_row(len(headline), [label for label, _ in headline], [value for _, value in headline])
+    for start in range(0, len(headline), columns_per_row):
+        for column, (label, value) in zip(st.columns(columns_per_row), headline[start : start + columns_per_row]):
             column.metric(label, value)
 
 

@@ -86,3 +86,18 @@ def test_chart_and_words_describe_this_run(result):
     assert f"{result.count_a} heads" in text and f"only {result.count_both} do so in both" in text
     assert 60 <= len(text.split()) <= 150
     assert 2 <= len(DEMO.headline(result)) <= 4
+
+
+def test_every_layer_is_labelled_in_both_grids(result):
+    spec = DEMO.chart(result).to_dict()
+    for grid in spec["vconcat"][0]["hconcat"]:
+        assert grid["height"] >= 14 * result.sink_weight_a.shape[0], "room for each layer's label"
+        for layer in grid["layer"]:
+            assert layer["encoding"]["y"]["axis"]["labelOverlap"] is False, "layers 0 and 11 must be labelled"
+
+
+def test_details_code_lines_fit_the_code_block(result):
+    text = DEMO.details(result)
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "[9] per layer" in code
+    assert max(len(line) for line in code.splitlines()) <= 80

@@ -3,9 +3,13 @@ values its tokens add, which the last prompt token attends to."""
 
 from __future__ import annotations
 
+import re
+
+import altair as alt
 import numpy as np
 import pytest
 import torch
+import vl_convert
 
 from kqv_demo.demos import context_effect
 from kqv_demo.errors import UserInputError
@@ -82,7 +86,15 @@ def test_explanation_and_chart(result):
     assert f"{result.p_plain:.2f}" in text and f"{result.p_prefix:.2f}" in text and f"{result.p_distractor:.2f}" in text
     assert "Shi et al. 2023" in text and 60 <= len(text.split()) <= 150
     spec = DEMO.chart(result).to_dict()
-    assert len(spec["hconcat"]) == 2
+    assert len(spec["vconcat"]) == 2
+
+
+def test_the_chart_fits_the_app_column_with_every_legend_label_whole(result):
+    chart = DEMO.chart(result).properties(autosize=alt.AutoSizeParams(type="pad"))  # as the app draws it
+    svg = vl_convert.vegalite_to_svg(chart.to_json())
+    assert float(re.search(r'<svg[^>]* width="([\d.]+)"', svg).group(1)) <= 800
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert all(part in texts for part in context_effect.PARTS)
 
 
 @pytest.mark.parametrize(

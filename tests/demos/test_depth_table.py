@@ -93,6 +93,10 @@ def test_chart_highlights_the_live_models_and_words_describe_this_run(result):
     values = spec["datasets"][next(iter(spec["datasets"]))]
     assert sorted(v["model"] for v in values if v["from"] == "loaded here (config)") == [
         "SmolLM2-135M (loaded here)", "all-MiniLM-L6-v2 (loaded here)"]
+    bars = spec["layer"][0]
+    assert bars["mark"]["type"] == "bar"
+    assert bars["encoding"]["y"]["axis"]["labelLimit"] == 0, "model names are never cut off"
+    assert spec["width"] <= 560, "room for the longest name within the app's ~800 px column"
     text = DEMO.explain(result)
     assert f"{result.smollm2_parameters:,}" in text and "BERT-base and GPT-2 small" in text
     assert 60 <= len(text.split()) <= 150

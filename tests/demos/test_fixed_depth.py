@@ -92,5 +92,12 @@ def test_explanation_and_chart_describe_this_run(result):
     assert "all 30 of SmolLM2's layers" in text and "3,540,096" in text
     assert 60 <= len(text.split()) <= 150
     spec = fixed_depth.chart(result).to_dict()
-    assert spec["encoding"]["y"]["scale"]["type"] == "log"
+    y = spec["encoding"]["y"]
+    assert y["scale"]["type"] == "log"
+    # Ticks at powers of ten only, from just below the smallest update to just above the largest.
+    ticks = y["axis"]["values"]
+    assert ticks == [10.0 ** k for k in range(round(np.log10(ticks[0])), round(np.log10(ticks[-1])) + 1)]
+    assert 1.0 in ticks and y["scale"]["domain"] == [ticks[0], ticks[-1]]
+    assert ticks[0] <= result.relative_update.min() < 10 * ticks[0]
+    assert ticks[-1] / 10 < result.relative_update.max() <= ticks[-1]
     assert len(spec["datasets"][spec["data"]["name"]]) == 2 * result.n_layers

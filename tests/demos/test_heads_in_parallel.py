@@ -87,6 +87,16 @@ def test_explanation_headline_and_chart_use_this_run(result):
     assert spec["spec"]["encoding"]["color"]["scale"]["scheme"] == "viridis"
 
 
+@pytest.mark.parametrize("prompt", [None, "The keys and values of earlier tokens are stored in a cache so"])
+def test_every_panel_labels_every_token_within_the_column(runtime: Runtime, prompt):
+    result = DEMO.run(runtime, prompt or DEMO.default_prompt)
+    spec = heads_in_parallel.chart(result).to_dict()
+    encoding, panel = spec["spec"]["encoding"], spec["spec"]["width"]
+    assert encoding["x"]["axis"]["labelOverlap"] is False and encoding["y"]["axis"]["labelOverlap"] is False
+    assert panel == spec["spec"]["height"] >= 14 * len(result.tokens), "room for each token's label"
+    assert result.n_kv_heads * panel <= 570, "three panels with their axes and legend fit in ~800 px"
+
+
 @pytest.mark.parametrize("layer,message", [(30, "Layer 30"), (-1, "Layer -1"), ("two", "number")])
 def test_bad_layer_is_a_clear_error(runtime: Runtime, layer, message):
     with pytest.raises(UserInputError, match=message):
@@ -106,6 +116,8 @@ def test_long_prompts_chart_only_the_first_positions(runtime: Runtime):
     shown = result.tokens[: heads_in_parallel.CHART_TOKENS]
     assert spec["spec"]["encoding"]["x"]["sort"] == shown
     assert f"first {len(shown)} of {len(result.tokens)} tokens" in spec["title"]
+    # 32 labels per axis cannot fit in a third of the column: Vega thins them instead.
+    assert spec["spec"]["width"] <= 190 and spec["spec"]["encoding"]["x"]["axis"]["labelOverlap"] == "greedy"
 
 
 def test_the_chart_holds_every_visible_cell_of_every_head(result):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kqv_demo.demos import DEMOS
@@ -44,3 +46,28 @@ def test_one_key_per_token_per_kv_head_per_layer(runtime: Runtime, result):
 def test_a_word_missing_from_a_sentence_is_a_clear_error(runtime: Runtime):
     with pytest.raises(UserInputError, match="not a single token"):
         DEMO.run(runtime, word="zebra")
+
+
+def _layers_by_mark(spec: dict) -> dict[str, dict]:
+    return {layer["mark"]["type"]: layer for layer in spec["layer"]}
+
+
+def test_the_chart_marks_the_chosen_layer(runtime: Runtime):
+    run = DEMO.run(runtime, layer=7)
+    spec = DEMO.chart(run).to_dict()
+    marks = _layers_by_mark(spec)
+    rule, label = marks["rule"], marks["text"]
+    assert rule["encoding"]["x"]["field"] == "layer"
+    assert spec["datasets"][rule["data"]["name"]] == [{"layer": 7, "label": "layer 7"}]
+    assert label["data"] == rule["data"] and label["encoding"]["text"]["field"] == "label"
+    # The x axis spans exactly the layers shown, 0 to 29, not a rounded-up 30.
+    x = marks["line"]["encoding"]["x"]
+    assert x["scale"] == {"domain": [0, run.n_layers - 1], "nice": False}
+    lines = spec["datasets"][marks["line"]["data"]["name"]]
+    assert {row["layer"] for row in lines} == set(range(run.n_layers))
+
+
+def test_the_layer_label_stays_inside_the_plot_at_the_last_layer(result):
+    last = dataclasses.replace(result, layer=result.n_layers - 1)
+    assert _layers_by_mark(DEMO.chart(last).to_dict())["text"]["mark"]["align"] == "right"
+    assert _layers_by_mark(DEMO.chart(result).to_dict())["text"]["mark"]["align"] == "left"

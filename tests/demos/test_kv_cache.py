@@ -102,3 +102,32 @@ def test_explanation_headline_and_chart_describe_this_run(result):
     cells = sum(int(n) for n in result.cache_lengths)
     data = spec["datasets"][spec["data"]["name"]]
     assert len(data) == cells, "positions beyond the cache are left empty"
+
+
+def _fits_and_labels_every_key(result) -> None:
+    spec = kv_cache.chart(result).to_dict()
+    x, y = spec["encoding"]["x"]["axis"], spec["encoding"]["y"]["axis"]
+    assert y["labelLimit"] == 0, "row labels (token chosen, keys cached) are never cut"
+    assert x["labelOverlap"] is False, "Vega would otherwise drop every other key label"
+    keys = len(result.key_labels)
+    assert 17 * keys <= spec["width"], "wide enough for the -45° labels not to collide"
+    row_label = max(len(row) for row in spec["encoding"]["y"]["sort"])
+    assert spec["width"] + 6 * row_label <= 740, "with the row labels, within the ~800 px column"
+
+
+def test_the_chart_labels_every_step_and_key_within_the_column(result):
+    _fits_and_labels_every_key(result)
+
+
+def test_a_32_token_prompt_still_labels_every_key(runtime: Runtime):
+    prompt = ("The keys and values of earlier tokens are stored in a cache so that the model does not "
+              "have to compute them again when it writes the next word of its answer")
+    long = DEMO.run(runtime, prompt)
+    assert long.n_prompt == 32
+    _fits_and_labels_every_key(long)
+
+
+def test_too_many_keys_to_label_thins_the_labels_instead_of_overflowing(runtime: Runtime):
+    long = DEMO.run(runtime, " ".join(["the cat sat on the mat"] * 12), steps=2)
+    spec = kv_cache.chart(long).to_dict()
+    assert spec["width"] <= 740 and spec["encoding"]["x"]["axis"]["labelOverlap"] == "greedy"

@@ -88,7 +88,24 @@ def test_layer_out_of_range_is_a_clear_error(runtime: Runtime):
 def test_chart_and_words_describe_this_run(result):
     spec = DEMO.chart(result).to_dict()
     assert len(spec["hconcat"]) == 2
+    bars, zero = spec["hconcat"][0]["layer"]
+    ticks = bars["encoding"]["x"]["axis"]["values"]
+    assert 0 in ticks and min(ticks) >= result.last_activations.min() and max(ticks) <= result.last_activations.max()
+    assert bars["encoding"]["x"]["bin"]["anchor"] == 0, "a bin edge at 0: bars split at the sign"
+    assert zero["mark"]["type"] == "rule" and spec["datasets"][zero["data"]["name"]] == [{"activation": 0.0}]
+    assert f"{result.negative:.0%} of the neurons are negative" in bars["title"]["subtitle"]
     text = DEMO.explain(result)
     assert "no bias parameters" in text and f"{result.neurons_for_half[-1]} neurons" in text
     assert 60 <= len(text.split()) <= 150
     assert len(DEMO.headline(result)) == 4
+
+
+@pytest.mark.parametrize("low,high", [(-1.34, 2.88), (-4.1, 2.2), (-29.8, 37.6), (-0.03, 0.21)])
+def test_histogram_ticks_are_round_and_include_zero(low, high):
+    ticks = demo_module._ticks_through_zero(low, high)
+    assert 0 in ticks and 3 <= len(ticks) <= 11
+    assert low <= ticks[0] and ticks[-1] <= high
+    steps = np.diff(ticks)
+    assert np.allclose(steps, steps[0])
+    mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
+    assert round(mantissa, 6) in (1, 2, 5)

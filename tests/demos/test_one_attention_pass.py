@@ -66,3 +66,7 @@ def test_explanation_and_chart_describe_this_run(result):
     rows = spec["datasets"][spec["data"]["name"]]
     assert len(rows) == 2 * result.n_layers
     assert {row["calls in one forward pass"] for row in rows} == {1}
+    axis = spec["encoding"]["y"]["axis"]
+    assert axis["values"] == [0, 1, 2], "1, where every bar ends, is a labelled tick"
+    assert axis["format"] != "d", "the app's Vega drops the middle of explicit values with format 'd'"
+    assert spec["encoding"]["y"]["scale"]["domain"] == [0, 2]

@@ -80,6 +80,17 @@ def test_explanation_headline_and_chart_use_this_run(result):
     assert spec["encoding"]["color"]["scale"]["scheme"] == "viridis"
 
 
+@pytest.mark.parametrize("prompt", [None, "The keys and values of earlier tokens are stored in a cache so that "
+                                          "the model does not have to compute them again"])
+def test_the_chart_labels_every_token_and_every_layer(runtime: Runtime, prompt):
+    result = DEMO.run(runtime, prompt or DEMO.default_prompt)
+    spec = query_count.chart(result).to_dict()
+    x, y = spec["encoding"]["x"], spec["encoding"]["y"]
+    assert x["axis"]["labelOverlap"] is False and y["axis"]["labelOverlap"] is False
+    assert 17 * result.n_tokens <= spec["width"] <= 660, "room for each -45° label, within the column"
+    assert spec["height"] >= 14 * result.n_layers, "room for each layer's label"
+
+
 @pytest.mark.parametrize("params,message", [({"head": 9}, "Head 9"), ({"average": "maybe"}, "true or false")])
 def test_bad_input_is_a_clear_error(runtime: Runtime, params, message):
     with pytest.raises(UserInputError, match=message):
@@ -105,3 +116,5 @@ def test_long_prompts_chart_the_first_tokens_but_count_all(runtime: Runtime, con
     spec = query_count.chart(result).to_dict()  # raises if over Altair's row limit
     assert spec["encoding"]["x"]["sort"] == result.tokens[: query_count.CHART_TOKENS]
     assert f"first {query_count.CHART_TOKENS} of {result.n_tokens} tokens" in spec["title"]
+    # 160 labels cannot fit in the column: Vega thins them rather than the chart overflowing.
+    assert spec["width"] <= 660 and spec["encoding"]["x"]["axis"]["labelOverlap"] == "greedy"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
+import altair as alt
 import numpy as np
 import pytest
 import torch
+import vl_convert
 
 from kqv_demo.demos import shared_neighbours
-from kqv_demo.demos.shared_neighbours import DEMO, PREFIX, mutual_alignment, nearest, spelling_similarity
+from kqv_demo.demos.shared_neighbours import DEMO, MAX_WIDTH, PREFIX, mutual_alignment, nearest, spelling_similarity
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
 
@@ -96,6 +99,12 @@ def test_bad_input_gets_a_clear_message(runtime: Runtime, prompt, params, messag
         DEMO.run(runtime, prompt, **params)
 
 
+def _rendered(chart: alt.TopLevelMixin) -> tuple[float, list[str]]:
+    """The chart's width in px and its texts, drawn as the app draws it (autosize "pad")."""
+    svg = vl_convert.vegalite_to_svg(chart.properties(autosize=alt.AutoSizeParams(type="pad")).to_json())
+    return float(re.search(r'<svg[^>]* width="([\d.]+)"', svg).group(1)), re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
 def test_chart_headline_and_explanation_describe_this_run(result):
     spec = DEMO.chart(result).to_dict()
     maps = spec["vconcat"][0]["hconcat"]
@@ -107,6 +116,41 @@ def test_chart_headline_and_explanation_describe_this_run(result):
     text = DEMO.explain(result)
     assert f"{result.alignment:.0%}" in text and f"{result.spelling_alignment:.0%}" in text
     assert "Huh et al. (2024)" in DEMO.details(result)
+
+
+def test_both_maps_share_one_colour_scale_covering_both(result):
+    maps = DEMO.chart(result).to_dict()["vconcat"][0]
+    assert maps["resolve"]["scale"]["color"] == "shared"
+    low, high = maps["hconcat"][0]["encoding"]["color"]["scale"]["domain"]
+    assert all(m["encoding"]["color"]["scale"]["domain"] == [low, high] for m in maps["hconcat"])
+    off_diagonal = ~np.eye(result.n_items, dtype=bool)
+    for similarity in (result.smollm2_similarity, result.minilm_similarity):
+        assert low <= similarity[off_diagonal].min() and similarity[off_diagonal].max() <= high
+    _, texts = _rendered(DEMO.chart(result))
+    assert texts.count("cosine (both maps)") == 1, "one legend for both maps"
+
+
+def _assert_fits_with_every_label_whole(result):
+    width, texts = _rendered(DEMO.chart(result))
+    assert width <= MAX_WIDTH
+    labels = [f"{i + 1} {item}" for i, item in enumerate(result.items)]
+    assert all(texts.count(label) == 4 for label in labels), "each word on both axes of both maps"
+    assert "chance (99th percentile of shuffles)" in texts
+    assert not any("…" in text for text in texts)
+
+
+def test_the_chart_fits_the_app_column_with_every_label_whole(result):
+    _assert_fits_with_every_label_whole(result)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [", ".join(f"word{i}" for i in range(60)), "cat, dog, horse; international space station, bicycle, car, train"],
+)
+def test_many_or_long_words_stack_the_maps_and_still_fit(runtime: Runtime, prompt):
+    result = DEMO.run(runtime, prompt, neighbours=2)
+    assert "vconcat" in DEMO.chart(result).to_dict()["vconcat"][0]
+    _assert_fits_with_every_label_whole(result)
 
 
 def test_the_vectorised_shuffles_equal_relabelling_one_shuffle_at_a_time():

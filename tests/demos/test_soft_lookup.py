@@ -101,6 +101,28 @@ def test_explanation_and_chart(runtime: Runtime, result):
     assert "At your β = 4" in DEMO.explain(sharper) and len(DEMO.explain(sharper).split()) <= 150
     spec = DEMO.chart(sharper).to_dict()
     assert len(spec["vconcat"]) == 2
+    assert _bar_series(spec) == ["β = 1 (the model)", "β = 4"]
+    assert [panel["layer"][0]["title"]["subtitle"] for panel in spec["vconcat"][0]["hconcat"]] == [
+        "dashed: the model (β = 1); ringed: β = 4"] * 2
+
+
+def _bar_series(spec: dict) -> list[str]:
+    bars = spec["vconcat"][1]
+    return list(dict.fromkeys(row["softmax of"] for row in spec["datasets"][bars["data"]["name"]]))
+
+
+def test_at_the_models_own_beta_the_chart_shows_one_series(result):
+    assert result.sharpness == 1
+    spec = DEMO.chart(result).to_dict()
+    assert _bar_series(spec) == ["β = 1 (the model)"]  # not a second, identical "β = 1"
+    rows = spec["datasets"][spec["vconcat"][1]["data"]["name"]]
+    np.testing.assert_allclose([row["weight"] for row in rows], result.model_weights)
+    for panel in spec["vconcat"][0]["hconcat"]:
+        line = panel["layer"][0]
+        assert line["title"]["subtitle"] == "dashed and ringed: β = 1, the model's own"
+        # End labels (0.0, 1.0, 0.25, 64) sit on their gridlines, not nudged inward.
+        assert line["encoding"]["x"]["axis"]["labelFlush"] is False
+        assert line["encoding"]["y"]["axis"]["labelFlush"] is False
 
 
 @pytest.mark.parametrize(

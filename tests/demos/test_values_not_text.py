@@ -73,12 +73,12 @@ def test_p_paris_quoted_in_the_claims(result):
 
 def test_explanation_headline_and_chart_use_this_run(result):
     text = values_not_text.explain(result)
-    assert "“ Paris” (0.70)" in text and f"{result.weights_k_max_diff:.2f}" in text
+    assert "“·Paris” (0.70)" in text and f"{result.weights_k_max_diff:.2f}" in text
     assert 60 <= len(text.split()) <= 150
-    assert dict(values_not_text.headline(result))["Next token (greedy)"] == "“ Paris” 0.70"
+    assert dict(values_not_text.headline(result))["Next token (greedy)"] == "“·Paris” 0.70"
     spec = values_not_text.chart(result).to_dict()
     labels = spec["encoding"]["x"]["sort"]
-    assert len(labels) == values_not_text.TOP_K and "Paris" in labels[0]
+    assert len(labels) == values_not_text.TOP_K and labels[0].endswith("·Paris"), "as in the text and the metric"
 
 
 @pytest.mark.parametrize("params,message", [({"layer": 30}, "Layer 30"), ({"head": 9}, "Head 9"), ({"layer": "x"}, "number")])
