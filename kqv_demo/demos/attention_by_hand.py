@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import altair as alt
 import numpy as np
-import pandas as pd
 import torch
 
+from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.trace import Trace
 
@@ -85,42 +85,17 @@ def from_trace(trace: Trace, layer: int, head: int, *, scaled: bool = True, mask
     )
 
 
-def _long_form(weights: np.ndarray, tokens: list[str], which: str) -> pd.DataFrame:
-    rows, cols = np.indices(weights.shape)
-    return pd.DataFrame(
-        {
-            "query token": [tokens[i] for i in rows.ravel()],
-            "key token": [tokens[j] for j in cols.ravel()],
-            "weight": weights.ravel(),
-            "which": which,
-        }
-    )
-
-
-def heatmap(weights: np.ndarray, tokens: list[str], title: str) -> alt.Chart:
-    """A query-by-key heatmap with the actual tokens on both axes (viridis: colour-blind safe)."""
-    data = _long_form(weights, tokens, title)
-    size = max(220, min(520, 26 * len(tokens)))
-    return (
-        alt.Chart(data, title=title)
-        .mark_rect()
-        .encode(
-            x=alt.X("key token:N", sort=tokens, title="key (attended-to token)"),
-            y=alt.Y("query token:N", sort=tokens, title="query (attending token)"),
-            color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="weight"),
-            tooltip=["query token", "key token", alt.Tooltip("weight:Q", format=".6f")],
-        )
-        .properties(width=size, height=size)
-    )
-
-
-def chart(result: AttentionByHand) -> alt.HConcatChart:
-    """The model's weights and the hand-computed ones side by side."""
+def chart(result: AttentionByHand) -> alt.HConcatChart | alt.VConcatChart:
+    """The model's weights and the hand-computed ones, on one colour scale; grey cells are exactly 0."""
     hand_title = "By hand: softmax(QKᵀ" + ("/√d" if result.scaled else "") + (" + mask)" if result.masked else ")")
-    return alt.hconcat(
-        heatmap(result.model_weights, result.tokens, f"Model, layer {result.layer} head {result.head}"),
-        heatmap(result.hand_weights, result.tokens, hand_title),
-    ).resolve_scale(color="shared")
+    size = max(220, min(440, 24 * len(result.tokens)))
+    return charts.attention_pair(
+        charts.attention_heatmap(result.model_weights, result.tokens, f"Model, layer {result.layer} head {result.head}",
+                                 size),
+        charts.attention_heatmap(result.hand_weights, result.tokens, hand_title, size),
+        size,
+    ).properties(title=alt.TitleParams("Grey cells: weight exactly 0 (masked future tokens)", anchor="start",
+                                        fontSize=12, fontWeight="normal", orient="bottom"))
 
 
 def _triangle(result: AttentionByHand) -> str:

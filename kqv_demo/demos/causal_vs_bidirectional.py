@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import altair as alt
 import numpy as np
-import pandas as pd
 import torch
 
+from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM, SMOLLM2
@@ -158,40 +158,17 @@ def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) 
     )
 
 
-MASKED_GREY = "#d9d9d9"
-
-
-def heatmap(weights: np.ndarray, tokens: list[str], title: str) -> alt.LayerChart:
-    """Query-by-key weights (viridis); cells that are exactly 0 are grey, so a causal mask is visible."""
-    rows, cols = np.indices(weights.shape)
-    data = pd.DataFrame({
-        "query token": [tokens[i] for i in rows.ravel()],
-        "key token": [tokens[j] for j in cols.ravel()],
-        "weight": weights.ravel(),
-    })
-    size = max(220, min(480, 26 * len(tokens)))
-    base = alt.Chart(data, title=title).encode(
-        x=alt.X("key token:N", sort=tokens, title="key (attended-to token)"),
-        y=alt.Y("query token:N", sort=tokens, title="query (attending token)"),
-        tooltip=["query token", "key token", alt.Tooltip("weight:Q", format=".6f")],
-    )
-    weighted = base.transform_filter("datum.weight != 0").mark_rect().encode(
-        color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="weight"),
-    )
-    zero = base.transform_filter("datum.weight == 0").mark_rect(color=MASKED_GREY)
-    return (zero + weighted).properties(width=size, height=size)
-
-
-def chart(result: CausalVsBidirectional):
-    left = heatmap(
+def chart(result: CausalVsBidirectional) -> alt.HConcatChart | alt.VConcatChart:
+    size = max(220, min(440, 24 * max(len(result.smollm2_tokens), len(result.minilm_tokens))))
+    left = charts.attention_heatmap(
         result.smollm2_weights, result.smollm2_tokens,
-        f"SmolLM2 (causal decoder), layer {result.layer} head {result.head}",
+        f"SmolLM2 (causal decoder), layer {result.layer} head {result.head}", size,
     )
-    right = heatmap(
+    right = charts.attention_heatmap(
         result.minilm_weights, result.minilm_tokens,
-        f"MiniLM (BERT encoder), layer {result.minilm_layer} head {result.minilm_head}",
+        f"MiniLM (BERT encoder), layer {result.minilm_layer} head {result.minilm_head}", size,
     )
-    return alt.hconcat(left, right).resolve_scale(color="shared").properties(
+    return charts.attention_pair(left, right, size).properties(
         title=alt.TitleParams("Grey cells: weight exactly 0 (masked future tokens)", anchor="start",
                               fontSize=12, fontWeight="normal", orient="bottom")
     )

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 # Okabe & Ito (2008), a palette that stays distinct under the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+MASKED_GREY = "#d9d9d9"
+# Two attention maps side by side fit the page's ~800 px up to this many pixels each (axes and legend included).
+PAIR_SIDE_BY_SIDE_MAX = 270
 
 
 def palette(n: int) -> alt.Scale:
@@ -50,3 +56,30 @@ def lines(data: pd.DataFrame, x: str, y: str, group: str, title: str, y_title: s
 
 # A 256-token attention map is 65,536 cells; Altair's default cap of 5,000 rows would refuse it.
 alt.data_transformers.disable_max_rows()
+
+
+def attention_heatmap(weights: np.ndarray, tokens: list[str], title: str, size: int) -> alt.LayerChart:
+    """Query-by-key attention weights (viridis, 0 to 1) with the tokens on both axes; cells that are
+    exactly 0 are grey, so a causal mask can be told from weights that are merely small."""
+    rows, cols = np.indices(weights.shape)
+    data = pd.DataFrame({
+        "query token": [tokens[i] for i in rows.ravel()],
+        "key token": [tokens[j] for j in cols.ravel()],
+        "weight": weights.ravel(),
+    })
+    base = alt.Chart(data, title=title).encode(
+        x=alt.X("key token:N", sort=tokens, title="key (attended-to token)"),
+        y=alt.Y("query token:N", sort=tokens, title="query (attending token)"),
+        tooltip=["query token", "key token", alt.Tooltip("weight:Q", format=".6f")],
+    )
+    weighted = base.transform_filter("datum.weight != 0").mark_rect().encode(
+        color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="weight"),
+    )
+    zero = base.transform_filter("datum.weight == 0").mark_rect(color=MASKED_GREY)
+    return (zero + weighted).properties(width=size, height=size)
+
+
+def attention_pair(left: alt.LayerChart, right: alt.LayerChart, size: int) -> alt.HConcatChart | alt.VConcatChart:
+    """Two attention maps with one colour scale: side by side when they fit the page, else one above the other."""
+    pair = alt.hconcat(left, right) if size <= PAIR_SIDE_BY_SIDE_MAX else alt.vconcat(left, right)
+    return pair.resolve_scale(color="shared")

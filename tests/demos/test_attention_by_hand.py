@@ -66,7 +66,13 @@ def test_explanation_and_chart_describe_this_run(trace):
     text = attention_by_hand.explanation(result)
     assert "They match" in text and "key/value head 1" in text
     spec = attention_by_hand.chart(result).to_dict()
-    assert len(spec["hconcat"]) == 2
-    assert spec["hconcat"][0]["encoding"]["x"]["sort"] == result.tokens
+    assert len(spec["hconcat"]) == 2, "the default sentence's two maps sit side by side"
+    model_map, hand_map = spec["hconcat"]
+    assert model_map["layer"][0]["encoding"]["x"]["sort"] == result.tokens
+    assert "Grey cells" in spec["title"]["text"]
+    # The causal mask leaves exact zeros (drawn grey); without it, the hand-computed map has none.
+    assert (np.triu(result.model_weights, 1) == 0).all() and (np.triu(result.hand_weights, 1) == 0).all()
+    unmasked = attention_by_hand.from_trace(trace, 3, 4, masked=False)
+    assert (unmasked.hand_weights != 0).all()
     broken = attention_by_hand.explanation(attention_by_hand.from_trace(trace, 3, 4, scaled=False))
     assert "do **not** match" in broken and "√64 = 8" in broken

@@ -115,8 +115,9 @@ def test_words_that_are_not_tokens_are_a_clear_error(runtime: Runtime):
 
 def test_chart_and_words_describe_this_run(result):
     spec = DEMO.chart(result).to_dict()
-    assert len(spec["hconcat"]) == 2
-    assert spec["hconcat"][1]["layer"][0]["encoding"]["x"]["sort"] == result.minilm_tokens
+    pair = spec.get("hconcat") or spec["vconcat"]
+    assert len(pair) == 2
+    assert pair[1]["layer"][0]["encoding"]["x"]["sort"] == result.minilm_tokens
     text = DEMO.explain(result)
     assert "bit-identical" in text and f"{result.minilm_cosine:.3f}" in text
     assert 60 <= len(text.split()) <= 150
