@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import streamlit as st
@@ -92,12 +94,15 @@ def demo_view(demo: Demo, models: Runtime) -> None:
 
 def per_row(count: int, labels: list[str], values: list[str] = ()) -> int:
     """How many widgets or metrics side by side, so that no label or value is cut ("0.3413 → 0.…"):
-    four in a row fit about 24 characters of label and 10 of value each."""
+    four in a row fit about 28 characters of label and 10 of value each. Rows are balanced (2 + 2,
+    not 3 + 1)."""
     longest_label = max((len(label) for label in labels), default=0)
     longest_value = max((len(value) for value in values), default=0)
-    by_label = 4 if longest_label <= 24 else 3 if longest_label <= 34 else 2
+    by_label = 4 if longest_label <= 28 else 3 if longest_label <= 40 else 2
     by_value = 4 if longest_value <= 10 else 3 if longest_value <= 14 else 2
-    return max(1, min(count, by_label, by_value))
+    widest = max(1, min(count, by_label, by_value))
+    rows = math.ceil(count / widest)
+    return math.ceil(count / rows)
 
 
 def show_headline(headline: list[tuple[str, str]]) -> None:
