@@ -58,6 +58,14 @@ def rss_probe() -> float:
     return rss_mb()
 
 
+def _app_figures() -> dict[str, object]:
+    """Quiz rerun time and a class of 30 (kqv_demo/ui/app_figures.py): they need Streamlit, which the
+    library does not import, so they are measured in a process of their own."""
+    command = [sys.executable, "-m", "kqv_demo.ui.app_figures"]
+    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def _measure_rss(cache_root: Path) -> float:
     env = {**os.environ, "KQV_CACHE_DIR": str(cache_root)}
     output = subprocess.run(
@@ -65,17 +73,6 @@ def _measure_rss(cache_root: Path) -> float:
         env=env, capture_output=True, text=True, check=True,
     ).stdout
     return float(output.strip().splitlines()[-1])
-
-
-def class30() -> dict[str, object]:
-    """30 simulated students play core-10 at once over the websocket (kqv_demo/loadtest.py)."""
-    from kqv_demo.loadtest import run_class
-
-    report = run_class(students=30)
-    return {
-        "class30_p50_ms": report.p50_ms, "class30_p95_ms": report.p95_ms, "class30_errors": report.errors,
-        "class30_answers_stored": report.answers_stored, "class30_answers_expected": report.answers_expected,
-    }
 
 
 def chat_dev_scores(runtime) -> dict[str, object]:
@@ -116,12 +113,7 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
             progress(f"demo {demo.id}")
             prompt = about_32_tokens(runtime, demo.default_prompt)
             results["demo_ms_p50"][demo.id] = median_ms(lambda: demo.run(runtime, prompt), 5, warmup=1)
-        progress("quiz interactions")
-        from kqv_demo.ui.quiz_timing import quiz_rerun_ms  # drives the real page with streamlit's AppTest
-
-        results["quiz_rerun_ms_p50"] = quiz_rerun_ms()
-        progress("a class of 30 against an own server")
-        results.update(class30())
+        results.update(_app_figures())
         progress("explainer chat on its dev set")
         results.update(chat_dev_scores(runtime))
         progress("memory of a fresh process with both models")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -222,24 +223,10 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _think_range(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition("-")
-    try:
-        return (float(low), float(high if sep else low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"think time is MIN-MAX seconds (e.g. 1-4), not {text!r}") from None
-
-
-def _class30(args: argparse.Namespace) -> int:
-    from kqv_demo import loadtest
-
-    report = loadtest.run_class(
-        students=args.students, url=args.url, round_name=args.round, think=args.think, burst=args.burst,
-        seconds=args.timeout, database_url=args.database_url, feedback=args.feedback, seed=args.seed,
-        progress=lambda step: print(f"class30: {step}...", file=sys.stderr, flush=True),
-    )
-    print(report.model_dump_json() if args.json else "\n".join(report.lines()))
-    return 0 if report.errors == 0 and report.answers_stored == report.answers_expected else 1
+def _in_own_process(module: str, args: list[str]) -> int:
+    """Run a kqv_demo.ui module that speaks to Streamlit in a process of its own: the library never
+    imports Streamlit."""
+    return subprocess.call([sys.executable, "-m", module, *args])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,25 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--small-model", action="store_true", help="print SmolLM2's raw, unvetted answer instead")
     ask.set_defaults(run=_ask)
 
-    class30 = commands.add_parser("class30", help="load test: simulated students play a class round at once")
-    class30.add_argument("--students", type=int, default=30, help="how many (1-60, default 30)")
-    class30.add_argument("--url", help="a running server on this machine (default: start an own one)")
-    class30.add_argument("--round", default="core-10", metavar="NAME",
-                         help="built-in round id, round file or class code to make the class round from")
-    class30.add_argument("--think", type=_think_range, default=(1.0, 4.0), metavar="MIN-MAX",
-                         help="seconds a student waits before each action, uniform (default 1-4)")
-    class30.add_argument("--burst", action="store_true", help="no think time: every student acts at once")
-    class30.add_argument("--feedback", choices=["immediate", "end"], help="override the round's feedback mode")
-    class30.add_argument("--timeout", type=float, default=300, help="limit for the whole class, seconds (10-1800)")
-    class30.add_argument("--database-url", help="with --url: the server's database (default: $DATABASE_URL)")
-    class30.add_argument("--seed", type=int, default=0, help="seed for the students' choices and think times")
-    class30.add_argument("--json", action="store_true", help="print one JSON object")
-    class30.set_defaults(run=_class30)
+    class30 = commands.add_parser("class30", add_help=False,
+                                  help="load test: simulated students play a class round at once (class30 --help)")
+    class30.set_defaults(run=lambda args: _in_own_process("kqv_demo.ui.loadtest", args.passed_on))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, passed_on = parser.parse_known_args(argv)
+    if passed_on and args.command != "class30":  # class30 reads its own options
+        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
+    args.passed_on = passed_on
     try:
         return args.run(args)
     except KqvError as error:

@@ -1,6 +1,6 @@
 """A headless Streamlit browser tab: the websocket protocol a real browser speaks, without the browser.
 
-Used by the class load test (kqv_demo/loadtest.py). It lives in kqv_demo/ui/ because it imports
+Used by the class load test (kqv_demo/ui/loadtest.py). It lives in kqv_demo/ui/ because it imports
 Streamlit's wire protocol (streamlit.proto), and this package is the only one that imports streamlit.
 
 The protocol, as the installed server implements it (streamlit/web/server/starlette/starlette_websocket.py,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kqv_demo.loadtest import own_server
+from kqv_demo.ui.loadtest import own_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -29,7 +29,7 @@ if not Path(CHROMIUM).exists():
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory) -> Iterator[str]:
-    """The app on a free loopback port, with a database of its own (see kqv_demo.loadtest)."""
+    """The app on a free loopback port, with a database of its own (see kqv_demo.ui.loadtest)."""
     scratch = tmp_path_factory.mktemp("server")
     with own_server(f"sqlite:///{scratch / 'browser.sqlite3'}", scratch / "streamlit.log") as url:
         yield url

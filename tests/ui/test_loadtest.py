@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from kqv_demo.errors import KqvError, UserInputError
-from kqv_demo.loadtest import Stuck, Student, _next_step, check_limits, loopback_url, percentile, run_class
+from kqv_demo.ui.loadtest import Stuck, Student, _next_step, check_limits, loopback_url, percentile, run_class
 from kqv_demo.settings import PROJECT_ROOT
 from kqv_demo.ui.wire_client import Page, Widget
 

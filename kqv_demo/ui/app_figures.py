@@ -1,16 +1,20 @@
-"""How long a quiz interaction that needs no model work takes on the server: the real page, driven
-by Streamlit's AppTest (used by `python -m kqv_demo bench`)."""
+"""The bench's figures that need Streamlit itself: how long a quiz interaction that needs no model
+work takes on the server (the real page, driven by Streamlit's AppTest), and a class of 30 against an
+own server. `python -m kqv_demo bench` runs this module in a process of its own and reads its JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import tempfile
+import sys
 import time
 
 from streamlit.testing.v1 import AppTest
 
 from kqv_demo.settings import PROJECT_ROOT
+from kqv_demo.ui.loadtest import run_class
 
 
 def quiz_rerun_ms(interactions: int = 9) -> float:
@@ -44,3 +48,27 @@ def quiz_rerun_ms(interactions: int = 9) -> float:
             else:
                 os.environ["DATABASE_URL"] = previous
     return round(statistics.median(times), 1)
+
+
+def class30() -> dict[str, object]:
+    """30 simulated students play core-10 at once over the websocket (kqv_demo/ui/loadtest.py)."""
+    report = run_class(students=30)
+    return {
+        "class30_p50_ms": report.p50_ms, "class30_p95_ms": report.p95_ms, "class30_errors": report.errors,
+        "class30_answers_stored": report.answers_stored, "class30_answers_expected": report.answers_expected,
+    }
+
+
+def main() -> None:
+    def progress(step: str) -> None:
+        print(f"bench: {step}...", file=sys.stderr, flush=True)
+
+    progress("quiz interactions")
+    figures = {"quiz_rerun_ms_p50": quiz_rerun_ms()}
+    progress("a class of 30 against an own server")
+    figures.update(class30())
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

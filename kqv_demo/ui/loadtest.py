@@ -6,8 +6,9 @@ running one, which must be on this machine (loopback only). Every student is a h
 it opens the class link (?class=CODE), enters a unique name and answers every question with a random
 choice and confidence, pressing the buttons a person would, then opens its results.
 
-No streamlit import here: Streamlit's wire protocol (streamlit.proto) is spoken by
-kqv_demo/ui/wire_client.py, inside the one package allowed to import streamlit.
+It lives in kqv_demo/ui/ because it speaks Streamlit's wire protocol (kqv_demo/ui/wire_client.py); the
+command line runs it in a process of its own (`python -m kqv_demo.ui.loadtest`), so that the library
+never imports Streamlit.
 
 Think-time model: each student arrives at a uniform random moment in the first `think_max` seconds, and
 waits uniform(`think_min`, `think_max`) seconds before each action (reading, choosing). `burst` removes
@@ -21,6 +22,7 @@ afterwards, in the database, that each student's answers were all stored, once e
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ipaddress
 import math
@@ -416,3 +418,48 @@ def _measure(url: str, store: Store, link: tuple[str, int], run: Run) -> ClassRe
         answers_stored=stored, answers_duplicated=duplicated,
         finished_students=sum(s.finished and not s.errors for s in students), seconds=round(elapsed, 1),
     )
+
+
+def _think_range(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition("-")
+    try:
+        return (float(low), float(high if sep else low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"think time is MIN-MAX seconds (e.g. 1-4), not {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    class30 = argparse.ArgumentParser(prog="python -m kqv_demo class30",
+                                      description="Load test: simulated students play a class round at once.")
+    class30.add_argument("--students", type=int, default=30, help="how many (1-60, default 30)")
+    class30.add_argument("--url", help="a running server on this machine (default: start an own one)")
+    class30.add_argument("--round", default="core-10", metavar="NAME",
+                         help="built-in round id, round file or class code to make the class round from")
+    class30.add_argument("--think", type=_think_range, default=(1.0, 4.0), metavar="MIN-MAX",
+                         help="seconds a student waits before each action, uniform (default 1-4)")
+    class30.add_argument("--burst", action="store_true", help="no think time: every student acts at once")
+    class30.add_argument("--feedback", choices=["immediate", "end"], help="override the round's feedback mode")
+    class30.add_argument("--timeout", type=float, default=300, help="limit for the whole class, seconds (10-1800)")
+    class30.add_argument("--database-url", help="with --url: the server's database (default: $DATABASE_URL)")
+    class30.add_argument("--seed", type=int, default=0, help="seed for the students' choices and think times")
+    class30.add_argument("--json", action="store_true", help="print one JSON object")
+    return class30
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = run_class(
+            students=args.students, url=args.url, round_name=args.round, think=args.think, burst=args.burst,
+            seconds=args.timeout, database_url=args.database_url, feedback=args.feedback, seed=args.seed,
+            progress=lambda step: print(f"class30: {step}...", file=sys.stderr, flush=True),
+        )
+    except KqvError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.model_dump_json() if args.json else "\n".join(report.lines()))
+    return 0 if report.errors == 0 and report.answers_stored == report.answers_expected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
