@@ -88,7 +88,7 @@ def from_trace(trace: Trace, layer: int, head: int, *, scaled: bool = True, mask
 def chart(result: AttentionByHand) -> alt.HConcatChart | alt.VConcatChart:
     """The model's weights and the hand-computed ones, on one colour scale; grey cells are exactly 0."""
     hand_title = "By hand: softmax(QKᵀ" + ("/√d" if result.scaled else "") + (" + mask)" if result.masked else ")")
-    size = max(220, min(440, 24 * len(result.tokens)))
+    size = charts.attention_map_size(len(result.tokens))
     return charts.attention_pair(
         charts.attention_heatmap(result.model_weights, result.tokens, f"Model, layer {result.layer} head {result.head}",
                                  size),

@@ -159,7 +159,7 @@ def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) 
 
 
 def chart(result: CausalVsBidirectional) -> alt.HConcatChart | alt.VConcatChart:
-    size = max(220, min(440, 24 * max(len(result.smollm2_tokens), len(result.minilm_tokens))))
+    size = charts.attention_map_size(max(len(result.smollm2_tokens), len(result.minilm_tokens)))
     left = charts.attention_heatmap(
         result.smollm2_weights, result.smollm2_tokens,
         f"SmolLM2 (causal decoder), layer {result.layer} head {result.head}", size,

@@ -58,6 +58,16 @@ def lines(data: pd.DataFrame, x: str, y: str, group: str, title: str, y_title: s
 alt.data_transformers.disable_max_rows()
 
 
+def label_overlap(span_px: float, n_labels: int, label_px: float) -> bool | str:
+    """Vega's labelOverlap: every label when they fit (`label_px` each), else thinned ("greedy"), never piled up."""
+    return False if span_px >= label_px * n_labels else "greedy"
+
+
+def attention_map_size(n_tokens: int) -> int:
+    """Side of one query-by-key map in px: about 24 px per token, between 220 and 440."""
+    return max(220, min(440, 24 * n_tokens))
+
+
 def attention_heatmap(weights: np.ndarray, tokens: list[str], title: str, size: int) -> alt.LayerChart:
     """Query-by-key attention weights (viridis, 0 to 1) with the tokens on both axes; cells that are
     exactly 0 are grey, so a causal mask can be told from weights that are merely small."""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
 
 SHUFFLE_SEED = 0
@@ -153,7 +154,7 @@ def chart(result: HeadsInParallel) -> alt.FacetChart:
     order = list(dict.fromkeys(data["head"]))
     # Three panels side by side within ~800 px; a token label needs 14 px (thinned beyond 13 tokens).
     size = max(110, min(190, 15 * shown))
-    axis = alt.Axis(labelOverlap=False if size >= 14 * shown else "greedy")
+    axis = alt.Axis(labelOverlap=charts.label_overlap(size, shown, 14))
     return (
         alt.Chart(data)
         .mark_rect()

@@ -21,6 +21,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.trace import token_display
 
@@ -160,7 +161,7 @@ def chart(result: KVCacheSteps) -> alt.Chart:
         .mark_rect()
         .encode(
             x=alt.X("key:N", sort=result.key_labels, title="cached key (position and token)",
-                    axis=alt.Axis(labelAngle=-45, labelOverlap=False if width >= 17 * keys else "greedy")),
+                    axis=alt.Axis(labelAngle=-45, labelOverlap=charts.label_overlap(width, keys, 17))),
             y=alt.Y("step:N", sort=labels, title=None, axis=alt.Axis(labelLimit=0)),
             color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis"), title="attention weight",
                             legend=alt.Legend(orient="top")),

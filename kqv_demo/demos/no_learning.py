@@ -67,7 +67,7 @@ class NoLearning:
 
     @property
     def probe_unchanged(self) -> bool:
-        return self.p_at_load == self.p_after and self.distribution_identical
+        return self.distribution_identical  # the same logits give the same P(probe token)
 
 
 def _message_that_fits(runtime, message: str) -> tuple[str, str | None]:

@@ -18,6 +18,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.trace import token_display
 
@@ -113,7 +114,7 @@ def chart(result: QueryCount) -> alt.Chart:
         .encode(
             # Every token and layer gets its label; a -45° token label needs 17 px (thinned beyond ~38 tokens).
             x=alt.X("token:N", sort=tokens, title="prompt token",
-                    axis=alt.Axis(labelAngle=-45, labelOverlap=False if width >= 17 * shown else "greedy")),
+                    axis=alt.Axis(labelAngle=-45, labelOverlap=charts.label_overlap(width, shown, 17))),
             y=alt.Y("layer:O", title="layer", sort="ascending", axis=alt.Axis(labelOverlap=False)),
             color=alt.Color("norm:Q", scale=alt.Scale(scheme="viridis"), title="‖q‖"),
             tooltip=["layer", "token", alt.Tooltip("norm:Q", format=".2f")],

@@ -34,7 +34,7 @@ def test_exact_zeros_are_drawn_grey_and_only_they():
 @pytest.mark.parametrize("n_tokens", [5, 9, 11, 12, 17, 32])
 def test_a_pair_of_maps_fits_the_page(n_tokens: int):
     tokens = [f"tok{i}" for i in range(n_tokens)]
-    size = max(220, min(440, 24 * n_tokens))
+    size = charts.attention_map_size(n_tokens)
     pair = charts.attention_pair(
         charts.attention_heatmap(_causal(n_tokens), tokens, "left", size),
         charts.attention_heatmap(_causal(n_tokens), tokens, "right", size),
