@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from kqv_demo.markup import literal_block
+
 MAX_MESSAGE_CHARS = 1000
 """Longer messages are cut to this many characters, with a notice (no question needs more)."""
 
@@ -90,12 +92,9 @@ def clean_message(raw: str | None) -> CleanMessage:
     return CleanMessage(text, None, notices)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$<&:])")
-
-
 def escape_markdown(text: str) -> str:
-    """User text shown literally in Markdown: no emphasis, links, HTML, LaTeX or headings."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """User text shown literally in Markdown (see kqv_demo.markup, the one escaping helper)."""
+    return literal_block(text)
 
 
 _TERMS = [

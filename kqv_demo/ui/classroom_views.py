@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import altair as alt
@@ -11,18 +10,12 @@ import streamlit as st
 
 from kqv_demo.classroom import ClassResults, class_results, format_code, results_csv
 from kqv_demo.content.loader import Bank
+from kqv_demo.markup import literal
 from kqv_demo.quiz.resolve import round_items
 from kqv_demo.quiz.rounds import RoundSpec
 from kqv_demo.storage import Store
 
 REFRESH_SECONDS = 5
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$<&:])")
-
-
-def literal(text: str) -> str:
-    """User-written text shown literally inside Markdown: no emphasis, links, HTML, LaTeX or headings."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def time_left_notice(left: timedelta) -> None:

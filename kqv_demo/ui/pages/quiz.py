@@ -11,7 +11,8 @@ from kqv_demo.quiz.scoring import CONFIDENCE_LABELS
 from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.ui.bank import bank, show_content_errors
-from kqv_demo.ui.classroom_views import literal, time_left_notice
+from kqv_demo.markup import literal
+from kqv_demo.ui.classroom_views import time_left_notice
 from kqv_demo.ui.quiz_views import end_of_round_feedback, feedback_panel, summary_panel
 from kqv_demo.ui.store import store
 from kqv_demo.demos import DEMOS
