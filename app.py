@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from kqv_demo.ui.failures import shown_plainly
+
 st.set_page_config(page_title="KQV Tutor", page_icon=":material/neurology:", layout="wide")
 
 PAGES = "kqv_demo/ui/pages"
@@ -16,4 +18,5 @@ navigation = st.navigation(
         st.Page(f"{PAGES}/about.py", title="About", icon=":material/info:", url_path="about"),
     ]
 )
-navigation.run()
+with shown_plainly():
+    navigation.run()
