@@ -6,12 +6,15 @@ import importlib.metadata as metadata
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from kqv_demo import packages, settings
 from kqv_demo.errors import ModelUnavailable
-from kqv_demo.model_cache import check_cache, smollm2_cache_path
+from kqv_demo.model_cache import check_cache, smollm2_cache_path, unwritable_reason
 
 SETUP_FIX = f"{sys.executable} -m pip install -r requirements.txt   (or: make setup)"
+CACHE_FIX = ("export KQV_CACHE_DIR=/a/writable/folder   (any folder this user can write; the app reads it too), "
+             "or make {root} writable for this user")
 LIBRARIES = ("torch", "transformers", "gguf", "accelerate", "safetensors", "streamlit")
 
 
@@ -55,10 +58,17 @@ def _version(package: str) -> str:
 
 
 def check_cache_state(gguf: packages.PackagedFile) -> Check:
-    folder = smollm2_cache_path(settings.cache_dir())
+    root = settings.cache_dir()
+    folder = smollm2_cache_path(root)
     status = check_cache(folder, gguf)
-    detail = f"valid ({folder})" if status.valid else f"{status.reason}; it will be built at first load ({folder})"
-    return Check("converted cache", True, detail)
+    if status.valid:  # loading a valid copy writes nothing, so a read-only folder is fine
+        return Check("converted cache", True, f"valid ({folder})")
+    problem = unwritable_reason(root)
+    if problem:
+        return Check("converted cache", False,
+                     f"{status.reason}, and the cache folder {root} is not writable ({problem}), "
+                     "so the converted copy cannot be built", CACHE_FIX.format(root=root))
+    return Check("converted cache", True, f"{status.reason}; it will be built at first load ({folder})")
 
 
 def check_models() -> list[Check]:
@@ -68,7 +78,7 @@ def check_models() -> list[Check]:
     try:
         runtime = load_runtime()
     except Exception as error:  # report any load failure as a finding, not a traceback
-        return [Check("load models", False, f"{type(error).__name__}: {error}", SETUP_FIX)]
+        return [Check("load models", False, f"{type(error).__name__}: {error}", _fix_for(error))]
     load_s = time.perf_counter() - started
     prompt = "The capital of France is"
     started = time.perf_counter()
@@ -92,6 +102,16 @@ def check_models() -> list[Check]:
         f"sentence embedding of dim {embedding.shape[0]}, norm {float((embedding**2).sum() ** 0.5):.3f}",
     )
     return [Check("load models", True, f"both loaded in {load_s:.1f} s"), smollm2, minilm]
+
+
+def _fix_for(error: Exception) -> str:
+    """Reinstalling does not help when the cache folder refused a write; saying where to write does."""
+    root = settings.cache_dir()
+    written = getattr(error, "filename", None)
+    in_cache = isinstance(written, str) and Path(written).resolve().is_relative_to(root.resolve())
+    if isinstance(error, OSError) and in_cache:
+        return CACHE_FIX.format(root=root)
+    return SETUP_FIX
 
 
 def run_checks() -> list[Check]:

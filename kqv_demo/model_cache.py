@@ -23,6 +23,7 @@ from kqv_demo.packages import PackagedFile, file_sha256
 
 CACHE_FORMAT = 1
 MANIFEST = "kqv-manifest.json"
+WEIGHTS = "model.safetensors"  # a manifest without it describes no usable conversion
 ProgressFn = Callable[[str, float], None]
 
 
@@ -41,22 +42,60 @@ def check_cache(folder: Path, source: PackagedFile, *, verify_hashes: bool = Tru
     manifest_path = folder / MANIFEST
     if not manifest_path.exists():
         return CacheStatus(False, "no converted copy yet")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = dict(manifest["files"])
-        if manifest["format"] != CACHE_FORMAT or manifest["source"] != source.identity:
-            return CacheStatus(False, "made from another version of the model file")
-    except (ValueError, KeyError, TypeError):
+    manifest = _read_manifest(manifest_path)
+    if manifest is None:
         return CacheStatus(False, "the manifest is unreadable")
-    for name, expected in files.items():
+    if manifest["format"] != CACHE_FORMAT or manifest["source"] != source.identity:
+        return CacheStatus(False, "made from another version of the model file")
+    for name, expected in manifest["files"].items():
         path = folder / name
-        if not path.is_file():
-            return CacheStatus(False, f"{name} is missing")
-        if path.stat().st_size != expected["size"]:
-            return CacheStatus(False, f"{name} has the wrong size (truncated?)")
-        if verify_hashes and file_sha256(path) != expected["sha256"]:
-            return CacheStatus(False, f"{name} is damaged (hash mismatch)")
+        try:
+            if not path.is_file():
+                return CacheStatus(False, f"{name} is missing")
+            if path.stat().st_size != expected["size"]:
+                return CacheStatus(False, f"{name} has the wrong size (truncated?)")
+            if verify_hashes and file_sha256(path) != expected["sha256"]:
+                return CacheStatus(False, f"{name} is damaged (hash mismatch)")
+        except OSError as error:
+            return CacheStatus(False, f"{name} cannot be read ({error.strerror or error})")
     return CacheStatus(True, "valid")
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """The manifest, or None unless it has exactly the shape `_write_manifest` gives it.
+
+    Anything else (not JSON, wrong types, names outside the folder, no weights) means: rebuild.
+    """
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # unreadable, a folder, not UTF-8, not JSON, absurdly nested
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return None
+    files = manifest["files"]
+    well_formed = (
+        type(manifest.get("format")) is int and isinstance(manifest.get("source"), str)
+        and WEIGHTS in files
+        and all(_plain_file_name(name) and isinstance(entry, dict) and type(entry.get("size")) is int
+                and isinstance(entry.get("sha256"), str) for name, entry in files.items())
+    )
+    return manifest if well_formed else None
+
+
+def _plain_file_name(name: str) -> bool:
+    """A file directly in the cache folder: a manifest may not point anywhere else."""
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def unwritable_reason(root: Path) -> str | None:
+    """Why a conversion cannot be written under `root` (created if missing), or None when it can."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 @contextmanager
@@ -90,11 +129,19 @@ def ensure_smollm2_cache(
         try:
             convert(source, build, progress)
             _write_manifest(build, source)
-            shutil.rmtree(target, ignore_errors=True)
+            _remove(target)
             os.replace(build, target)
         finally:
             shutil.rmtree(build, ignore_errors=True)
     return target
+
+
+def _remove(target: Path) -> None:
+    """Make way for a new conversion: the old folder, or whatever else took its name."""
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    else:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def _write_manifest(folder: Path, source: PackagedFile) -> None:

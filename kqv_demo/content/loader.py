@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kqv_demo.content.schema import TOPICS, Claim, TopicPage
-from kqv_demo.content.yamlfile import ContentError, YamlDocument, YamlPath, read_yaml, validate_model
+from kqv_demo.content.yamlfile import (
+    ContentError, YamlDocument, YamlPath, capped, internal_error, read_yaml, shown, validate_model,
+)
 from kqv_demo.settings import PROJECT_ROOT
 
 CONTENT_DIR = PROJECT_ROOT / "content"
@@ -146,18 +148,27 @@ def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True)
 
 
 def _load_claim(file: Path, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> None:
+    """Add the claim in `file` to the bank, or its errors (at most MAX_ERRORS of them listed)."""
+    try:
+        claim, errors = _checked_claim(file, bank, dialogue, demo_ids)
+    except Exception as error:  # a bug met on one file must not take down the rest of the bank
+        claim, errors = None, [internal_error(file, error)]
+    bank.errors += capped(errors)
+    if claim is not None and not errors:
+        bank.claims[claim.id] = claim
+        bank.claim_files[claim.id] = file
+
+
+def _checked_claim(file: Path, bank: Bank, dialogue: Dialogue | None,
+                   demo_ids: set[str]) -> tuple[Claim | None, list[ContentError]]:
     document, errors = read_yaml(file, MAX_FILE_BYTES)
     if document is None:
-        bank.errors += errors
-        return
+        return None, errors
     claim, invalid = validate_model(Claim, document.data, document)
     errors += invalid
     if claim is not None:
         errors += _cross_checks(claim, document, bank, dialogue, demo_ids)
-    bank.errors += errors
-    if claim is not None and not errors:
-        bank.claims[claim.id] = claim
-        bank.claim_files[claim.id] = file
+    return claim, errors
 
 
 def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> list[ContentError]:
@@ -169,7 +180,7 @@ def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Di
     if claim.id in bank.claims:
         error(("id",), f"duplicate id; also used in {bank.claim_files[claim.id]}")
     if claim.demo is not None and claim.demo.id not in demo_ids:
-        error(("demo", "id"), f"no demo {claim.demo.id!r}; known demos: {', '.join(sorted(demo_ids))}")
+        error(("demo", "id"), f"no demo {shown(claim.demo.id)}; known demos: {', '.join(sorted(demo_ids))}")
     if dialogue is not None:
         found = dialogue.find(claim.quote)
         if found is None:
@@ -182,28 +193,37 @@ def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Di
 
 
 def _load_topics(file: Path, bank: Bank, require_all: bool = True) -> None:
+    """Add the topic pages in `file` to the bank; its errors (at most MAX_ERRORS listed) to bank.errors."""
     if not file.exists():
         bank.errors.append(ContentError(file, 0, "(file)", "topic pages file is missing"))
         return
+    try:
+        errors = _checked_topics(file, bank, require_all)
+    except Exception as error:  # a bug met on this file must not take down the claims
+        errors = [internal_error(file, error)]
+    bank.errors += capped(errors)
+
+
+def _checked_topics(file: Path, bank: Bank, require_all: bool) -> list[ContentError]:
     document, errors = read_yaml(file, MAX_FILE_BYTES)
-    bank.errors += errors
     if document is None:
-        return
+        return errors
     entries = document.data.get("topics") if isinstance(document.data, dict) else None
     if not isinstance(entries, list):
-        bank.errors.append(ContentError(file, 1, "topics", "expected a list under 'topics:'"))
-        return
+        return errors + [ContentError(file, 1, "topics", "expected a list under 'topics:'")]
+    syntax_ok = not errors
     for index, entry in enumerate(entries):
         page, invalid = validate_model(TopicPage, entry, document, ("topics", index))
         if page is not None and page.id in bank.topics:
-            invalid.append(ContentError(file, document.line_of(("topics", index, "id")), f"topics[{index}].id", "duplicate topic"))
-        bank.errors += invalid
+            invalid.append(document.error(("topics", index, "id"), "duplicate topic"))
+        errors += invalid
         if page is not None and not invalid:
             bank.topics[page.id] = page
-    if require_all and not errors:
+    if require_all and syntax_ok:
         missing = [topic for topic in TOPICS if topic not in bank.topics]
         if missing:
-            bank.errors.append(ContentError(file, 1, "topics", f"no page for: {', '.join(missing)}"))
+            errors.append(ContentError(file, 1, "topics", f"no page for: {', '.join(missing)}"))
+    return errors
 
 
 def content_signature(root: Path | None = None) -> str:

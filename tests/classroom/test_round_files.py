@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from kqv_demo.classroom import create_class, format_code
+from kqv_demo.content.loader import load_bank
+from kqv_demo.content.yamlfile import MAX_ERRORS, problem_count
 from kqv_demo.errors import UserInputError
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.quiz.round_files import (
-    MAX_ROUND_FILE_BYTES, load_round_file, load_round_files, parse_round_upload, rounds_dir,
+    MAX_ROUND_FILE_BYTES, SUGGESTED, load_round_file, load_round_files, parse_round_upload, rounds_dir,
 )
 from kqv_demo.quiz.rounds import RoundSpec
 from kqv_demo.settings import PROJECT_ROOT
@@ -65,7 +67,7 @@ def test_bank_order_keeps_claims_in_bank_order_and_kinds_in_the_listed_order(ban
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("id: x\ntitle: [broken\n", "3: (yaml): expected ',' or ']'"),
+    ("id: x\ntitle: [broken\n", "2: (yaml): the [...] list that starts on this line is not closed properly"),
     (GOOD.replace("  - softmax-turns-scores-into-attention-distribution", "  - softmax-turns-scores"),
      "5: claims[1]: no claim 'softmax-turns-scores' in the bank"),
     (GOOD.replace("kinds: [multiple_choice, verdict]", "kinds: [multiple_choice, essay]"), "6: kinds[1]: Input should be"),
@@ -153,3 +155,42 @@ def test_validate_checks_the_round_files_and_a_single_round_file(tmp_path):
     bad = run_validate(str(broken))
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert f"{broken}:4: claims[0]: no claim 'kl-divergence-compares' in the bank" in bad.stdout
+
+
+def near_miss_upload(count: int) -> bytes:
+    """The review's CPU attack, smaller: many item ids that each almost match a real one."""
+    ids = "".join(f"  - kl-divergence-compares-queries-and-keyz{number}:verdict\n" for number in range(count))
+    return f"id: many\ntitle: Many\nitem_ids:\n{ids}".encode()
+
+
+def test_many_unknown_ids_are_counted_not_each_listed_and_only_the_first_get_suggestions(bank):
+    spec, errors = parse_round_upload(bank, "many.yaml", near_miss_upload(300))
+    assert spec is None and len(errors) == MAX_ERRORS + 1
+    assert [e.line for e in errors[:MAX_ERRORS]] == list(range(4, 4 + MAX_ERRORS))
+    suggested = [e for e in errors if "did you mean 'kl-divergence-compares-queries-and-keys:verdict'?" in e.message]
+    assert suggested == errors[:SUGGESTED]
+    more = errors[-1]
+    assert (more.line, more.field) == (4 + MAX_ERRORS, "(more)")
+    assert more.message == f"and {300 - MAX_ERRORS} more problems in this file, not listed; fix these first"
+    assert problem_count(errors) == 300
+
+
+def test_round_files_in_the_folder_are_capped_too(bank, tmp_path):
+    write(tmp_path, near_miss_upload(50).decode(), "many.yaml")
+    _spec, errors = load_round_file(bank, tmp_path / "many.yaml")
+    assert len(errors) == MAX_ERRORS + 1 and "and 30 more problems" in errors[-1].message
+
+
+def test_a_rerun_with_the_same_upload_reuses_the_parse(bank):
+    """Streamlit reruns the page with the same upload on every click: the parse is kept, per bank."""
+    first, first_errors = parse_round_upload(bank, "mine.yaml", GOOD.encode())
+    again, again_errors = parse_round_upload(bank, "mine.yaml", GOOD.encode())
+    assert first is again and first_errors == again_errors == []
+    other_bank = load_bank(dialogue=False)
+    for_other_bank, _ = parse_round_upload(other_bank, "mine.yaml", GOOD.encode())
+    assert for_other_bank == first and for_other_bank is not first
+    other_bytes, _ = parse_round_upload(bank, "mine.yaml", GOOD.replace("count: 4", "count: 3").encode())
+    assert other_bytes.count == 3
+    _, errors = parse_round_upload(bank, "bad.yaml", near_miss_upload(30))
+    errors.clear()  # a caller changing its list does not change what the next rerun gets
+    assert len(parse_round_upload(bank, "bad.yaml", near_miss_upload(30))[1]) == MAX_ERRORS + 1

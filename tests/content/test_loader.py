@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kqv_demo.content.loader import CONTENT_DIR, Dialogue, load_bank
+from kqv_demo.content.yamlfile import MAX_ERRORS
 
 # A frozen copy of one claim, so that editing the real bank never breaks these tests.
 EXAMPLE = Path(__file__).parent / "fixtures" / "kl-divergence-compares-queries-and-keys.yaml"
@@ -50,11 +51,26 @@ def test_the_fixture_itself_is_valid(root: Path):
     assert bank.errors == [] and list(bank.claims) == ["kl-divergence-compares-queries-and-keys"]
 
 
-def test_yaml_syntax_error_names_file_and_line(root: Path):
-    text = edit(root, "difficulty: 1\n", "difficulty: [1\n")
+# Real mistakes, each with the line a person has to fix; the parser notices most of them a line or more later.
+SYNTAX_ERRORS = {
+    "unclosed bracket": ("difficulty: 1\n", "difficulty: [1\n", "difficulty: [1", "[...] list that starts on this line"),
+    "unclosed quote": ('speaker: Assistant\n', 'speaker: "Assistant\n', 'speaker: "Assistant', "quoted text"),
+    "unclosed brace": ("  params: {layer: 5, head: 0}", "  params: {layer: 5, head: 0", "params: {layer", "{...} mapping"),
+    "key without a colon": ("core: true\n", "core true\n", "core true", "no ':' after its key"),
+    "indented too far": ("core: true\n", "   core: true\n", "   core: true", "check this line's indentation"),
+    "list item indented too little": ("    title: Attention Is All You Need", " - title: Attention Is All You Need",
+                                      " - title: Attention", "check this line's indentation"),
+    "tab before a key": ("  id: attention-by-hand", "\tid: attention-by-hand", "\tid: attention", "with spaces, not tabs"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(SYNTAX_ERRORS))
+def test_yaml_syntax_errors_name_the_line_to_fix(root: Path, mistake: str):
+    old, new, wrong_line, message = SYNTAX_ERRORS[mistake]
+    text = edit(root, old, new)
     bank, error = only_error(root)
     assert error.file.name == EXAMPLE.name and error.field == "(yaml)"
-    assert abs(error.line - line_of(text, "difficulty: [1")) <= 1
+    assert (error.line, message in error.message) == (line_of(text, wrong_line), True), str(error)
     assert bank.claims == {}
 
 
@@ -178,7 +194,7 @@ def test_not_a_mapping_and_empty_files(root: Path):
     by_file = {e.file.name: e for e in bank.errors}
     assert set(by_file) == {"list.yaml", "empty.yaml", "binary.yaml"}
     assert "expected a mapping" in by_file["list.yaml"].message
-    assert "cannot be read" in by_file["binary.yaml"].message
+    assert "is not UTF-8" in by_file["binary.yaml"].message
 
 
 def test_missing_topic_pages_are_named(root: Path):
@@ -217,3 +233,12 @@ def test_dialogue_excerpt_marks_the_quoted_lines():
         (1, "one", False), (2, "two three", True), (3, "four", True), (4, "five six", True), (5, "seven", False),
     ]
     assert dialogue.excerpt("not there") == []
+
+
+def test_a_claim_file_lists_at_most_twenty_errors_then_counts_the_rest(root: Path):
+    edit(root, "asked_as:\n", "asked_as:\n" + '  - ""\n' * 45)
+    errors = load_bank(root, dialogue=DIALOGUE).errors
+    assert len(errors) == MAX_ERRORS + 1 and {e.field for e in errors[:MAX_ERRORS]} == {
+        f"asked_as[{index}]" for index in range(MAX_ERRORS)}
+    assert (errors[-1].field, errors[-1].message) == (
+        "(more)", f"and {45 - MAX_ERRORS} more problems in this file, not listed; fix these first")

@@ -1,0 +1,1 @@
+"""Measurements of the app under hostile input, one module per kind of input."""
