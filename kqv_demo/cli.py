@@ -105,6 +105,7 @@ def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kqv_demo.content.loader import load_bank
+    from kqv_demo.content.yamlfile import problem_count
     from kqv_demo.quiz.round_files import load_round_files, looks_like_round_file, rounds_dir
 
     path = Path(args.path) if args.path else None
@@ -121,7 +122,7 @@ def _validate(args: argparse.Namespace) -> int:
     if rounds is not None:
         summary += f", {len(rounds.specs)} round files valid"
     if errors:
-        print(f"{summary}; {len(errors)} error(s).")
+        print(f"{summary}; {problem_count(errors)} error(s).")
         return 1
     print(f"{summary}; no errors.")
     return 0
@@ -131,6 +132,7 @@ def _validate_round_file(path) -> int:
     """`validate content/rounds/x.yaml`: the round file, checked against the claim bank."""
     from kqv_demo.content.loader import load_bank
     from kqv_demo.quiz.resolve import round_items
+    from kqv_demo.content.yamlfile import problem_count
     from kqv_demo.quiz.round_files import load_round_file
 
     bank = load_bank(dialogue=False)
@@ -138,7 +140,7 @@ def _validate_round_file(path) -> int:
     for problem in errors:
         print(f"error: {problem}")
     if spec is None:
-        print(f"round file not valid; {len(errors)} error(s).")
+        print(f"round file not valid; {problem_count(errors)} error(s).")
         return 1
     print(f"round file valid: {spec.id!r}, {len(round_items(bank, spec))} questions; no errors.")
     return 0
