@@ -1,0 +1,127 @@
+"""Reading a message: its sentences and their form, what it is about, and its stance on each candidate.
+
+    reading = read(message, retriever, stance_model, statements, limits)
+    reading.candidates[0].statement.text, reading.candidates[0].asserts   # "Keys are stored ...", 0.97
+
+The work per message is bounded whatever its length: at most MAX_PARTS sentences are embedded and each
+candidate statement is read against one sentence (the one closest to it), so a 1,000-character message of
+short sentences costs little more than a question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from kqv_demo.explainer.message import normalise_terms
+from kqv_demo.explainer.retrieval import Retriever
+from kqv_demo.explainer.stance import Cues, read_cues
+from kqv_demo.explainer.statements import Statement
+
+MAX_PARTS = 8  # sentences of one message that are read (the first ones, after the whole message)
+MIN_SENTENCE_WORDS = 3
+_SENTENCE_END = re.compile(r"(?<=[.?!;])\s+|\n+")
+
+SUBJECT_WORDS = re.compile(
+    r"\b(?:attention|attend\w*|transformers?|quer(?:y|ies)|keys?|values?|softmax|kl|divergence|dot[- ]?products?|"
+    r"heads?|layers?|tokens?|tokeni[sz]\w*|embeddings?|bert|gpt\w*|llms?|language models?|decoders?|encoders?|"
+    r"logits?|sampl\w+|temperature|residual|mask\w*|nosql|mongo\w*|databases?|neurons?|rlhf|fine-?tun\w*|"
+    r"pre-?train\w*|training|context|prompts?|chat\s?bots?|chatgpt|smollm\w*|minilm|vectors?|weights?|"
+    r"probabilit\w+|distributions?|kv|cache|hidden states?|representations?|concepts?|mlp|feed-?forward|biase?s?|"
+    r"rope|positional|positions?|heatmaps?|scaling|hyperparameters?|d_k|qkv|kqv|learn\w*|generat\w+|models?|"
+    r"matri(?:x|ces)|projections?|self-attention|multi-?head|seq2seq|rnns?|lstms?)\b",
+    re.IGNORECASE,
+)
+GENERIC_SUBJECT_WORDS = re.compile(
+    r"(?:attention|attend\w*|keys?|values?|heads?|layers?|tokens?|temperature|context|weights?|training|prompts?|"
+    r"vectors?|probabilit\w+|distributions?|mask\w*|cache|concepts?|biase?s?|representations?|scaling|learn\w*|"
+    r"sampl\w+|generat\w+|databases?|models?|positions?|matri(?:x|ces)|projections?)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    text: str  # the whole message (part 0) or one of its sentences
+    cues: Cues
+
+
+@dataclass(frozen=True)
+class Candidate:
+    statement: Statement
+    similarity: float  # how close the message (its closest part) is to the statement's phrasings
+    part: int  # the part the stance was read on
+    asserts: float  # P(the part asserts the statement, or takes it for granted)
+    denies: float
+    asks: float
+    unrelated: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    cues: Cues
+    parts: list[Part]
+    on_subject: bool
+    best_similarity: float  # of any statement or topic page
+    candidates: list[Candidate]  # by similarity, best first; opposites of the closest ones included
+    topic_pages: list[tuple[str, float]]  # (topic id, similarity), best first
+
+    def of_kind(self, kind: str) -> list[Candidate]:
+        return [candidate for candidate in self.candidates if candidate.statement.kind == kind]
+
+    def part_text(self, candidate: Candidate) -> str:
+        return self.parts[candidate.part].text
+
+
+def split_parts(text: str) -> list[str]:
+    """The whole message, then its sentences (when it has more than one), at most MAX_PARTS in all."""
+    sentences = [piece.strip() for piece in _SENTENCE_END.split(text) if piece and piece.strip()]
+    sentences = [sentence for sentence in sentences if len(sentence.split()) >= MIN_SENTENCE_WORDS]
+    if len(sentences) < 2:
+        return [text]
+    return [text, *sentences[: MAX_PARTS - 1]]
+
+
+def on_subject(text: str) -> bool:
+    """One specific word ("softmax", "BERT") or two different generic ones ("keys" and "values")."""
+    found = [word.lower() for word in SUBJECT_WORDS.findall(text)]
+    specific = [word for word in found if not GENERIC_SUBJECT_WORDS.fullmatch(word)]
+    return bool(specific) or len(set(found)) >= 2
+
+
+def read(text: str, retriever: Retriever, stance_model, statements: dict[str, Statement], embed,
+         candidates: int, boost: dict[str, float] | None = None) -> Reading:
+    """Everything the rules need to decide on `text`: `candidates` closest statements (plus the opposite of
+    each misconception among them), each with its stance read on the part of the message closest to it.
+    `boost` adds to the similarity of some targets (a follow-up stays on the conversation's subject)."""
+    parts = [Part(part, read_cues(part)) for part in split_parts(text)]
+    scores = retriever.scores(embed([normalise_terms(part.text) for part in parts]))  # [parts, targets]
+    if boost:
+        scores = scores + np.array([boost.get(target, 0.0) for target in retriever.targets], dtype=np.float32)
+    best_per_target = scores.max(axis=0)
+    order = np.argsort(-best_per_target, kind="stable")
+    chosen: list[str] = []
+    for index in order:
+        target = retriever.targets[index]
+        if target in statements and len(chosen) < candidates:
+            chosen.append(target)
+            opposite = statements[target].opposite
+            if opposite and opposite not in chosen:
+                chosen.append(opposite)
+    position = {target: index for index, target in enumerate(retriever.targets)}
+    closest_part = {target: int(scores[:, position[target]].argmax()) for target in chosen}
+    pairs = [(parts[closest_part[target]].text, statements[target].text) for target in chosen]
+    probabilities = stance_model.probabilities(pairs)
+    found = [
+        Candidate(statements[target], float(best_per_target[position[target]]), closest_part[target],
+                  *map(float, probabilities[row]))
+        for row, target in enumerate(chosen)
+    ]
+    found.sort(key=lambda candidate: -candidate.similarity)
+    pages = [(target.removeprefix("topic:"), float(best_per_target[index]))
+             for index, target in enumerate(retriever.targets) if target.startswith("topic:")]
+    pages.sort(key=lambda page: -page[1])
+    return Reading(text, parts[0].cues, parts, on_subject(text), float(best_per_target.max()), found, pages)

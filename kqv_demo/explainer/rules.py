@@ -1,0 +1,151 @@
+"""The chat's decision: an ordered list of small named rules, each returning a decision or passing.
+
+Every threshold lives in `Thresholds`. The order encodes the product's priorities: never agree with a
+misconception, never tell a learner who is right that they are wrong, and when unsure, explain rather than
+judge. `ask --jsonl` reports which rule fired (`rule`) and the statement it is about (`statement`).
+
+    decision = decide(reading, THRESHOLDS)
+    decision.rule, decision.stance, decision.candidate.statement.text
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from kqv_demo.explainer.reading import Candidate, Reading
+from kqv_demo.explainer.stance import conflicting_terms, polarity
+
+Stance = Literal["refute", "affirm", "explain", "decline"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    candidates: int = 4  # statements read by the stance model per message (plus their opposites)
+    # retrieval similarity (MiniLM cosine)
+    decline_below: float = 0.40  # nothing vetted is this close: off topic
+    needs_subject_below: float = 0.58  # a middling match counts only if the message names the subject
+    judge_similarity: float = 0.55  # a statement must be this close before we judge the message on it
+    vetted_answer_at_least: float = 0.62  # below this, an on-topic message gets the nearest page, so labelled
+    # stance model probabilities
+    refute_asserts: float = 0.80  # the message asserts the misconception at least this surely...
+    refute_margin: float = 0.40  # ...and asserts it this much more surely than its correction
+    question_refute_asserts: float = 0.90  # a wh-question must take the misconception for granted this surely
+    truth_rival_asserts: float = 0.50  # a vetted truth the message may be asserting blocks any refutation
+    truth_rival_slack: float = 0.06  # (if it is at most this much less similar than the misconception)
+    deny_at_least: float = 0.80  # the learner denies a misconception: say they are right
+    affirm_asserts: float = 0.92  # agree only when the message asserts a truth this surely...
+    affirm_similarity: float = 0.68  # ...is this close to it...
+    affirm_misconception_at_most: float = 0.10  # ...and asserts no misconception above this
+    topic_preference: float = 0.03  # an open question goes to a topic page this close to the best statement
+
+
+THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: str
+    stance: Stance
+    candidate: Candidate | None = None  # the statement the stance is about
+    topic_id: str | None = None  # explained from this topic page instead of a statement
+    nearest: bool = False  # explained from the nearest page, with no vetted answer for exactly this
+
+
+Rule = Callable[[Reading, Thresholds], Decision | None]
+
+
+def off_topic(reading: Reading, limits: Thresholds) -> Decision | None:
+    """Nothing vetted is close, or only loosely close and the message does not name the subject."""
+    if reading.best_similarity < limits.decline_below or (
+            reading.best_similarity < limits.needs_subject_below and not reading.on_subject):
+        return Decision("off-topic", "decline")
+    return None
+
+
+def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | None:
+    """Refute: the message asserts (or takes for granted) a misconception, more surely than its correction,
+    and no vetted truth that it might be saying instead is nearly as close."""
+    for candidate in reading.of_kind("misconception"):
+        cues = reading.parts[candidate.part].cues
+        if candidate.similarity < limits.judge_similarity or _neutral_question(cues):
+            continue
+        needed = limits.question_refute_asserts if cues.wh_question else limits.refute_asserts
+        if candidate.asserts < needed:
+            continue
+        opposite = _opposite(reading, candidate)
+        if opposite is not None and candidate.asserts - opposite.asserts < limits.refute_margin:
+            continue
+        if any(truth.asserts >= limits.truth_rival_asserts
+               and truth.similarity >= candidate.similarity - limits.truth_rival_slack
+               for truth in reading.of_kind("truth")):
+            continue
+        return Decision("asserts-misconception", "refute", candidate)
+    return None
+
+
+def denies_misconception(reading: Reading, limits: Thresholds) -> Decision | None:
+    """The learner says a misconception is wrong: explain, and tell them they are right about that."""
+    for candidate in reading.of_kind("misconception"):
+        if candidate.similarity >= limits.judge_similarity and candidate.denies >= limits.deny_at_least:
+            return Decision("denies-misconception", "explain", candidate)
+    return None
+
+
+def asserts_truth(reading: Reading, limits: Thresholds) -> Decision | None:
+    """Agree, under a strict rule: a statement (not an open question) that surely asserts a vetted truth,
+    is close to it, shares its polarity and terms, and asserts no misconception."""
+    if any(candidate.asserts > limits.affirm_misconception_at_most for candidate in reading.of_kind("misconception")):
+        return None
+    for candidate in reading.of_kind("truth"):
+        cues = reading.parts[candidate.part].cues
+        said = cues.core
+        if (candidate.asserts >= limits.affirm_asserts and candidate.similarity >= limits.affirm_similarity
+                and not (cues.question and not cues.confirmation)
+                and polarity(said) == polarity(candidate.statement.text)
+                and not conflicting_terms(said, candidate.statement.text)):
+            return Decision("asserts-truth", "affirm", candidate)
+    return None
+
+
+def vetted_explanation(reading: Reading, limits: Thresholds) -> Decision | None:
+    """A question (or a statement we do not judge) close to something vetted: explain it, from the topic
+    page when the message asks openly and a page answers it about as well as the closest statement."""
+    closest = reading.candidates[0] if reading.candidates else None
+    page, page_similarity = reading.topic_pages[0] if reading.topic_pages else (None, -1.0)
+    best = max(closest.similarity if closest else -1.0, page_similarity)
+    if best < limits.vetted_answer_at_least:
+        return None
+    if page is not None and (closest is None or (reading.cues.question and not reading.cues.confirmation
+                                                 and page_similarity >= closest.similarity - limits.topic_preference)):
+        return Decision("explains-topic", "explain", topic_id=page)
+    return Decision("explains-vetted", "explain", closest)
+
+
+def nearest_page(reading: Reading, limits: Thresholds) -> Decision:
+    """On topic, but nothing vetted answers exactly this: say so, and give the nearest page as nearest."""
+    closest = reading.candidates[0] if reading.candidates else None
+    page = reading.topic_pages[0][0] if reading.topic_pages else None
+    return Decision("nearest-page", "explain", closest, topic_id=page, nearest=True)
+
+
+RULES: tuple[Rule, ...] = (off_topic, asserts_misconception, denies_misconception, asserts_truth,
+                           vetted_explanation)
+
+
+def decide(reading: Reading, limits: Thresholds = THRESHOLDS) -> Decision:
+    for rule in RULES:
+        decision = rule(reading, limits)
+        if decision is not None:
+            return decision
+    return nearest_page(reading, limits)
+
+
+def _neutral_question(cues) -> bool:
+    """ "Is/Does X?" asks whether X holds; asking is not holding it (only "X, right?" asks to confirm)."""
+    return cues.yes_no and not cues.confirmation and not cues.authority
+
+
+def _opposite(reading: Reading, candidate: Candidate) -> Candidate | None:
+    return next((other for other in reading.candidates if other.statement.id == candidate.statement.opposite), None)
