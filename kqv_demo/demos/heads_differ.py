@@ -71,7 +71,7 @@ class HeadsDiffer:
         return self.rows_compared > 0 and float(self.js_of(self.pairs).min()) > JS_ROUNDING_BITS
 
     @property
-    def weights_differ(self) -> bool:
+    def w_q_blocks_differ(self) -> bool:
         off = ~np.eye(self.n_heads, dtype=bool)
         return float(self.w_q_cosine[off].max()) < 0.99 and float(self.w_q_overlap[off].max()) < 0.99
 
@@ -235,7 +235,7 @@ def headline(result: HeadsDiffer) -> list[tuple[str, str]]:
 
 
 def status(result: HeadsDiffer) -> tuple[bool, str]:
-    if not result.weights_differ:
+    if not result.w_q_blocks_differ:
         return False, "Two heads have the same W_Q block: please report this."
     if result.rows_compared == 0:
         return True, "Every head has its own W_Q; a one-token prompt leaves no choice to compare."

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import altair as alt
 import numpy as np
 import pandas as pd
+import torch
 
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
@@ -97,7 +98,7 @@ def recompute_bound(layer: int, config, n_tokens: int) -> float:
     return FLOAT32_EPS * (layer * block_path + 2 * d_model + 4)
 
 
-def _relative_diff(cached, recomputed) -> float:
+def _relative_diff(cached: torch.Tensor, recomputed: torch.Tensor) -> float:
     scale = float(recomputed.abs().max())
     return float((cached - recomputed).abs().max()) / scale if scale else 0.0
 
@@ -160,7 +161,7 @@ def _step_label(result: KVCacheContents, index: int) -> str:
     return f"step {index + 1}: {result.cache_lengths[index]} tokens"
 
 
-def _sizes(result: KVCacheContents) -> alt.LayerChart:
+def _sizes(result: KVCacheContents) -> alt.Chart:
     """Kilobytes held per step, keys and values stacked; queries held: none."""
     half = [held // 2 * result.bytes_per_number / 1024 for held in result.numbers_held]
     steps = [_step_label(result, i) for i in range(len(half))]
@@ -170,7 +171,7 @@ def _sizes(result: KVCacheContents) -> alt.LayerChart:
         for step, kb, length in zip(steps, half, result.cache_lengths)
         for part in parts
     ])
-    bars = (
+    return (
         alt.Chart(data, title=alt.TitleParams("What the cache holds after each step",
                                               subtitle="queries held: none (0 bytes at every step)"))
         .mark_bar()
@@ -184,7 +185,6 @@ def _sizes(result: KVCacheContents) -> alt.LayerChart:
         )
         .properties(width=max(160, 17 * len(steps)), height=240)  # a -45° label needs ~17 px
     )
-    return bars
 
 
 def _agreement(result: KVCacheContents) -> alt.LayerChart:

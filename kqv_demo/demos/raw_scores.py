@@ -144,12 +144,12 @@ def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawSco
 
 def pair_size(n_tokens: int, longest_label: int) -> int | None:
     """Side of each of two maps side by side within the page's ~800 px: each map also needs its query
-    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px. None when that leaves
-    less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the other, at the usual size."""
+    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px.
+    None when that leaves less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the
+    other, at the usual size."""
     room = (800 - 60) // 2 - 30 - LABEL_CHAR_PX * longest_label
     size = min(charts.attention_map_size(n_tokens), charts.PAIR_SIDE_BY_SIDE_MAX, room)
     return size if size >= SIDE_BY_SIDE_LABEL_PX * n_tokens else None
-
 
 
 def _score_map(result: RawScores, size: int) -> alt.LayerChart:

@@ -28,9 +28,9 @@ from kqv_demo.trace import token_display
 FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23
 SIDE_BY_SIDE_LABEL_PX = 16  # a token label on the query axis needs about this much height
 LABEL_CHAR_PX = 7  # width of one character of an axis label (10 px sans-serif), with room to spare
-# Two packed prompts are read by the same kernels as one prompt, but in one longer sequence; a weight
-# computed twice from the same tokens may move by float32 rounding only (about 1e-6 here). A difference
-# of at least this much cannot be rounding: it is a different weight.
+# Between two passes by different kernels (another CPU, a packed pass) SmolLM2's logits move by at most
+# 1e-3 (the README's bound), so a softmax weight p by at most 2·1e-3·p(1 − p) ≤ 5e-4; attention weights come
+# from shallower in the model. A difference of 1e-2, twenty times that, is a different weight, not rounding.
 DIFFERENT_WEIGHT = 1e-2
 
 
@@ -166,12 +166,12 @@ def compute(runtime, prompt: str, other: str, layer: int, head: int) -> WeightsP
 
 def pair_size(n_tokens: int, longest_label: int) -> int | None:
     """Side of each of two maps side by side within the page's ~800 px: each map also needs its query
-    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px. None when that leaves
-    less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the other, at the usual size."""
+    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px.
+    None when that leaves less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the
+    other, at the usual size."""
     room = (800 - 60) // 2 - 30 - LABEL_CHAR_PX * longest_label
     size = min(charts.attention_map_size(n_tokens), charts.PAIR_SIDE_BY_SIDE_MAX, room)
     return size if size >= SIDE_BY_SIDE_LABEL_PX * n_tokens else None
-
 
 
 def chart(result: WeightsPerInput) -> alt.HConcatChart | alt.VConcatChart:
