@@ -149,6 +149,9 @@ class Claim(Strict):
     refutation: Refutation
     references: list[Reference] = Field(min_length=1)
     demo: DemoLink | None = None
+    # A false or partly claim that no model run can show (history, a product's behaviour, scaling results)
+    # says why instead of linking a demo; its evidence then rests on its references.
+    no_demo: str | None = None
     quiz: Quiz
     phrasings: Phrasings
 
@@ -197,6 +200,12 @@ class Claim(Strict):
             if corrections < MIN_CORRECTIONS:
                 raise ValueError(f"phrasings.corrections needs at least {MIN_CORRECTIONS} different lines, "
                                  f"has {corrections}")
+        return self
+
+    @model_validator(mode="after")
+    def a_demo_or_why_not(self) -> Claim:
+        if self.demo is not None and self.no_demo:
+            raise ValueError("a claim has a demo or says why it has none (no_demo), not both")
         return self
 
     @property
