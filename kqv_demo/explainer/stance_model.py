@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertForSequenceClassification
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.utils import logging as transformers_logging
 
 from kqv_demo import packages, settings
 from kqv_demo.content.loader import Bank
@@ -53,6 +55,8 @@ class TrainingSettings:
     warmup_share: float = 0.1
     weight_decay: float = 0.01
     max_tokens: int = 96  # message + statement; longer messages are read sentence by sentence anyway
+    frozen_layers: int = 3  # MiniLM's lower layers stay as shipped: their outputs are computed once, and
+    # the app shares their weights with the runtime's MiniLM instead of holding a second copy
     seed: int = 0
 
 
@@ -108,20 +112,43 @@ def model_folder(key: str) -> Path:
 
 
 def _trained_names(model: BertForSequenceClassification) -> list[str]:
-    """The weights fine-tuning changes: all but the word embeddings (frozen, so they are the ones MiniLM
-    ships and can be shared with the runtime's copy instead of being stored again)."""
+    """The weights fine-tuning changes: the upper layers, the pooler and the head. The embeddings and the
+    lower layers are MiniLM's own (frozen), so they are neither stored again nor held twice in the app."""
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
 
 
-def _base_model() -> tuple[BertForSequenceClassification, object]:
+def _base_model(training: TrainingSettings = SETTINGS) -> tuple[BertForSequenceClassification, object]:
     folder = packages.minilm_weights().path.parent
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = BertForSequenceClassification.from_pretrained(
-        folder, num_labels=len(LABELS), attn_implementation="eager",
-        id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
-    )
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # the new head is expected to be missing from the file
+    try:
+        model = BertForSequenceClassification.from_pretrained(
+            folder, num_labels=len(LABELS), attn_implementation="eager",
+            id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    for module in (model.bert.embeddings, *model.bert.encoder.layer[: training.frozen_layers]):
+        module.requires_grad_(False)
     return model, tokenizer
+
+
+def share_frozen_weights(model: BertForSequenceClassification, minilm: torch.nn.Module) -> int:
+    """Point the stance model's frozen weights at the runtime MiniLM's identical tensors (same bytes,
+    checked), so the process holds one copy. Returns how many tensors are now shared."""
+    theirs = dict(minilm.named_parameters())
+    shared = 0
+    for name, parameter in list(model.named_parameters()):
+        other = theirs.get(name.removeprefix("bert."))
+        if parameter.requires_grad or other is None or other.shape != parameter.shape:
+            continue
+        if not torch.equal(other.data, parameter.data):
+            continue
+        owner_name, _, attribute = name.rpartition(".")
+        setattr(model.get_submodule(owner_name), attribute, other)
+        shared += 1
+    return shared
 
 
 def load_cached(key: str, training: TrainingSettings = SETTINGS) -> StanceModel | None:
@@ -133,7 +160,7 @@ def load_cached(key: str, training: TrainingSettings = SETTINGS) -> StanceModel 
         weights = load_file(str(folder / "stance.safetensors"))
     except (OSError, ValueError, KeyError):
         return None
-    model, tokenizer = _base_model()
+    model, tokenizer = _base_model(training)
     expected = set(_trained_names(model))
     if set(weights) != expected:
         return None
@@ -170,28 +197,32 @@ def weights_digest(model: BertForSequenceClassification) -> str:
 
 def train(pairs: list[Pair], training: TrainingSettings = SETTINGS,
           progress: Progress = lambda message, fraction: None) -> StanceModel:
-    """Fine-tune MiniLM on `pairs`, the same way every time: fixed seed, order and thread count."""
+    """Fine-tune MiniLM's upper layers on `pairs`, the same way every time: fixed seed, batches, order and
+    thread count. The frozen lower layers run once per pair, not once per epoch."""
     threads = torch.get_num_threads()
     torch.set_num_threads(TRAINING_THREADS)
     try:
         torch.manual_seed(training.seed)
-        model, tokenizer = _base_model()
+        model, tokenizer = _base_model(training)
+        batches = _frozen_outputs(model, tokenizer, pairs, training, progress)
+        upper = model.bert.encoder.layer[training.frozen_layers:]
         model.train()
-        order = list(range(len(pairs)))
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(parameters, lr=training.learning_rate, weight_decay=training.weight_decay)
-        steps = training.epochs * ((len(pairs) + training.batch_size - 1) // training.batch_size)
+        steps = training.epochs * len(batches)
         warmup = max(1, int(steps * training.warmup_share))
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))))
         step = 0
         for epoch in range(training.epochs):
+            order = list(range(len(batches)))
             random.Random(training.seed + epoch).shuffle(order)
-            for start in range(0, len(order), training.batch_size):
-                chosen = [pairs[i] for i in order[start:start + training.batch_size]]
-                batch = _encode(tokenizer, [p.message for p in chosen], [p.statement for p in chosen],
-                                training.max_tokens)
-                loss = model(**batch, labels=torch.tensor([p.label for p in chosen])).loss
+            for index in order:
+                hidden, mask, labels = batches[index]
+                for layer in upper:
+                    hidden = layer(hidden, mask)
+                logits = model.classifier(model.dropout(model.bert.pooler(hidden)))
+                loss = torch.nn.functional.cross_entropy(logits, labels)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimiser.step()
@@ -200,11 +231,36 @@ def train(pairs: list[Pair], training: TrainingSettings = SETTINGS,
                 step += 1
                 if step % 20 == 0 or step == steps:
                     progress(f"Training the stance model: step {step} of {steps} (loss {loss.item():.3f})",
-                             step / steps)
+                             0.2 + 0.8 * step / steps)
         model.eval()
         return StanceModel(model, tokenizer, model_key(pairs, training), training.max_tokens)
     finally:
         torch.set_num_threads(threads)
+
+
+def _frozen_outputs(model: BertForSequenceClassification, tokenizer, pairs: list[Pair], training: TrainingSettings,
+                    progress: Progress) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The lower layers' output for every pair, in batches of similar length (little padding), with each
+    batch's attention mask in the form the layers take and its labels."""
+    by_length = sorted(range(len(pairs)), key=lambda i: (len(pairs[i].message) + len(pairs[i].statement), i))
+    batches = []
+    lower = model.bert.encoder.layer[: training.frozen_layers]
+    with torch.no_grad():  # (not inference_mode: these tensors feed the trained layers)
+        for start in range(0, len(by_length), training.batch_size):
+            chosen = [pairs[i] for i in by_length[start:start + training.batch_size]]
+            encoded = _encode(tokenizer, [p.message for p in chosen], [p.statement for p in chosen],
+                              training.max_tokens)
+            hidden = model.bert.embeddings(input_ids=encoded["input_ids"], token_type_ids=encoded["token_type_ids"])
+            mask = create_bidirectional_mask(config=model.config, inputs_embeds=hidden,
+                                             attention_mask=encoded["attention_mask"])
+            for layer in lower:
+                hidden = layer(hidden, mask)
+            batches.append((hidden.clone(), mask.clone() if mask is not None else None,
+                            torch.tensor([p.label for p in chosen])))
+            if len(batches) % 50 == 0:
+                progress(f"Reading the training pairs: {start + len(chosen)} of {len(pairs)}",
+                         0.2 * (start + len(chosen)) / len(pairs))
+    return batches
 
 
 def build(bank: Bank, training: TrainingSettings = SETTINGS,
