@@ -27,10 +27,10 @@ from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.content.schema import Claim, Reference, TopicPage
 from kqv_demo.demos import DEMOS
 from kqv_demo.explainer import compose
-from kqv_demo.explainer.index import Index, Phrasing, build_index, one_thread
+from kqv_demo.explainer.index import Index, Phrasing, build_index
 from kqv_demo.explainer.message import Spelling, clean_message, content_words, normalise_terms
 from kqv_demo.explainer.stance import Cues, conflicting_terms, contrast_clauses, has_negation, polarity, read_cues
-from kqv_demo.runtime import Runtime, shared_runtime
+from kqv_demo.runtime import EMBED_MAX_TOKENS, Runtime, one_thread, shared_runtime
 
 Stance = Literal["refute", "affirm", "explain", "decline"]
 
@@ -236,11 +236,22 @@ class Explainer:
         """Cosine similarity of the sentence embeddings, plus a little for shared content words
         (MiniLM alone confuses statements that share a theme but not their subject)."""
         lexical = self._lexical(text)
-        parts = [text] + _sentences(text)
-        vectors = self._embed([normalise_terms(part) for part in parts])
+        parts = [normalise_terms(text)] + self._within_budget([normalise_terms(s) for s in _sentences(text)])
+        vectors = self._embed(parts)
         # A long message dilutes its point; each of its sentences is also matched on its own.
         semantic = (self.index.vectors @ vectors.T).max(axis=1)
         return semantic + LEXICAL_WEIGHT * lexical.overlaps, lexical
+
+    def _within_budget(self, sentences: list[str]) -> list[str]:
+        """The first sentences, as long as they add up to at most SENTENCE_TOKEN_BUDGET tokens: so the
+        sentences of any message cost at most one more full-length embedding."""
+        kept, total = [], 0
+        for sentence, count in zip(sentences, self.runtime.token_counts(sentences)):
+            total += count
+            if total > SENTENCE_TOKEN_BUDGET:
+                break
+            kept.append(sentence)
+        return kept
 
     def _lexical(self, text: str) -> _Lexical:
         """Share of the message's content words found in each phrasing, words weighted by rarity (IDF)."""
@@ -469,14 +480,21 @@ class Explainer:
 
 _SENTENCE_END = re.compile(r"(?<=[.?!;])\s+")
 MIN_SENTENCE_WORDS = 5
+# Each sentence is embedded on its own, beside the whole message: without caps, 1,000 characters of
+# short sentences cost 40 embeddings. Real questions have at most 4 sentences and 120 tokens (the dev
+# and held-out sets); the whole message is read up to EMBED_MAX_TOKENS (256) tokens.
+MAX_SENTENCES = 12
+SENTENCE_TOKEN_BUDGET = EMBED_MAX_TOKENS
 
 
 def _sentences(text: str) -> list[str]:
-    """The sentences of a message that has several, each long enough to say something."""
+    """The sentences of a message that has several, each long enough to say something: the first
+    MAX_SENTENCES different ones."""
     pieces = [piece.strip() for piece in _SENTENCE_END.split(text) if piece.strip()]
     if len(pieces) < 2:
         return []
-    return [piece for piece in pieces if len(piece.split()) >= MIN_SENTENCE_WORDS]
+    long_enough = [piece for piece in pieces if len(piece.split()) >= MIN_SENTENCE_WORDS]
+    return list(dict.fromkeys(long_enough))[:MAX_SENTENCES]
 
 
 def _on_subject(text: str) -> bool:

@@ -12,6 +12,7 @@ from kqv_demo.quiz.items import ITEM_KINDS
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.quiz.round_files import MAX_ROUND_FILE_BYTES, load_round_files, parse_round_upload
 from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec
+from kqv_demo.ratelimit import BULK_REQUESTS
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.classroom_views import class_dashboard, created_notice, round_outline
 from kqv_demo.ui.export_views import export_panel
@@ -103,7 +104,8 @@ def spec_from_upload() -> RoundSpec | None:
     if upload is None:
         st.caption("The format is the one of content/rounds/*.yaml; see the README.")
         return None
-    spec, errors = parse_round_upload(loaded, upload.name, upload.getvalue())
+    with BULK_REQUESTS:
+        spec, errors = parse_round_upload(loaded, upload.name, upload.getvalue())
     if errors:
         st.error(f"{problem_count(errors)} problem(s) in {literal(upload.name)}; nothing was created.")
         st.code("\n".join(str(error) for error in errors), language=None)
