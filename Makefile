@@ -38,3 +38,32 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
+
+# make test-cpu-paths: the model-number tests again on the float32 kernels of other CPUs of this kind, so that
+# a tolerance that only holds on this CPU fails here, not on a learner's machine (see kqv_demo/numerics.py):
+#   avx2     torch's AVX2 kernels: what AMD EPYC machines without AVX-512 run (MKL takes its AMD path there too)
+#   default  torch's plain, unvectorised kernels
+#   intel    MKL's Intel kernels (AVX-512, or AVX2 on a CPU without it), via .ci/mkl_as_on_intel.c: what
+#            Intel machines run. MKL_ENABLE_INSTRUCTIONS alone changes nothing on AMD (MKL ignores it off
+#            its Intel path) and torch does not use oneDNN for float32, so ONEDNN_MAX_CPU_ISA changes nothing.
+# .ci/cpu_path.py checks before each leg that the kernels asked for are the ones running. Needs a C compiler.
+# The tests: every one that compares model numbers with a tolerance or quotes them (not the CLI, chart, depth
+# table and query-count tests, which compare none; not the `slow` ones, which start subprocesses).
+CPU_PATH_DEMOS := attention_by_hand attention_sinks causal_vs_bidirectional confidence context_effect \
+	dot_product_not_kl fixed_depth heads_in_parallel keys_are_computed kv_cache logit_lens no_bias_concepts \
+	no_learning one_attention_pass shared_neighbours soft_lookup values_not_text
+CPU_PATH_TESTS := tests/test_numerics.py $(CPU_PATH_DEMOS:%=tests/demos/test_%.py) tests/content/test_evidence.py \
+	tests/content/test_true_statements.py tests/quiz/test_predictions.py tests/test_runtime.py tests/test_hooks.py
+MKL_AS_ON_INTEL := $(VENV)/mkl_as_on_intel.so
+
+.PHONY: test-cpu-paths
+test-cpu-paths: setup $(MKL_AS_ON_INTEL)
+	ATEN_CPU_CAPABILITY=avx2 $(PY) .ci/cpu_path.py AVX2 any
+	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q -m "not slow" $(CPU_PATH_TESTS)
+	ATEN_CPU_CAPABILITY=default $(PY) .ci/cpu_path.py DEFAULT any
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -m "not slow" $(CPU_PATH_TESTS)
+	LD_PRELOAD=$(abspath $(MKL_AS_ON_INTEL)) $(PY) .ci/cpu_path.py any intel
+	LD_PRELOAD=$(abspath $(MKL_AS_ON_INTEL)) $(PY) -m pytest -q -m "not slow" $(CPU_PATH_TESTS)
+
+$(MKL_AS_ON_INTEL): .ci/mkl_as_on_intel.c
+	cc -shared -fPIC -O2 -o $@ $<

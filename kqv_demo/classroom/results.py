@@ -45,6 +45,7 @@ class HeldMisconception:
 @dataclass(frozen=True)
 class StudentResult:
     name: str  # made unique within the class: "Ada", "Ada (2)"
+    round_id: int  # what the instructor's "remove" names
     answered: int
     correct: int
     items: int
@@ -78,6 +79,9 @@ class AnswerRow:
 class ClassResults:
     code: str
     title: str
+    max_students: int
+    started: datetime | None  # None: the students are waiting for the instructor
+    joining_open: bool
     items: tuple[ItemAccuracy, ...]
     students: tuple[StudentResult, ...]
     misconceptions: tuple[HeldMisconception, ...]  # most often held with high confidence first
@@ -106,11 +110,12 @@ def class_results(store: Store, bank: Bank, code: str) -> ClassResults:
     students, rows = [], []
     for member, name in zip(members, names):
         answers = {answer.item_id: answer for answer in answers_by_round.get(member.round.id, [])}
-        students.append(_student(name, answers, len(items), member.round.finished is not None))
+        students.append(_student(name, member.round.id, answers, len(items), member.round.finished is not None))
         rows += [_row(name, item.id, item.claim_id, item.kind, answers.get(item.id)) for item in items]
     all_answers = [answer for answers in answers_by_round.values() for answer in answers]
     return ClassResults(
-        code=stored.code, title=stored.title, items=tuple(_accuracy(items, all_answers)),
+        code=stored.code, title=stored.title, max_students=stored.max_students, started=stored.started,
+        joining_open=stored.joining_open, items=tuple(_accuracy(items, all_answers)),
         students=tuple(students), misconceptions=tuple(_misconceptions(bank, all_answers)), rows=tuple(rows),
     )
 
@@ -124,9 +129,10 @@ def _unique_names(names: list[str]) -> list[str]:
     return unique
 
 
-def _student(name: str, answers: dict[str, StoredAnswer], items: int, finished: bool) -> StudentResult:
+def _student(name: str, round_id: int, answers: dict[str, StoredAnswer], items: int,
+             finished: bool) -> StudentResult:
     summary = summarise(Answer(a.item_id, a.claim_id, a.correct, a.confidence) for a in answers.values())
-    return StudentResult(name, summary.answered, summary.correct, items, summary.cbm_total, summary.cbm_max,
+    return StudentResult(name, round_id, summary.answered, summary.correct, items, summary.cbm_total, summary.cbm_max,
                          summary.calibration, finished)
 
 

@@ -24,6 +24,7 @@ from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 MASSIVE_RATIO = 10.0
 """Token 0 counts as a massive activation when its norm is this many times the median of the others."""
@@ -173,7 +174,7 @@ def _norm_text(result: AttentionSinks) -> str:
 
 
 def _first_tokens(result: AttentionSinks) -> str:
-    a, b = result.first_token_a.strip(), result.first_token_b.strip()
+    a, b = literal(result.first_token_a.strip()), literal(result.first_token_b.strip())
     return f"“{a}” in both prompts" if a == b else f"“{a}” and “{b}”"
 
 

@@ -23,13 +23,16 @@ import altair as alt
 import numpy as np
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM, SMOLLM2
+from kqv_demo.markup import literal, visible
 
-ROUNDING_LIMIT = 1e-5
-"""Largest relative difference we still call floating-point rounding (fp32 has ~7 significant digits)."""
+ROUNDING_LIMIT = numerics.STATE_NOISE
+"""Largest relative difference we still call floating-point rounding: what two passes of other lengths (other
+kernel blockings) or two CPUs can make of the same hidden state (kqv_demo.numerics)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class CausalVsBidirectional:
     smollm2_relative_diff: float  # max over layers of ||state_A - state_B|| / ||state_A||
     minilm_cosine_by_layer: np.ndarray  # [6] cosine of the word's vectors after each block
     minilm_cosine: float  # of the final output vectors (the last block)
+    minilm_cosine_noise: float  # how far below 1 float32 rounding can put the cosine of a vector with itself
 
     @property
     def smollm2_max_abs_diff(self) -> float:
@@ -155,6 +159,7 @@ def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) 
         smollm2_relative_diff=float(relative),
         minilm_cosine_by_layer=cosines.numpy().copy(),
         minilm_cosine=float(cosines[-1]),
+        minilm_cosine_noise=numerics.cosine_noise(vec_a.shape[-1]),
     )
 
 
@@ -175,7 +180,7 @@ def chart(result: CausalVsBidirectional) -> alt.HConcatChart | alt.VConcatChart:
 
 
 def _smollm2_sentence(result: CausalVsBidirectional) -> str:
-    word = result.word.strip()
+    word = literal(result.word.strip())
     if not result.same_prefix:
         return (
             f"Your two sentences already differ before “{word}”, so even SmolLM2's state for it changes "
@@ -195,7 +200,7 @@ def _smollm2_sentence(result: CausalVsBidirectional) -> str:
 
 
 def explain(result: CausalVsBidirectional) -> str:
-    word = result.word.strip()
+    word = literal(result.word.strip())
     reading_right = int((result.minilm_upper_by_head > 0.5).sum())
     return (
         f"Left: SmolLM2 layer {result.layer}, head {result.head}. Every weight above the diagonal is exactly "
@@ -204,7 +209,7 @@ def explain(result: CausalVsBidirectional) -> str:
         f"{result.n_rows_minilm} rows put {result.minilm_upper_sum:.2f} of weight above the diagonal in total "
         f"({result.minilm_upper_words:.2f} of it is a word reading a later word); {reading_right} of MiniLM's "
         f"{result.minilm_upper_by_head.size} heads put more than 0.5 weight there.\n\n"
-        f"Now “{word}” in “{result.sentence_a}” and “{result.sentence_b}”. {_smollm2_sentence(result)} "
+        f"Now “{word}” in “{literal(result.sentence_a)}” and “{literal(result.sentence_b)}”. {_smollm2_sentence(result)} "
         f"MiniLM's output vector for “{word}” changes: cosine {result.minilm_cosine:.3f} between the two "
         "sentences, because an encoder reads both directions."
     )
@@ -214,15 +219,15 @@ def headline(result: CausalVsBidirectional) -> list[tuple[str, str]]:
     return [
         ("SmolLM2: weight above the diagonal", f"{result.smollm2_upper_max:g}"),
         ("MiniLM: weight above the diagonal", f"{result.minilm_upper_sum:.2f}"),
-        (f"SmolLM2: max change of “{result.word.strip()}”", f"{result.smollm2_max_abs_diff:.3g}"),
-        (f"MiniLM: cosine of “{result.word.strip()}”", f"{result.minilm_cosine:.3f}"),
+        (f"SmolLM2: max change of “{literal(result.word.strip())}”", f"{result.smollm2_max_abs_diff:.3g}"),
+        (f"MiniLM: cosine of “{literal(result.word.strip())}”", f"{result.minilm_cosine:.3f}"),
     ]
 
 
 def status(result: CausalVsBidirectional) -> tuple[bool, str]:
     if not result.same_prefix:
         return False, "The two sentences differ before the word: the experiment needs them to differ only after it."
-    if result.minilm_cosine > 1 - 1e-6:
+    if 1 - result.minilm_cosine <= result.minilm_cosine_noise:
         return False, "The two sentences are the same after the word too: change the words after it."
     if result.smollm2_unchanged:
         return True, "The decoder's state for the word ignores the later words; the encoder's does not."
@@ -230,11 +235,12 @@ def status(result: CausalVsBidirectional) -> tuple[bool, str]:
 
 
 def details(result: CausalVsBidirectional) -> str:
+    word = visible(result.word.strip())  # inside a code block: one line cannot close it
     return (
         "```python\n"
         "keep = lambda name: name.endswith('.resid_post')\n"
-        f"a = runtime.trace(sentence_a, names_filter=keep)   # SmolLM2; '{result.word.strip()}' at {result.smollm2_positions[0]}\n"
-        f"b = runtime.trace(sentence_b, names_filter=keep)   # '{result.word.strip()}' at {result.smollm2_positions[1]}\n"
+        f"a = runtime.trace(sentence_a, names_filter=keep)   # SmolLM2; '{word}' at {result.smollm2_positions[0]}\n"
+        f"b = runtime.trace(sentence_b, names_filter=keep)   # '{word}' at {result.smollm2_positions[1]}\n"
         f"max(abs(a[f'blocks.{{L}}.resid_post'][{result.smollm2_positions[0]}] - b[f'blocks.{{L}}.resid_post'][{result.smollm2_positions[1]}]).max()\n"
         f"    for L in range({len(result.smollm2_diff_by_layer)}))      # {result.smollm2_max_abs_diff:.3g}\n"
         f"# MiniLM: the same with model='minilm', then cosine of the last layer's vectors: {result.minilm_cosine:.4f}\n"

@@ -30,6 +30,7 @@ from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.hooks import NamesFilter
 from kqv_demo.trace import Trace, token_display
+from kqv_demo.markup import literal, literal_block
 
 TOP_K = 10
 MAX_CANDIDATES = 8
@@ -322,7 +323,7 @@ def _ranking_text(result: ConfidenceReadable) -> str:
     if not result.candidates:
         return ""
     ranked = sorted(zip(result.candidates, result.candidate_logprobs), key=lambda pair: -pair[1])
-    shown = " > ".join(f"{name} {lp:.2f}" for name, lp in ranked[:3])
+    shown = " > ".join(f"{literal(name)} {lp:.2f}" for name, lp in ranked[:3])
     more = f" > … ({len(ranked)} in all)" if len(ranked) > 3 else ""
     text = f" Scoring each candidate's tokens gives the model's own ranking (log P, nats): {shown}{more}."
     if result.asked:
@@ -330,7 +331,7 @@ def _ranking_text(result: ConfidenceReadable) -> str:
             "not all candidates listed" if result.stated_ranking is None
             else "the same order" if result.rankings_agree else "a different order"
         )
-        text += f" Asked to rank them, the chat model wrote “{_clip(result.model_answer or '')}” ({verdict})."
+        text += f" Asked to rank them, the chat model wrote “{literal(_clip(result.model_answer or ''))}” ({verdict})."
     return text
 
 
@@ -343,7 +344,7 @@ def explain(result: ConfidenceReadable) -> str:
         else "A temperature would divide the logits, sharpening or flattening them, but never reorder tokens"
     )
     return (
-        f"After “{_short(''.join(result.prompt_tokens))}” the model gives “{top.strip() or top}” probability "
+        f"After “{literal(_short(''.join(result.prompt_tokens)))}” the model gives “{literal(top.strip() or top)}” probability "
         f"{p:.2f}, spreading the rest over all {result.vocab_size:,} tokens; the entropy is "
         f"{result.entropy_bits:.2f} bits ({result.entropy_nats:.2f} nats), where 0 would mean certain. That is a "
         f"confidence score. {temperature}; the top-p {result.top_p:g} nucleus keeps {_tokens(result.nucleus_size)} "
@@ -355,13 +356,13 @@ def explain(result: ConfidenceReadable) -> str:
 
 def headline(result: ConfidenceReadable) -> list[tuple[str, str]]:
     rows = [
-        (f"P(“{result.top_tokens[0].strip()}”)", f"{result.top_probs[0]:.2f}"),
+        (f"P(“{literal(result.top_tokens[0].strip())}”)", f"{result.top_probs[0]:.2f}"),
         ("Entropy", f"{result.entropy_bits:.2f} bits / {result.entropy_nats:.2f} nats"),
         (f"Top-p {result.top_p:g} nucleus at T = {result.temperature:g}",
          f"{result.nucleus_size} tokens, mass {result.nucleus_mass:.2f}"),
     ]
     if result.candidates:
-        rows.append(("Model's own ranking", " > ".join(result.model_ranking)))
+        rows.append(("Model's own ranking", " > ".join(literal(name) for name in result.model_ranking)))
     return rows
 
 
@@ -374,14 +375,15 @@ def status(result: ConfidenceReadable) -> tuple[bool, str]:
 
 def details(result: ConfidenceReadable) -> str:
     rows = "\n".join(
-        f"| {name} | {' · '.join(token_display(t) for t in tokens)} | {lp:.3f} | {math.exp(lp):.4f} |"
+        f"| {literal(name)} | {' · '.join(literal(token_display(t)) for t in tokens)} | {lp:.3f} | {math.exp(lp):.4f} |"
         for name, tokens, lp in zip(result.candidates, result.candidate_tokens, result.candidate_logprobs)
     )
     table = (
         "\n\n| candidate | tokens | log P (nats) | P |\n|---|---|---|---|\n" + rows if result.candidates else ""
     )
     asked = (
-        f"\n\n**Asked:** {result.request}\n\n**The model wrote:** {result.model_answer}" if result.asked else ""
+        f"\n\n**Asked:** {literal_block(result.request)}\n\n**The model wrote:** {literal_block(result.model_answer)}"
+        if result.asked else ""
     )
     return (
         "$$p(t \\mid x) = \\mathrm{softmax}(z / \\tau)_t,\\quad H = -\\sum_t p(t)\\ln p(t),\\quad "

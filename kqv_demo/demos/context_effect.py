@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.demos.confidence import Continuation, score_continuations
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 CONDITIONS = ("no prefix", "helpful prefix", "distractor")
 PARTS = ("token 0 (attention sink)", "prefix tokens (without token 0)", "prompt tokens")
@@ -225,11 +227,12 @@ def explain(result: ContextEffect) -> str:
     sink, _, _ = split.mean
     direction = "lowers it to" if result.p_distractor < result.p_plain else "gives"
     return (
-        f"After “{_short(result.prompt)}” the model gives “{_short(result.target, 30)}” probability {result.p_plain:.2f}. "
+        f"After “{literal(_short(result.prompt))}” the model gives “{literal(_short(result.target, 30))}” "
+        f"probability {result.p_plain:.2f}. "
         f"With the helpful prefix in front it gives {result.p_prefix:.2f}: the same weights, only a longer context. "
         f"The prefix's {split.prefix_tokens} tokens add {result.added_keys_per_layer} keys and "
         f"{result.added_values_per_layer} values in each of the {result.n_layers} layers ({split.prefix_tokens} tokens × "
-        f"{result.n_kv_heads} key/value heads), and the last prompt token reads them. Token 0 “{result.sink_token}” "
+        f"{result.n_kv_heads} key/value heads), and the last prompt token reads them. Token 0 “{literal(result.sink_token)}” "
         f"is an attention sink that takes {sink:.0%} of its attention, so we leave it out of both sides: of the rest, "
         f"{split.prefix_share:.0%} goes to the prefix and {1 - split.prefix_share:.0%} to the prompt (mean over all "
         f"{result.n_layers * result.n_heads} heads). The irrelevant distractor {direction} {result.p_distractor:.2f}: "
@@ -240,7 +243,7 @@ def explain(result: ContextEffect) -> str:
 
 def headline(result: ContextEffect) -> list[tuple[str, str]]:
     return [
-        (f"P(“{result.target.strip()}”) without → with prefix", f"{result.p_plain:.2f} → {result.p_prefix:.2f}"),
+        (f"P(“{literal(result.target.strip())}”) without → with prefix", f"{result.p_plain:.2f} → {result.p_prefix:.2f}"),
         ("With the distractor", f"{result.p_distractor:.2f}"),
         ("Attention to prefix (token 0 left out)", f"{result.helpful.prefix_share:.0%}"),
         ("Keys + values added per layer", f"{result.added_keys_per_layer} + {result.added_values_per_layer}"),
@@ -248,9 +251,10 @@ def headline(result: ContextEffect) -> list[tuple[str, str]]:
 
 
 def status(result: ContextEffect) -> tuple[bool, str]:
-    if result.p_prefix > result.p_plain:
-        return True, f"The prefix raised P(“{result.target.strip()}”) from {result.p_plain:.2f} to {result.p_prefix:.2f}."
-    return False, f"This prefix did not raise P(“{result.target.strip()}”): context can also fail to help."
+    # "raised" only beyond what two CPUs' rounding could make of the same two probabilities
+    if result.p_prefix > result.p_plain * np.exp(2 * numerics.log_probability_noise(len(result.target_tokens))):
+        return True, f"The prefix raised P(“{literal(result.target.strip())}”) from {result.p_plain:.2f} to {result.p_prefix:.2f}."
+    return False, f"This prefix did not raise P(“{literal(result.target.strip())}”): context can also fail to help."
 
 
 def details(result: ContextEffect) -> str:
@@ -258,7 +262,7 @@ def details(result: ContextEffect) -> str:
     sink, prefix, prompt = result.helpful.mean
     d_sink, d_prefix, d_prompt = result.distracting.mean
     return (
-        f"Target tokens: {' · '.join(token_display(t) for t in result.target_tokens)}; its probability is the product "
+        f"Target tokens: {' · '.join(literal(token_display(t)) for t in result.target_tokens)}; its probability is the product "
         "of their next-token probabilities.\n\n"
         "| attention of the last prompt token (mean over layers and heads) | token 0 | prefix (without token 0) "
         "| prompt |\n|---|---|---|---|\n"

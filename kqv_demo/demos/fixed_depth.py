@@ -23,6 +23,7 @@ from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM
+from kqv_demo.markup import literal
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _middle(result: FixedDepth) -> tuple[float, float]:
 
 
 def explain(result: FixedDepth) -> str:
-    a, b = (f"“{_short(p, 40)}”" for p in result.prompts)
+    a, b = (f"“{literal(_short(p, 40))}”" for p in result.prompts)
     last = result.relative_update[:, -1]
     low, high = _middle(result)
     # Layers 0 and 1 start from the small token embeddings, so their relative updates are large.

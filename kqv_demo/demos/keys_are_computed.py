@@ -19,6 +19,7 @@ import torch
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
+from kqv_demo.markup import literal
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def chart(result: KeysAreComputed):
 def explain(result: KeysAreComputed) -> str:
     lowest = result.cosine_by_layer[1:].min()
     return (
-        f"“{result.word.strip()}” is token {result.position_a} of the first sentence and token "
+        f"“{literal(result.word.strip())}” is token {result.position_a} of the first sentence and token "
         f"{result.position_b} of the second. At layer 0 its key depends only on the token itself, so "
         f"the two keys agree (cosine {result.cosine_by_layer[0].min():.3f}). From layer 1 on, the key is "
         "computed from a hidden state that already mixes in the words to its left, so the same word gets "

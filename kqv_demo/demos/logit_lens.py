@@ -25,10 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 EXIT_THRESHOLD = 0.9
 
@@ -198,7 +200,7 @@ def chart(result: LogitLens):
 
 
 def explain(result: LogitLens) -> str:
-    target = f"“{_show(result.target)}”"
+    target = f"“{literal(_show(result.target))}”"
     final = result.p_target[-1]
     late = ", ".join(
         f"{result.p_target[layer]:.3f} after {layer}" for layer in range(result.n_layers - 2, result.n_layers)
@@ -209,9 +211,9 @@ def explain(result: LogitLens) -> str:
         f"(stop once the top-1 probability exceeds {result.exit_threshold}, from layer 1 on) never fires"
         if result.exit_layer is None else
         f"(stop once the top-1 probability exceeds {result.exit_threshold}, from layer 1 on) stops after "
-        f"layer {result.exit_layer} with “{_show(result.exit_token)}”, which "
+        f"layer {result.exit_layer} with “{literal(_show(result.exit_token))}”, which "
         f"{'agrees' if result.exit_agrees else 'does not agree'} with the full model's "
-        f"“{_show(result.model_top_token)}”"
+        f"“{literal(_show(result.model_top_token))}”"
     )
     return (
         "Each point reads the last token's hidden state as if the model stopped there: final norm, then "
@@ -227,7 +229,7 @@ def explain(result: LogitLens) -> str:
 
 
 def headline(result: LogitLens) -> list[tuple[str, str]]:
-    target = _show(result.target)
+    target = literal(_show(result.target))
     return [
         (f"P({target}) after all {result.n_layers} layers", f"{result.p_target[-1]:.3f}"),
         (f"{target} is top-1 (and stays) after",
@@ -238,14 +240,15 @@ def headline(result: LogitLens) -> list[tuple[str, str]]:
 
 
 def status(result: LogitLens) -> tuple[bool, str]:
-    if result.lens_max_diff <= 1e-3 and result.kl_skip_nats > 0:
+    # a skipped block "changes" the output only beyond what rounding can make of two passes (KL ≤ 2·LOGIT_NOISE)
+    if result.lens_max_diff <= numerics.LOGIT_NOISE and result.kl_skip_nats > numerics.log_probability_noise():
         return True, "After the last layer the lens is the model's output; a skipped block changes it."
     return False, "The lens does not reproduce the model's logits: please report this."
 
 
 def details(result: LogitLens) -> str:
     rows = "\n".join(
-        f"| {layer} | {result.p_target[layer]:.4f} | {_show(result.top_tokens[layer])} "
+        f"| {layer} | {result.p_target[layer]:.4f} | {literal(_show(result.top_tokens[layer]))} "
         f"| {result.top_probs[layer]:.3f} |"
         for layer in range(result.n_layers + 1)
     )

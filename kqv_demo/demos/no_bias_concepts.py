@@ -22,6 +22,7 @@ from kqv_demo.demos.base import Demo, Param
 from kqv_demo.demos.charts import OKABE_ITO
 from kqv_demo.runtime import MINILM
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,9 @@ def chart(result: NoBiasConcepts):
 
 
 def explain(result: NoBiasConcepts) -> str:
-    word = result.tokens[-1].strip()
+    word = literal(result.tokens[-1].strip())
     last = len(result.tokens) - 1
-    others = [f"“{result.tokens[i].strip()}” ({result.top_neuron_by_token[i]:.2f})"
+    others = [f"“{literal(result.tokens[i].strip())}” ({result.top_neuron_by_token[i]:.2f})"
               for i in result.top_positions(3) if i != last][:2]
     return (
         f"SmolLM2 has **no bias parameters**: none of its {result.smollm2_tensors} weight tensors is a bias "

@@ -28,6 +28,7 @@ from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import REFERENCE_PROMPT, hashes_digest
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 PROBE_PROMPT = REFERENCE_PROMPT  # "The capital of Australia is": its prediction was recorded at load
 PROBE_TOKEN = " Canberra"
@@ -212,7 +213,7 @@ def explain(result: NoLearning) -> str:
         if result.p_in_context > result.p_at_load
         else f"changes it to {result.p_in_context:.4f}: the context changes the computation, not the weights."
     )
-    reply = " ".join(result.reply.split())
+    reply = literal(" ".join(result.reply.split()))
     steps = f"{len(result.generated)} step{'s' if len(result.generated) != 1 else ''}"
     return (
         f"The model read your message ({result.prompt_tokens} tokens in its chat format) and replied "
@@ -221,7 +222,7 @@ def explain(result: NoLearning) -> str:
         + (f"; each later step adds the token chosen just before, up to {last}. " if last > first else ". ")
         + f"Each position holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} "
         f"key/value heads: {int(result.kv_vectors[-1]):,} vectors, {_size(result.kv_bytes[-1])}, for this "
-        f"conversation only. Without it, “{result.probe_prompt}” → “{result.probe_token.strip()}” has "
+        f"conversation only. Without it, “{literal(result.probe_prompt)}” → “{literal(result.probe_token.strip())}” has "
         f"probability {result.p_at_load:.4f} at load and {result.p_after:.4f} after the reply: {probe}. Your message in "
         f"the context {context}"
     )
@@ -231,7 +232,7 @@ def headline(result: NoLearning) -> list[tuple[str, str]]:
     return [
         (f"Hashes of the {result.n_tensors} weight tensors, load → now", "identical" if result.weights_unchanged
          else f"{len(result.changed_tensors)} changed"),
-        (f"P(“{result.probe_token.strip()}”), load → now", f"{result.p_at_load:.4f} → {result.p_after:.4f}"),
+        (f"P(“{literal(result.probe_token.strip())}”), load → now", f"{result.p_at_load:.4f} → {result.p_after:.4f}"),
         ("KV cache after the last step", f"{int(result.cache_lengths[-1])} positions"),
         ("Key and value vectors stored", f"{int(result.kv_vectors[-1]):,} · {_size(result.kv_bytes[-1])}"),
     ]
@@ -255,7 +256,7 @@ def details(result: NoLearning) -> str:
         "```\n\n"
         "BLAKE3 is a cryptographic hash: two different tensors get the same hash with odds of $2^{-256}$, so "
         "equal hashes mean equal bytes, down to the last bit of every weight. The model's next-token "
-        f"logits after “{result.probe_prompt}”, all {result.vocabulary_size:,} of them, were recorded at load "
+        f"logits after “{literal(result.probe_prompt)}”, all {result.vocabulary_size:,} of them, were recorded at load "
         "and computed again after the reply: "
         + ("bit-identical." if result.distribution_identical else "**different**: please report this.")
         + "\n\n"
@@ -263,7 +264,7 @@ def details(result: NoLearning) -> str:
         f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
         f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
         "model actually attended over, not from this formula.\n\n"
-        f"The probe with your message in the context is read in the reply's first pass: “{result.probe_prompt}” "
+        f"The probe with your message in the context is read in the reply's first pass: “{literal(result.probe_prompt)}” "
         "follows the message on a side branch (a tree-shaped attention mask), so the message's own tokens "
         "cannot see it and the reply is the same as without it; its cache positions are dropped "
         "before the next step. Worked examples in the context raise the right answer's probability the same "

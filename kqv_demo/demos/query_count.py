@@ -21,6 +21,7 @@ import pandas as pd
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 KINDS = ("q", "k", "v")
 CHART_TOKENS = 160  # layers × tokens cells stay under Altair's 5,000-row limit
@@ -125,7 +126,7 @@ def chart(result: QueryCount) -> alt.Chart:
 
 def _first_tokens(result: QueryCount, n: int = 4) -> str:
     shown = [token_display(label.split(" ", 1)[1]) for label in result.tokens[:n]]
-    return ", ".join(f"“{token}”" for token in shown) + (", …" if result.n_tokens > n else "")
+    return ", ".join(f"“{literal(token)}”" for token in shown) + (", …" if result.n_tokens > n else "")
 
 
 def explain(result: QueryCount) -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.errors import UserInputError
+from kqv_demo.markup import literal
 
 # SmolLM2 reads each item after this prefix, so that no item sits at position 0, where every
 # token becomes an attention sink with an outsized hidden state (see the attention-sinks demo).
@@ -297,9 +298,9 @@ def explain(result: SharedNeighbours) -> str:
         f"share {_percent(result.alignment)} of them (SmolLM2 after layer {result.layer}), against "
         f"{_percent(result.chance)} by chance ({_percent(result.chance_p99)} at the 99th percentile of shuffles) and "
         f"{_percent(result.spelling_alignment)} for a control that knows only spelling.{groups} "
-        f"For example, “{result.items[example]}” is nearest to "
-        f"{', '.join(result.neighbours(result.smollm2_similarity, example))} in SmolLM2 and to "
-        f"{', '.join(result.neighbours(result.minilm_similarity, example))} in MiniLM. SmolLM2's learned token "
+        f"For example, “{literal(result.items[example])}” is nearest to "
+        f"{', '.join(map(literal, result.neighbours(result.smollm2_similarity, example)))} in SmolLM2 and to "
+        f"{', '.join(map(literal, result.neighbours(result.minilm_similarity, example)))} in MiniLM. SmolLM2's learned token "
         f"embeddings, before any layer, already share {_percent(float(result.alignment_by_layer[0]))}. Different "
         "objectives, similar concepts: the pre-training objective alone does not decide what a model represents."
     )

@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
+from kqv_demo.markup import literal, literal_code
 from kqv_demo.demos.confidence import nucleus
 from kqv_demo.errors import UserInputError
 from kqv_demo.trace import token_display
@@ -124,7 +126,8 @@ class SoftLookup:
 
     @property
     def matches_model(self) -> bool:
-        return self.recompute_max_diff <= 1e-5
+        # the model's float32 softmax of its own scores vs ours in float64: one softmax's rounding
+        return self.recompute_max_diff <= numerics.softmax_noise(len(self.tokens))
 
 
 def compute(runtime, prompt: str, layer: int, head: int, sharpness: float = 1.0) -> SoftLookup:
@@ -262,14 +265,14 @@ def explain(result: SoftLookup) -> str:
         if result.sharpness != 1 else ""
     )
     return (
-        f"A Python dict is a hard lookup: `store[{result.dict_hit_key!r}]` returns exactly one value "
-        f"(position {result.dict_hit_value}), and the near-miss key {result.dict_miss_key!r} raises KeyError. "
+        f"A Python dict is a hard lookup: {literal_code(f'store[{result.dict_hit_key!r}]')} returns exactly one value "
+        f"(position {result.dict_hit_value}), and the near-miss key {literal(repr(result.dict_miss_key))} raises KeyError. "
         f"Attention has no exact match. In layer {result.layer}, head {result.head}, the last token "
-        f"“{result.query_token.strip()}” scores all {n} keys; every one gets a positive weight (smallest "
+        f"“{literal(result.query_token.strip())}” scores all {n} keys; every one gets a positive weight (smallest "
         f"{result.min_weight:.3f}), the weights sum to {result.weight_sum:.6f}, and the output blends all {n} value "
         f"vectors. The entropy is {result.entropy_bits:.2f} bits ({result.uniform_entropy_bits:.2f} would be uniform) "
         f"and {result.tokens_for_90} token{'s hold' if result.tokens_for_90 != 1 else ' holds'} 90% of the weight. Multiply the scores by β and the softmax "
-        f"sharpens: at β = {result.betas[last]:g} the top key “{result.top_token.strip()}” gets "
+        f"sharpens: at β = {result.betas[last]:g} the top key “{literal(result.top_token.strip())}” gets "
         f"{_weight(result.sweep_max_weight[last])} and the output is {_distance(result.sweep_distance[last])} from "
         f"its value vector ({result.distance_at_1:.2f} at β = 1).{yours} The model uses β = 1: a soft blend, not a lookup."
     )
@@ -305,7 +308,7 @@ def details(result: SoftLookup) -> str:
         f"{result.recompute_max_diff:.1e}, and Σ w_j v_j matches the head's output to {result.output_max_diff:.1e}. "
         f"This layer holds one query per token per head ({'×'.join(map(str, result.q_shape))}) but keys and values "
         f"only per key/value head ({'×'.join(map(str, result.k_shape))}): computed from this prompt, not stored.\n\n"
-        f"| β | largest weight | entropy (bits) | tokens for 90% | ‖mix − v of “{result.top_token.strip()}”‖ |\n"
+        f"| β | largest weight | entropy (bits) | tokens for 90% | ‖mix − v of “{literal(result.top_token.strip())}”‖ |\n"
         f"|---|---|---|---|---|\n{rows}\n\n"
         "When two keys score almost the same, even a large β splits the weight between them: "
         "a softmax never *chooses* by itself."

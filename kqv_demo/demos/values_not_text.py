@@ -20,9 +20,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.trace import token_display
+from kqv_demo.markup import literal
 
 TOP_K = 10
 
@@ -40,6 +42,7 @@ class ValuesNotText:
     weights_v_max_diff: float  # max |weights @ V - head output|, this head
     weights_k_max_diff: float  # max |weights @ K - head output|, this head
     layer_weights_v_max_diff: float  # the same, worst over every head of the layer
+    weights_v_tolerance: float  # the most float32 rounding can make two computations of weights @ V differ, any head
     layer_weights_k_min_diff: float  # weights @ K: the closest any head of the layer comes
     layer_weights_k_max_diff: float
     value_shape: tuple[int, ...]  # [kv_heads, T, d_head] at this layer
@@ -103,6 +106,7 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
         weights_v_max_diff=v_diffs[head],
         weights_k_max_diff=k_diffs[head],
         layer_weights_v_max_diff=max(v_diffs),
+        weights_v_tolerance=max(numerics.matmul_noise(pattern[h], values[h // group]) for h in range(shape.n_heads)),
         layer_weights_k_min_diff=min(k_diffs),
         layer_weights_k_max_diff=max(k_diffs),
         value_shape=tuple(values.shape),
@@ -155,7 +159,7 @@ def explain(result: ValuesNotText) -> str:
         "The text comes from the end of the model: the last token's final hidden state "
         f"({result.hidden_size} numbers) times the LM head gives a score for each of the "
         f"{result.vocab_size:,} vocabulary tokens, and a softmax turns them into the probabilities in "
-        f"the chart (· marks a leading space). The most likely next token is “{token_display(result.chosen_token)}” "
+        f"the chart (· marks a leading space). The most likely next token is “{literal(token_display(result.chosen_token))}” "
         f"({result.chosen_probability:.2f})."
     )
 
@@ -164,12 +168,12 @@ def headline(result: ValuesNotText) -> list[tuple[str, str]]:
     return [
         ("Max |weights·V − head output|", f"{result.weights_v_max_diff:.1e}"),
         ("Max |weights·K − head output|", f"{result.weights_k_max_diff:.2f}"),
-        ("Next token (greedy)", f"“{token_display(result.chosen_token)}” {result.chosen_probability:.2f}"),
+        ("Next token (greedy)", f"“{literal(token_display(result.chosen_token))}” {result.chosen_probability:.2f}"),
     ]
 
 
 def status(result: ValuesNotText) -> tuple[bool, str]:
-    if result.weights_v_max_diff <= 1e-5 and result.weights_k_max_diff > 0.1:
+    if result.weights_v_max_diff <= result.weights_v_tolerance and result.weights_k_max_diff > 0.1:
         return True, "The weights mix the values (not the keys); the text comes from the LM head."
     return False, "The value recomputation does not match the head's output: please report this."
 

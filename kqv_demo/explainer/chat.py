@@ -25,7 +25,6 @@ from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.content.schema import Claim, Reference, TopicPage
 from kqv_demo.demos import DEMOS
 from kqv_demo.explainer import compose
-from kqv_demo.explainer.index import one_thread
 from kqv_demo.explainer.message import clean_message
 from kqv_demo.explainer.reading import SUBJECT_WORDS, Candidate, Reading, read
 from kqv_demo.explainer.retrieval import build_retriever
@@ -34,7 +33,7 @@ from kqv_demo.explainer.stance import read_cues
 from kqv_demo.explainer.stance_model import StanceModel, build
 from kqv_demo.explainer.statements import Statement, vetted_statements
 from kqv_demo.markup import literal
-from kqv_demo.runtime import Runtime, shared_runtime
+from kqv_demo.runtime import Runtime, one_thread, shared_runtime
 
 Stance = Literal["refute", "affirm", "explain", "decline"]
 

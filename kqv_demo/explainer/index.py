@@ -13,20 +13,17 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from kqv_demo import packages, settings
 from kqv_demo.content.loader import Bank
 from kqv_demo.explainer.message import normalise_terms
 from kqv_demo.explainer.stance import has_negation, read_cues
-from kqv_demo.runtime import Runtime, use_all_threads
+from kqv_demo.runtime import Runtime, one_thread  # noqa: F401 (one_thread moved to runtime; tests import it here)
 
 INDEX_FORMAT = 3
 Source = Literal["claim", "topic"]
@@ -160,15 +157,3 @@ def build_index(bank: Bank, runtime: Runtime) -> Index:
         vectors = embed_texts(runtime, [normalise_terms(row.text) for row in rows])
         _save(key, vectors)
     return Index(rows, vectors, key)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Small forward passes run fastest on one thread, and far faster when other work shares the CPU.
-    Threads started meanwhile begin with this count too, so on the way out the full count is set
-    (not the count found on the way in, which may itself be such an inherited 1)."""
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        use_all_threads()

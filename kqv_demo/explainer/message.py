@@ -16,6 +16,8 @@ from kqv_demo.markup import literal_block
 
 MAX_MESSAGE_CHARS = 1000
 """Longer messages are cut to this many characters, with a notice (no question needs more)."""
+MAX_READ_CHARS = 50 * MAX_MESSAGE_CHARS
+"""Characters looked at before cleaning (control characters and spaces may be most of a message)."""
 
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -77,11 +79,14 @@ def _is_latin(character: str) -> bool:
 
 
 def clean_message(raw: str | None) -> CleanMessage:
-    text = _SPACE.sub(" ", strip_control_characters(raw or "")).strip()
+    raw = raw or ""
+    # Cleaning reads at most MAX_READ_CHARS: the work per message stays bounded whatever is sent.
+    text = _SPACE.sub(" ", strip_control_characters(raw[:MAX_READ_CHARS])).strip()
     notices = []
-    if len(text) > MAX_MESSAGE_CHARS:
+    if len(text) > MAX_MESSAGE_CHARS or len(raw) > MAX_READ_CHARS:
+        size = f"{len(text):,}" if len(raw) <= MAX_READ_CHARS else f"more than {MAX_READ_CHARS:,}"
         notices.append(
-            f"Your message has {len(text):,} characters; I read only the first {MAX_MESSAGE_CHARS:,}. "
+            f"Your message has {size} characters; I read only the first {MAX_MESSAGE_CHARS:,}. "
             "Ask one question at a time for the best answer."
         )
         text = text[:MAX_MESSAGE_CHARS].rstrip()

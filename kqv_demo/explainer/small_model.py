@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from kqv_demo.errors import UserInputError
-from kqv_demo.explainer.index import one_thread
 from kqv_demo.explainer.message import clean_message
-from kqv_demo.runtime import Runtime
+from kqv_demo.runtime import Runtime, one_thread
 
 SMALL_MODEL_MAX_CHARS = 600  # keeps the chat template (and its assistant header) inside the prompt limit
 PROMPT_TOKEN_LIMIT = 512

@@ -15,7 +15,7 @@ from typing import Any
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.errors import UserInputError
-from kqv_demo.exports.live import Live, Progress, run_live
+from kqv_demo.exports.live import Live, Progress, run_live, runs_to_compute
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -83,6 +83,15 @@ def file_name(spec: RoundSpec, fmt: str) -> str:
 
 def needs_model(fmt: Format, items: list[Item]) -> bool:
     return fmt.figures or any(item.kind == "predict" for item in items)
+
+
+def model_runs_needed(bank: Bank, items: list[Item], fmt: str, runtime: Any) -> int:
+    """How many demo runs building `fmt` would compute now: 0 when the format needs no model or when
+    every run it needs is already cached (see exports.live.RUNS)."""
+    chosen = get_format(fmt)
+    if not needs_model(chosen, items):
+        return 0
+    return runs_to_compute(bank, items, runtime, figures=chosen.figures)
 
 
 def build_export(bank: Bank, spec: RoundSpec, items: list[Item], fmt: str, runtime: Any = None,

@@ -15,6 +15,7 @@ from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown
 from kqv_demo.exports.live import Figure, Live, with_answers
 from kqv_demo.exports.text import mathjax_math, to_html
+from kqv_demo.markup import plain, visible
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -58,7 +59,7 @@ def media_name(figure: Figure) -> str:
 
 
 def card_figure(figure: Figure) -> str:
-    caption = html.escape(figure.description)
+    caption = html.escape(visible(plain(figure.description)))  # the demo's headline: Markdown
     return (f'<div class="figure"><img src="{media_name(figure)}" style="max-width:100%;height:auto" '
             f'alt="{html.escape(figure.title)}"><p style="font-size:13px;color:#444">{caption}</p></div>')
 
@@ -88,7 +89,9 @@ def note_tags(bank: Bank, item: Item) -> list[str]:
 def anki_deck(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None = None) -> bytes:
     """The round as an .apkg file's bytes. Prediction items need `live` (their answers come from the
     model); with `live` figures, each card's back shows the live demo's figure for its claim."""
-    deck = genanki.Deck(DECK_ID, DECK_NAME, description=f"Questions from KQV Tutor. Last import: {spec.title}.")
+    # Anki shows the description as HTML: the title (typed or uploaded by an instructor) is text.
+    title = html.escape(visible(spec.title))
+    deck = genanki.Deck(DECK_ID, DECK_NAME, description=f"Questions from KQV Tutor. Last import: {title}.")
     media: dict[str, bytes] = {}
     for item in with_answers(items, live):
         figure = live.figure_for(item) if live is not None else None

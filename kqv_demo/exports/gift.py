@@ -14,6 +14,7 @@ from kqv_demo.exports.handout import answer_feedback, shown, summary_feedback
 from kqv_demo.exports.live import Live, with_answers
 from kqv_demo.exports.moodle import CATEGORY_ROOT, is_true_false, question_html
 from kqv_demo.exports.text import plain_math, to_html
+from kqv_demo.markup import visible
 from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -21,8 +22,9 @@ SPECIAL = "~=#{}:"
 
 
 def escape(text: str) -> str:
-    """Escape GIFT's special characters and fold the text onto one line (a blank line ends a question)."""
-    text = " ".join(text.split())
+    """Escape GIFT's special characters and fold the text onto one line (a blank line ends a question);
+    control and invisible characters are dropped."""
+    text = " ".join(visible(text).split())
     return re.sub(r"([\\~=#{}:])", r"\\\1", text)
 
 
@@ -54,7 +56,8 @@ def question_gift(bank: Bank, item: Item) -> str:
 def gift(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None = None, made_on: date | None = None) -> str:
     """The round as a GIFT file. Prediction items need `live` (their answers come from the model)."""
     items = with_answers(items, live)
-    category = re.sub(r"[^\w .,()'-]", " ", spec.title).strip() or spec.id
+    # Words only: GIFT has no escape inside $CATEGORY, whose "/" would also start a subcategory.
+    category = " ".join(re.sub(r"[^\w .,()'-]", " ", visible(spec.title)).split()) or spec.id
     header = [
         f"// KQV Tutor: {category} ({len(items)} questions), exported {(made_on or date.today()).isoformat()}.",
         f"$CATEGORY: {CATEGORY_ROOT}/{category}",

@@ -13,6 +13,7 @@ from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.exports.handout import Handout, KeyEntry, Question, build_handout
 from kqv_demo.exports.live import Figure, Live
 from kqv_demo.exports.text import to_html
+from kqv_demo.markup import plain, visible
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -62,12 +63,13 @@ code { font-family: "DejaVu Sans Mono", monospace; font-size: 92%; }
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    """Text (a round's title, a caption) shown as text: escaped, without control characters."""
+    return html.escape(visible(text, keep_line_breaks=True), quote=True)
 
 
 def figure_html(figure: Figure) -> str:
     caption = (f"<figcaption><strong>Figure {figure.number}. {_e(figure.title)}</strong>, computed {_e(figure.inputs)}. "
-               f"{_e(figure.caption)}</figcaption>")
+               f"{_e(plain(figure.caption))}</figcaption>")  # the demo's headline: Markdown
     if figure.png is None:
         return f"<figure>{caption}</figure>"
     data = base64.b64encode(figure.png).decode("ascii")

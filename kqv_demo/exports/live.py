@@ -3,20 +3,28 @@
 Figures: each claim's demo run on its own inputs and charted as a PNG (the same inputs give one
 figure, shared by every question that uses it). Predictions: a "predict" item's right answer is
 what the model does, so the demo is run and the answer read off the result, as in the app.
+
+Runs are cached for the whole process (`RUNS`): a demo with the same prompt and parameters is
+computed and charted once, then shared by every export of every session. Export inputs come from
+the bank (each claim's demo, each prediction), so the runs any export can need are few (28 for the
+whole bank) and the cache holds them all: after the first export, building another costs no model work.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable, Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.demos import DEMOS
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM, check_observed
+from kqv_demo.runtime import one_thread
 
 Progress = Callable[[str], None]
 RunKey = tuple[str, str, tuple[tuple[str, Any], ...]]  # demo id, prompt, sorted params
@@ -70,6 +78,106 @@ def _runs_needed(bank: Bank, items: Iterable[Item], figures: bool) -> tuple[dict
     return claim_runs, prediction_runs
 
 
+Value = TypeVar("Value")
+
+
+class OnceCache(Generic[Value]):
+    """A bounded, thread-safe memo: each key is computed once, even when several threads ask for it at
+    the same moment (the others wait for the first); beyond `max_entries` the least recently used
+    entry is dropped. A computation that raises is not kept (the next caller tries again)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[Hashable, Value] = OrderedDict()
+        self._computing: dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], Value]) -> Value:
+        with self._lock:
+            if key in self._entries:
+                return self._hit(key)
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._entries:  # computed by the thread we waited for
+                    return self._hit(key)
+                self.misses += 1
+            try:
+                value = compute()
+                with self._lock:
+                    self._entries[key] = value
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
+        return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+    def _hit(self, key: Hashable) -> Value:
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+
+class DemoRun:
+    """One demo computed on one input; its chart is drawn the first time a figure asks for it."""
+
+    def __init__(self, key: RunKey, checked: dict[str, Any], result: Any) -> None:
+        self.key, self.checked, self.result = key, checked, result
+        self._figure: tuple[str, bytes | None] | None = None
+        self._lock = threading.Lock()
+
+    def figure(self) -> tuple[str, bytes | None]:
+        """The caption (the demo's headline numbers) and the chart as a PNG (None: no chart)."""
+        with self._lock:
+            if self._figure is None:
+                demo = DEMOS[self.key[0]]
+                chart = demo.chart(self.result)
+                caption = "; ".join(f"{label}: {value}" for label, value in demo.headline(self.result))
+                self._figure = caption, chart_png(chart) if chart is not None else None
+            return self._figure
+
+
+# Every run the bank's exports can need is 28 (about 250 KB of PNG each): all fit, with room to spare.
+RUN_CACHE_ENTRIES = 64
+RUNS: OnceCache[DemoRun] = OnceCache(RUN_CACHE_ENTRIES)
+
+
+def compute_run(runtime: Any, key: RunKey) -> DemoRun:
+    """The demo computed now on the key's inputs, on one torch thread: an export is not interactive,
+    so it leaves the machine's other cores to the learners (the numbers are the same either way)."""
+    demo_id, prompt, params = key
+    demo = DEMOS[demo_id]
+    checked = demo.check(runtime, dict(params))
+    with one_thread():
+        return DemoRun(key, checked, demo.compute(runtime, prompt, **checked))
+
+
+def demo_run(runtime: Any, key: RunKey) -> DemoRun:
+    """The demo's result on the key's inputs: computed once per process and runtime, then shared."""
+    return RUNS.get((id(runtime), key), lambda: compute_run(runtime, key))
+
+
+def runs_to_compute(bank: Bank, items: Iterable[Item], runtime: Any, figures: bool = True) -> int:
+    """How many demo runs an export of `items` would compute now (0: all cached, no model work)."""
+    claim_runs, prediction_runs = _runs_needed(bank, items, figures)
+    keys = set(claim_runs.values()) | set(prediction_runs.values())
+    return sum((id(runtime), key) not in RUNS for key in keys)
+
+
 def chart_png(chart: Any) -> bytes:
     buffer = io.BytesIO()
     chart.save(buffer, format="png", scale_factor=2)
@@ -83,22 +191,21 @@ def _describe_inputs(prompt: str, params: dict[str, Any]) -> str:
 
 def run_live(bank: Bank, items: list[Item], runtime: Any, progress: Progress = lambda message: None,
              figures: bool = True) -> Live:
-    """Run every demo the items need (once per distinct input) and answer the prediction items."""
+    """Run every demo the items need (once per distinct input, and once per process: see `RUNS`)
+    and answer the prediction items."""
     claim_runs, prediction_runs = _runs_needed(bank, items, figures)
     ordered = list(dict.fromkeys([*claim_runs.values(), *prediction_runs.values()]))
     results: dict[RunKey, Any] = {}
     live = Live(claim_figure=claim_runs, prediction_figure=prediction_runs if figures else {})
     for number, key in enumerate(ordered, start=1):
-        demo_id, prompt, params = key
+        demo_id, prompt, _params = key
         demo = DEMOS[demo_id]
         progress(f"figure {number}/{len(ordered)}: {demo_id}")
-        checked = demo.check(runtime, dict(params))
-        results[key] = result = demo.compute(runtime, prompt, **checked)
+        run = demo_run(runtime, key)
+        results[key] = run.result
         if figures:
-            chart = demo.chart(result)
-            caption = "; ".join(f"{label}: {value}" for label, value in demo.headline(result))
-            live.figures[key] = Figure(number, demo_id, demo.title, caption, _describe_inputs(prompt, checked),
-                                       chart_png(chart) if chart is not None else None)
+            caption, png = run.figure()
+            live.figures[key] = Figure(number, demo_id, demo.title, caption, _describe_inputs(prompt, run.checked), png)
     for item_id, key in prediction_runs.items():
         live.answered[item_id] = answered_prediction(item_id, results[key])
     return live

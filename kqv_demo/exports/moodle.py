@@ -11,6 +11,7 @@ from kqv_demo.content.loader import Bank
 from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown, summary_feedback
 from kqv_demo.exports.live import Live, with_answers
 from kqv_demo.exports.text import mathjax_math, to_html
+from kqv_demo.markup import visible
 from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -18,7 +19,9 @@ CATEGORY_ROOT = "$course$/top/KQV Tutor"
 
 
 def _cdata(markup: str) -> str:
-    return "<![CDATA[" + markup.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+    """HTML in CDATA. Control characters (a title's \\x00, \\x1b...) are dropped: XML 1.0 allows
+    none of them, not even in CDATA, and Moodle refuses the whole file."""
+    return "<![CDATA[" + visible(markup, keep_line_breaks=True).replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
 def _html(text: str) -> str:
@@ -31,7 +34,7 @@ def _text(tag: str, markup: str, html: bool = True) -> str:
 
 
 def _plain_text_element(value: str) -> str:
-    return "<text>" + value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</text>"
+    return "<text>" + visible(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</text>"
 
 
 def is_true_false(item: Item) -> bool:

@@ -22,6 +22,7 @@ from kqv_demo.exports.live import Figure, Live
 from kqv_demo.exports.text import blocks, plain_math, strip_marks, to_plain
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
+from kqv_demo.markup import plain, visible
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/TTF"), Path("/usr/share/fonts/dejavu"))
 FONT = "DejaVu"
@@ -49,6 +50,7 @@ class _Pdf(FPDF):
 
 
 def _new_document(title: str) -> _Pdf:
+    title = visible(title)
     pdf = _Pdf(format="A4")
     pdf.footer_text = title
     pdf.set_margins(16, 15, 16)
@@ -65,6 +67,7 @@ def _write(pdf: FPDF, text: str, size: float = 10.5, bold: bool = False, indent:
     pdf.set_font(FONT, "B" if bold else "", size)
     pdf.set_text_color(gray)
     pdf.set_x(pdf.l_margin + indent)
+    text = visible(text, keep_line_breaks=True)  # no font has glyphs for control characters
     pdf.multi_cell(pdf.epw - indent, line, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(0)
 
@@ -98,7 +101,7 @@ def _figure(pdf: FPDF, figure: Figure) -> None:
         pdf.image(io.BytesIO(figure.png), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height,
                   alt_text=f"Figure {figure.number}: {figure.title}")
         pdf.ln(1.5)
-    _write(pdf, f"Figure {figure.number}. {figure.description}",
+    _write(pdf, f"Figure {figure.number}. {plain(figure.description)}",  # the headline: Markdown
            8.5, line=4.2, gray=40)
     pdf.ln(1.5)
 

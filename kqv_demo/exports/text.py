@@ -12,6 +12,8 @@ import html
 import re
 from collections.abc import Callable
 
+from kqv_demo.markup import visible
+
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\s](?:[^$]*?[^$\s])?)\$", re.DOTALL)
 _CODE = re.compile(r"(`[^`]+`)")
 
@@ -185,8 +187,9 @@ def blocks(text: str) -> list[tuple[str, str]]:
 
 
 def to_html(text: str, math: Callable[[str], str] = plain_math, inline: bool = False) -> str:
-    """A bank text as safe HTML. `inline=True` gives one line of inline HTML (no <p>)."""
-    converted = math(text)
+    """A bank text as safe HTML. `inline=True` gives one line of inline HTML (no <p>). Control,
+    invisible and direction-override characters are dropped: they would make XML invalid."""
+    converted = math(visible(text, keep_line_breaks=True))
     if inline:
         return _inline_html(" ".join(converted.split()))
     parts, in_list = [], False
@@ -217,4 +220,4 @@ def strip_marks(text: str) -> str:
 
 def to_plain(text: str) -> str:
     """A bank text as one line of plain Unicode: math converted, Markdown marks dropped."""
-    return " ".join(strip_marks(plain_math(text)).split())
+    return " ".join(strip_marks(plain_math(visible(text))).split())

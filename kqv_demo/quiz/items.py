@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kqv_demo.content.schema import Claim
+from kqv_demo.markup import literal
 
 ItemKind = Literal["verdict", "multiple_choice", "numeric", "spot_the_error", "predict"]
 ITEM_KINDS: tuple[ItemKind, ...] = ("verdict", "multiple_choice", "numeric", "spot_the_error", "predict")
@@ -94,7 +95,7 @@ def check(item: Item, response: str) -> Checked:
     if item.kind == "numeric":
         value = parse_number(response)
         if value is None:
-            return Checked(False, f"{response.strip()!r} is not a number. " + item.explanation)
+            return Checked(False, f"{literal(repr(response.strip()))} is not a number. " + item.explanation)
         target = float(item.answer)
         correct = abs(value - target) <= item.tolerance
         verdict = "Right" if correct else f"Not quite: the answer is {format_number(target)}{(' ' + item.unit) if item.unit else ''}"

@@ -9,11 +9,12 @@ from kqv_demo.content.loader import content_dir, content_signature
 from kqv_demo.demos import DEMOS
 from kqv_demo.errors import KqvError
 from kqv_demo.explainer.chat import Explainer, Reply
-from kqv_demo.explainer.message import escape_markdown
 from kqv_demo.explainer.small_model import ask_small_model
+from kqv_demo.markup import literal, literal_block
 from kqv_demo.runtime import Runtime
 from kqv_demo.ui.bank import bank
 from kqv_demo.ui.demo_views import demo_inline
+from kqv_demo.ui.resources import charge
 
 STANCE_BADGES = {
     "refute": ("Corrects", "red", ":material/block:"),
@@ -35,7 +36,15 @@ def explainer(models: Runtime) -> Explainer:
 
 def learner_message(text: str) -> None:
     with st.chat_message("user"):
-        st.markdown(escape_markdown(text) if text.strip() else "*(empty message)*")
+        st.markdown(literal_block(text) if text.strip() else "*(empty message)*")
+
+
+def not_sent(message: str, why: str) -> None:
+    """A message refused by the rate limit: say why, and give it back so nothing typed is lost."""
+    st.warning(why, icon=":material/hourglass_top:")
+    if message.strip():
+        st.caption("Your message was not sent; copy it from here to send it again:")
+        st.code(message, language=None, wrap_lines=True)  # plain text: shown as typed, with a copy button
 
 
 def reply_view(reply: Reply, turn: int, models: Runtime) -> None:
@@ -82,7 +91,7 @@ def demo_button(reply: Reply, turn: int, models: Runtime) -> None:
         try:
             demo_inline(DEMOS[offer.id], models, offer.prompt, dict(offer.params))
         except KqvError as problem:
-            st.error(str(problem))
+            st.error(literal(str(problem)))
 
 
 def compare_with_small_model(reply: Reply, turn: int, models: Runtime) -> None:
@@ -93,7 +102,7 @@ def compare_with_small_model(reply: Reply, turn: int, models: Runtime) -> None:
         try:
             small = _small_answer(models, reply.text)
         except KqvError as problem:
-            st.error(str(problem))
+            st.error(literal(str(problem)))
             return
     st.warning(
         "**Unvetted.** This is SmolLM2-135M-Instruct's raw continuation of your message: the likeliest "
@@ -110,4 +119,5 @@ def compare_with_small_model(reply: Reply, turn: int, models: Runtime) -> None:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _small_answer(_models: Runtime, message: str):
+    charge("chat")  # runs only for a message not answered before: a new generation counts as a message
     return ask_small_model(_models, message)

@@ -13,6 +13,7 @@ import altair as alt
 from kqv_demo import settings
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.runtime import Runtime
+from kqv_demo.ui.resources import charge
 
 
 def show_chart(chart: alt.TopLevelMixin) -> None:
@@ -22,8 +23,14 @@ def show_chart(chart: alt.TopLevelMixin) -> None:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def cached_result(_runtime: Runtime, _demo: Demo, demo_id: str, prompt: str, params: tuple) -> Any:
-    """Results are small dataclasses; the same inputs are never computed twice per process."""
+def cached_result(
+    _runtime: Runtime, _demo: Demo, demo_id: str, prompt: str, params: tuple, _rate_limited: bool = False
+) -> Any:
+    """Results are small dataclasses; the same inputs are never computed twice per process. A run on
+    the learner's own inputs (`_rate_limited`) spends one of the session's demo runs, raising
+    ratelimit.RateLimited when they are spent; a result already computed costs nothing."""
+    if _rate_limited:
+        charge("demo")
     return _demo.compute(_runtime, prompt, **dict(params))
 
 
@@ -75,7 +82,7 @@ def demo_view(demo: Demo, models: Runtime) -> None:
     checked = demo.check(models, params)
 
     with st.spinner("Running the model on your input…"):
-        result = cached_result(models, demo, demo.id, prompt, tuple(sorted(checked.items())))
+        result = cached_result(models, demo, demo.id, prompt, tuple(sorted(checked.items())), _rate_limited=True)
     truncation = getattr(result, "truncation", None)
     if truncation:
         st.warning(truncation)

@@ -8,9 +8,11 @@ import streamlit as st
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.errors import UserInputError
-from kqv_demo.exports import FORMATS, build_export, file_name, needs_model
+from kqv_demo.exports import FORMATS, build_export, file_name, model_runs_needed, needs_model
+from kqv_demo.markup import literal
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
+from kqv_demo.ratelimit import RateLimited
 
 HELP = {
     "html": "One self-contained page: open it in a browser and print (the answer key starts on a new page).",
@@ -27,10 +29,16 @@ def _key(spec: RoundSpec, items: list[Item], fmt: str) -> str:
 
 
 def _build(bank: Bank, spec: RoundSpec, items: list[Item], fmt: str) -> bytes | None:
-    from kqv_demo.ui.resources import runtime
+    from kqv_demo.ui.resources import charge, runtime
 
     chosen = FORMATS[fmt]
     models = runtime() if needs_model(chosen, items) else None
+    try:
+        if model_runs_needed(bank, items, fmt, models):  # figures already computed cost no model work
+            charge("export")
+    except RateLimited as limited:
+        st.warning(str(limited), icon=":material/hourglass_top:")
+        return None
     with st.status(f"Building {chosen.label}…", expanded=True) as status:
         def progress(step: str) -> None:
             status.update(label=f"Building {chosen.label}: {step}…")
@@ -40,7 +48,7 @@ def _build(bank: Bank, spec: RoundSpec, items: list[Item], fmt: str) -> bytes | 
             content = build_export(bank, spec, items, fmt, models, progress)
         except UserInputError as problem:
             status.update(label="Export failed", state="error")
-            st.error(str(problem))
+            st.error(literal(str(problem)))
             return None
         status.update(label=f"{chosen.label} ready: {len(items)} questions", state="complete", expanded=False)
     return content.encode("utf-8") if isinstance(content, str) else content

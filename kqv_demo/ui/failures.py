@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InternalError, OperationalError
 
 from kqv_demo.errors import KqvError
+from kqv_demo.markup import literal
 
 log = logging.getLogger("kqv_demo.ui")
 
@@ -31,9 +32,9 @@ def shown_plainly() -> Iterator[None]:
     """Run a page; an unexpected error becomes a plain message with a reference to the server log."""
     try:
         yield
-    except KqvError as problem:  # written for people already
-        st.error(str(problem))
-    except OperationalError:
+    except KqvError as problem:  # written for people already; may quote what a visitor typed or linked
+        st.error(literal(str(problem)))
+    except (OperationalError, InternalError):  # the database failed outside the Store's own handling
         reference = secrets.token_hex(4)
         log.exception("database error [%s]", reference)
         st.error(f"{DATABASE_PROBLEM} (Reference {reference}.)")

@@ -15,10 +15,20 @@ from kqv_demo.quiz.scoring import CONFIDENCE_LABELS, Summary
 from kqv_demo.quiz.session import RoundState
 from kqv_demo.storage import StoredAnswer
 from kqv_demo.ui.claim_card import CLAIMS, claim_card
+from kqv_demo.markup import literal
+
+
+def _label(item: Item, value: str) -> str:
+    """An answer as plain text (for tables): a verdict's label, else the answer itself."""
+    return VERDICT_LABELS.get(value, value) if item.kind == "verdict" else value
 
 
 def _shown(item: Item, value: str) -> str:
-    return VERDICT_LABELS.get(value, value) if item.kind == "verdict" else value
+    """An answer for Markdown. Our own choices keep their Markdown; anything else (a typed number,
+    a stored answer that is not one of the choices) is shown literally."""
+    if (item.kind == "verdict" and value in VERDICT_LABELS) or value in item.choices:
+        return _label(item, value)
+    return literal(value)
 
 
 def prediction_feedback(item: Item, answer: StoredAnswer) -> None:
@@ -31,9 +41,9 @@ def prediction_feedback(item: Item, answer: StoredAnswer) -> None:
     result = demo_result(demo, models, prediction.prompt, prediction.params)
     checked, observed = check_observed(prediction, result, answer.response)
     if checked.correct:
-        st.success(f"You predicted it: **{observed}**.")
+        st.success(f"You predicted it: **{literal(observed)}**.")
     else:
-        st.error(f"You predicted **{answer.response}**; the model showed **{observed}**.")
+        st.error(f"You predicted **{literal(answer.response)}**; the model showed **{literal(observed)}**.")
         if answer.confidence == 3:
             st.warning("You were sure, and the model did otherwise: the most valuable kind of surprise. "
                        "It will come back for review tomorrow.")
@@ -111,7 +121,7 @@ def summary_panel(bank: Bank, state: RoundState, summary: Summary) -> None:
     st.altair_chart(chart, width="content")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     with st.expander("All your answers"):
-        table = [{"question": item.prompt[:90], "your answer": _shown(item, state.answers[item.id].response)[:60],
+        table = [{"question": item.prompt[:90], "your answer": _label(item, state.answers[item.id].response)[:60],
                   "right": "yes" if state.answers[item.id].correct else "no",
                   "confidence": CONFIDENCE_LABELS[state.answers[item.id].confidence]}
                  for item in state.items if item.id in state.answers]

@@ -1,9 +1,13 @@
-"""Process-wide resources for every Streamlit session: one copy of the models."""
+"""Process-wide resources for every Streamlit session: one copy of the models, and the rate limits
+that keep one session from starting expensive work faster than the models can do it."""
 
 from __future__ import annotations
 
+import uuid
+
 import streamlit as st
 
+from kqv_demo import ratelimit
 from kqv_demo import runtime as rt
 from kqv_demo.errors import ModelUnavailable
 
@@ -42,3 +46,23 @@ def runtime() -> rt.Runtime:
         st.code(missing.fix, language="bash")
         st.stop()
         raise  # st.stop() raises; this line keeps type checkers honest
+
+
+@st.cache_resource(show_spinner=False)
+def _limiters() -> dict[str, ratelimit.RateLimiter]:
+    """One token bucket per session for each kind of expensive request, shared by the whole process."""
+    return {limit.name: ratelimit.RateLimiter(limit) for limit in (ratelimit.CHAT, ratelimit.EXPORT, ratelimit.DEMO)}
+
+
+def session_id() -> str:
+    """This browser session's own id (one per open tab): a random id kept in its session state
+    (Streamlit's script-run context id is the same for every session that AppTest drives)."""
+    if "rate-limit-id" not in st.session_state:
+        st.session_state["rate-limit-id"] = uuid.uuid4().hex
+    return st.session_state["rate-limit-id"]
+
+
+def charge(action: str) -> None:
+    """Spend one of this session's `action` requests ("chat", "export" or "demo"), or raise
+    ratelimit.RateLimited (a UserInputError) whose message says how long to wait."""
+    ratelimit.check(_limiters()[action], session_id())

@@ -1,4 +1,8 @@
-"""The progress database, one connection pool per process."""
+"""The progress database, one connection pool per process.
+
+A database that cannot be opened raises StorageUnavailable (a plain message, shown by the page); it is
+not cached, so the next page view tries again and picks the database up once it is back.
+"""
 
 from __future__ import annotations
 

@@ -1,20 +1,12 @@
-"""Fixtures for class rounds: a fresh database per test and the real claim bank.
-
-The database is a temporary SQLite file; set KQV_TEST_DATABASE_URL (e.g.
-postgresql+psycopg://kqv@127.0.0.1:55432/kqv_test) to run the same tests against a server
-database instead. Its tables are dropped and recreated for every test.
-"""
+"""Fixtures for class rounds: a fresh database per test (SQLite, and PostgreSQL: see tests/conftest.py)
+and the real claim bank."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from sqlalchemy import create_engine
 
 from kqv_demo.content.loader import Bank, load_bank
-from kqv_demo.storage import Store, metadata
+from kqv_demo.storage import Store
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +15,8 @@ def bank() -> Bank:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    server = os.environ.get("KQV_TEST_DATABASE_URL")
-    if not server:
-        return f"sqlite:///{tmp_path / 'class.sqlite3'}"
-    engine = create_engine(server)
-    metadata.drop_all(engine)
-    engine.dispose()
-    return server
+def url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture

@@ -5,6 +5,14 @@ Each claim's `refutation.evidence` describes what its demo shows when run with t
 passages of the evidence that carry numbers (text exactly as it appears in the evidence) and a
 function that rebuilds that passage from the demo's result, formatted at the rounding the evidence
 uses. The demos run on the real models, once per distinct input.
+
+Every figure must be the same on any CPU. So a float32 residue (two computations of the same thing
+that differ in their last bits, by an amount that depends on the CPU's kernels) is quoted as a bound
+that float32 rounding provably stays under (`bound`), and every quoted figure is checked again on a
+simulated CPU whose rounding is far worse than any real one's (`worse_rounding`, both ways): a figure
+too close to a rounding point or a threshold fails here, not on a learner's machine. Exact figures stay
+exact only where the code guarantees them on every CPU (the same numbers added in the same order, a
+masked weight that is exactly 0, a hash).
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
+from kqv_demo import numerics
 from kqv_demo.content.loader import load_bank
 from kqv_demo.demos import DEMOS
 from kqv_demo.demos.soft_lookup import MASS
+from tests.quoted import worse_rounding
 
 Check = tuple[str, Callable[[Any], str]]
 
@@ -38,9 +49,13 @@ def same(values: Any, spec: str = ".0f") -> str:
     return shown.pop() if len(shown) == 1 else f"not all equal: {sorted(shown)}"
 
 
-def bound(value: float, limit: str) -> str:
-    """Float32 rounding residue is quoted as a bound, since its exact size depends on the CPU's kernels."""
-    return limit if float(value) <= float(limit) else f"{float(value):.2e}, above {limit}"
+def bound(value: float, limit: str, noise: float) -> str:
+    """Float32 rounding residue is quoted as a bound, since its exact size depends on the CPU's kernels:
+    the residue must be below it, and so must `noise`, the most that rounding can make of it on any CPU
+    (kqv_demo.numerics), or the quote would only hold on CPUs like this one."""
+    if float(value) > float(limit):
+        return f"{float(value):.2e}, above {limit}"
+    return limit if noise <= float(limit) else f"{limit}, below the float32 bound {noise:.1e}"
 
 
 def label(text: str) -> Check:
@@ -97,6 +112,8 @@ def kv_groups(result: Any) -> str:
 
 
 def bank_state(result: Any) -> str:
+    # Exact on every CPU: both sentences have the same number of tokens, so the two passes run the same
+    # kernels on the same shapes, and the later tokens get attention weight exactly 0 (see the demo's test).
     unchanged = result.same_prefix and result.smollm2_max_abs_diff == 0
     return f"{'bit-identical' if unchanged else 'changed'} at all {len(result.smollm2_diff_by_layer)} layers"
 
@@ -105,7 +122,7 @@ def lens_late(result: Any) -> str:
     p = result.p_target
     return (
         f"P(“{result.target.strip()}”) is {p[26]:.4f} after 26 layers, {p[27]:.4f} after 27, {p[28]:.3f} after 28 "
-        f"and {p[29]:.3f} after 29, and reaches {p[30]:.3f} only after all {result.n_layers}"
+        f"and {p[29]:.3f} after 29, and reaches {p[30]:.2f} only after all {result.n_layers}"
     )
 
 
@@ -115,18 +132,24 @@ def lens_first_top(result: Any) -> str:
     return f"after all {first}, the {'first' if never_before else 'not the first'} point where “{result.target.strip()}”"
 
 
+def hundreds(value: float) -> str:
+    """A norm in the thousands, to the nearest hundred: its last digits move with the CPU's rounding."""
+    return f"{round(float(value), -2):,.0f}"
+
+
 def sink_norm(result: Any) -> str:
     first = result.massive_layers[0]
     return (
-        f"jumps to norm {result.norm_token0[first]:,.0f} after layer {first} (counting from 0; the others' median "
-        f"is {result.norm_others_median[first]:,.0f})"
+        f"jumps to norm about {hundreds(result.norm_token0[first])} after layer {first} (counting from 0; the "
+        f"others' median is {result.norm_others_median[first]:,.0f})"
     )
 
 
 def sink_fall(result: Any) -> str:
     norms = result.norm_token0
     falls = norms[-3] > norms[-2] > norms[-1]
-    return f"then {'falls' if falls else 'does not fall'} to {norms[-2]:,.0f} and {norms[-1]:,.0f} in the last two layers"
+    return (f"then {'falls' if falls else 'does not fall'} to about {hundreds(norms[-2])} and {hundreds(norms[-1])} "
+            "in the last two layers")
 
 
 def ranking(result: Any) -> str:
@@ -168,7 +191,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("(layer 0, head 0)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("divided by √64 = 8", lambda r: f"divided by √{r.d_head} = {math.sqrt(r.d_head):g}"),
         ("SmolLM2's 11 × 11 weights", lambda r: f"SmolLM2's {square(r)} weights"),
-        ("largest difference 0", lambda r: f"largest difference {r.max_abs_diff:g}"),
+        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("the sentence's 11 tokens", lambda r: f"the sentence's {len(r.tokens)} tokens"),
         ("above the diagonal is exactly 0",
          lambda r: f"above the diagonal is exactly {r.upper_triangle_max:g}"),
@@ -176,14 +199,14 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     "keys-act-as-queries-over-values": [
         ("(layer 3, head 4)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("the 11 × 11 weight matrix", lambda r: f"the {square(r)} weight matrix"),
-        ("largest difference 0", lambda r: f"largest difference {r.max_abs_diff:g}"),
+        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("Query head 4 takes its keys from key/value head 1",
          lambda r: f"Query head {r.head} takes its keys from key/value head {r.kv_head}"),
     ],
     "keys-boosted-by-training-frequency-and-heuristics": [
         ("(layer 5, head 4)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("divided by √64", lambda r: f"divided by √{r.d_head}"),
-        ("largest difference 0", lambda r: f"largest difference {r.max_abs_diff:g}"),
+        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("Each row sums to 1", lambda r: f"Each row sums to {row_sums(r)}"),
         ("above the diagonal is exactly 0",
          lambda r: f"above the diagonal is exactly {r.upper_triangle_max:g}"),
@@ -192,7 +215,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("(layer 3, head 0)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("the 11 × 11 matrix so that it sums to 1",
          lambda r: f"the {square(r)} matrix so that it sums to {row_sums(r)}"),
-        ("largest difference 0", lambda r: f"largest difference {r.max_abs_diff:g}"),
+        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("a positive weight to all 11 positions",
          lambda r: f"a positive weight to {'all' if (r.model_weights[-1] > 0).all() else 'only'} "
                    f"{int((r.model_weights[-1] > 0).sum())} positions"),
@@ -200,7 +223,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     "softmax-turns-scores-into-attention-distribution": [
         ("(layer 5, head 3)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("by √64 = 8", lambda r: f"by √{r.d_head} = {math.sqrt(r.d_head):g}"),
-        ("largest difference 0", lambda r: f"largest difference {r.max_abs_diff:g}"),
+        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("Every row of weights sums to 1", lambda r: f"Every row of weights sums to {row_sums(r)}"),
         ("above the diagonal is exactly 0",
          lambda r: f"above the diagonal is exactly {r.upper_triangle_max:g}"),
@@ -214,15 +237,15 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("56% negative entries", lambda r: f"{r.query_negative_fraction:.0%} negative entries"),
         ("they sum to −12.99", lambda r: f"they sum to {minus(r.query_sum, '.2f')}"),
         ("the keys are 45% negative", lambda r: f"the keys are {r.keys_negative_fraction:.0%} negative"),
-        ("That token's attention weights equal softmax(q·k/√d) to within 0.000001",
+        ("That token's attention weights equal softmax(q·k/√d) to within 0.001",
          lambda r: f"That token's attention weights equal softmax(q·k/√d) to within "
-                   f"{bound(r.dot_product_max_diff, '0.000001')}"),
+                   f"{bound(r.dot_product_max_diff, '0.001', r.dot_product_tolerance)}"),
         ("misses by up to 0.24", lambda r: f"misses by up to {r.kl_max_diff:.2f}"),
     ],
     "keys-are-means-queries-are-interactions": [
         ("(layer 5, head 0)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("each of the 12 tokens' own keys", lambda r: f"each of the {len(r.key_tokens)} tokens' own keys"),
-        ("to within 0.000001", lambda r: f"to within {bound(r.dot_product_max_diff, '0.000001')}"),
+        ("to within 0.001", lambda r: f"to within {bound(r.dot_product_max_diff, '0.001', r.dot_product_tolerance)}"),
         ("sum to −12.99", lambda r: f"sum to {minus(r.query_sum, '.2f')}"),
         ("off by up to 0.24", lambda r: f"off by up to {r.kl_max_diff:.2f}"),
     ],
@@ -238,7 +261,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("sum to −12.99", lambda r: f"sum to {minus(r.query_sum, '.2f')}"),
         ("the keys are 45% negative", lambda r: f"the keys are {r.keys_negative_fraction:.0%} negative"),
         ("each of the 12 positions", lambda r: f"each of the {len(r.model_weights)} positions"),
-        ("to within 0.000001", lambda r: f"to within {bound(r.dot_product_max_diff, '0.000001')}"),
+        ("to within 0.001", lambda r: f"to within {bound(r.dot_product_max_diff, '0.001', r.dot_product_tolerance)}"),
     ],
     "worked-kl-example-gives-0-135": [
         ("ln 1.25 is 0.2231", lambda r: f"ln {math.exp(r.example.ln_1_25):.2f} is {r.example.ln_1_25:.4f}"),
@@ -344,15 +367,15 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     "attention-weights-combine-key-vectors": [
         ("(layer 3, query head 4, which reads key/value head 1)",
          lambda r: f"(layer {r.layer}, query head {r.head}, which reads key/value head {r.kv_head})"),
-        ("to within 0.000001", lambda r: f"to within {bound(r.weights_v_max_diff, '0.000001')}"),
+        ("to within 0.00001", lambda r: f"to within {bound(r.weights_v_max_diff, '0.00001', r.weights_v_tolerance)}"),
         ("miss it by up to 7.42", lambda r: f"miss it by up to {r.weights_k_max_diff:.2f}"),
         ("ranges from 5.33 to 8.09",
          lambda r: f"ranges from {r.layer_weights_k_min_diff:.2f} to {r.layer_weights_k_max_diff:.2f}"),
     ],
     "attention-output-is-weighted-sum-of-inputs": [
         ("(layer 3, query head 4)", lambda r: f"(layer {r.layer}, query head {r.head})"),
-        ("(largest difference below 0.000001)",
-         lambda r: f"(largest difference below {bound(r.weights_v_max_diff, '0.000001')})"),
+        ("(largest difference below 0.00001)",
+         lambda r: f"(largest difference below {bound(r.weights_v_max_diff, '0.00001', r.weights_v_tolerance)})"),
         ("(off by up to 7.42)", lambda r: f"(off by up to {r.weights_k_max_diff:.2f})"),
         ("lists of 64 numbers, not the 576-number token states",
          lambda r: f"lists of {r.d_head} numbers, not the {r.hidden_size}-number token states"),
@@ -362,7 +385,9 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     "model-queries-its-weights-for-answers": [
         ("final hidden state, 576 numbers", lambda r: f"final hidden state, {r.hidden_size} numbers"),
         ("each of the 49,152 vocabulary tokens", lambda r: f"each of the {r.vocab_size:,} vocabulary tokens"),
-        ("exactly (difference 0)", lambda r: f"exactly (difference {r.logits_max_diff:g})"),
+        # two products of the same numbers (the demo's and the model's): other kernels, so a bound
+        ("matching the model's own scores (difference below 0.001)",
+         lambda r: f"matching the model's own scores (difference below {bound(r.logits_max_diff, '0.001', numerics.LOGIT_NOISE)})"),
         ("the most likely next token is “Paris”, at 0.70",
          lambda r: f"the most likely next token is “{r.chosen_token.strip()}”, at {r.chosen_probability:.2f}"),
     ],
@@ -379,11 +404,11 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("(layer 0)", lambda r: f"(layer {r.layer})"),
         ("attention runs 1 time and returns all 9 heads",
          lambda r: f"attention runs {r.attention_calls} time and returns all {r.out_shape[1]} heads"),
-        ("matches that call's output for the head to within 0.000001",
+        ("matches that call's output for the head to within 0.001",
          lambda r: f"matches that call's output for the head to within "
-                   f"{bound(r.separate_heads_max_diff, '0.000001')}"),
-        ("differs from the model's result by less than 0.00001",
-         lambda r: f"differs from the model's result by less than {bound(r.order_invariance, '0.00001')}"),
+                   f"{bound(r.separate_heads_max_diff, '0.001', r.separate_heads_tolerance)}"),
+        ("differs from the model's result by less than 0.001",
+         lambda r: f"differs from the model's result by less than {bound(r.order_invariance, '0.001', r.rounding_tolerance)}"),
         ("values up to 2.4", lambda r: f"values up to {r.result_max_abs:.1f}"),
     ],
     "key-value-store-writes-go-to-all-replicas": [
@@ -403,11 +428,12 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("puts a total of 5.15 of weight above it in its layer 1, head 8",
          lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above it in its layer {r.minilm_layer}, head {r.minilm_head}"),
         ("bit-identical at all 30 layers", bank_state),
-        ("(cosine 0.847)", lambda r: f"(cosine {r.minilm_cosine:.3f})"),
+        ("(cosine 0.85)", lambda r: f"(cosine {r.minilm_cosine:.2f})"),
     ],
     "bert-outputs-contextual-embeddings": [
-        ("cosine 0.969 after its first layer and 0.847 after its last",
-         lambda r: f"cosine {r.minilm_cosine_by_layer[0]:.3f} after its first layer and {r.minilm_cosine:.3f} after its last"),
+        # two decimals: 0.8467 is within rounding (2·STATE_NOISE) of where 0.847 turns into 0.846
+        ("cosine 0.97 after its first layer and 0.85 after its last",
+         lambda r: f"cosine {r.minilm_cosine_by_layer[0]:.2f} after its first layer and {r.minilm_cosine:.2f} after its last"),
         ("bit-identical at all 30 layers", bank_state),
     ],
     "llms-are-based-on-bert": [
@@ -417,7 +443,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
          lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above the diagonal in its layer {r.minilm_layer}, "
                    f"head {r.minilm_head}"),
         ("bit-identical at all 30 layers", bank_state),
-        ("(cosine 0.847)", lambda r: f"(cosine {r.minilm_cosine:.3f})"),
+        ("(cosine 0.85)", lambda r: f"(cosine {r.minilm_cosine:.2f})"),
     ],
     "bert-introduced-contextual-pretraining": [
         ("puts a total of 5.15 of weight above the diagonal (tokens reading later tokens) in its layer 1, head 8",
@@ -425,7 +451,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
                    f"layer {r.minilm_layer}, head {r.minilm_head}"),
         ("has exactly 0 there (layer 6, head 8)",
          lambda r: f"has exactly {r.smollm2_upper_max:g} there (layer {r.layer}, head {r.head})"),
-        ("(cosine 0.847)", lambda r: f"(cosine {r.minilm_cosine:.3f})"),
+        ("(cosine 0.85)", lambda r: f"(cosine {r.minilm_cosine:.2f})"),
     ],
     # Every prompt runs all 30 layers, once
     "number-of-layers-is-decided-dynamically": [
@@ -461,6 +487,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("each of the 30 layers ran its attention exactly once, all 9 heads in one call, and its MLP once",
          lambda r: f"each of the {r.n_layers} layers ran its attention {'exactly' if one_pass(r) else 'not'} once, "
                    f"all {r.pattern_shape[0]} heads in one call, and its MLP once"),
+        # exact on every CPU: the same three tensors added in the same order as the model adds them
         ("to the last bit (difference 0)",
          lambda r: f"to the last bit (difference {r.residual_max_diff.max():g})"),
         ("the next layer's input is exactly that output",
@@ -476,7 +503,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     # Reading the residual stream layer by layer; where KL really belongs
     "later-layers-barely-change-the-representation": [
         ("P(“Paris”) is 0.0000 after 26 layers, 0.0003 after 27, 0.011 after 28 and 0.070 after 29, and reaches "
-         "0.773 only after all 30", lens_late),
+         "0.77 only after all 30", lens_late),
         ("after all 30, the first point where “Paris”", lens_first_top),
         ("“after 30” means the output of the last block, which the app's layer settings call layer 29",
          lambda r: f"“after {r.n_layers}” means the output of the last block, which the app's layer settings call "
@@ -491,19 +518,19 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
          lambda r: f"counted from layer 1, it stops after {r.exit_layer} layers with "
                    f"{'a space' if r.exit_token == ' ' else repr(r.exit_token)}, "
                    f"{'like' if r.exit_agrees else 'not'} the full model's “{r.model_top_token.strip()}”"),
-        ("only after all 30 layers (probability 0.773)",
-         lambda r: f"only after all {r.target_top1_from} layers (probability {r.p_target[-1]:.3f})"),
+        ("only after all 30 layers (probability 0.77)",
+         lambda r: f"only after all {r.target_top1_from} layers (probability {r.p_target[-1]:.2f})"),
     ],
     "final-query-vector-activates-concept-nodes": [
-        ("after all 30 layers reproduces the model's own output scores (largest difference below 0.0001)",
+        ("after all 30 layers reproduces the model's own output scores (largest difference below 0.001)",
          lambda r: f"after all {r.n_layers} layers reproduces the model's own output scores "
-                   f"(largest difference below {bound(r.lens_max_diff, '0.0001')})"),
-        ("“Paris” probability 0.773",
-         lambda r: f"“{r.model_top_token.strip()}” probability {r.model_p_target:.3f}"),
+                   f"(largest difference below {bound(r.lens_max_diff, '0.001', numerics.LOGIT_NOISE)})"),
+        ("“Paris” probability 0.77",
+         lambda r: f"“{r.model_top_token.strip()}” probability {r.model_p_target:.2f}"),
     ],
     "interpretability-research-areas": [
-        ("probability 0.011 after 28 layers, 0.773 after 30",
-         lambda r: f"probability {r.p_target[28]:.3f} after 28 layers, {r.p_target[-1]:.3f} after {r.n_layers}"),
+        ("probability 0.011 after 28 layers, 0.77 after 30",
+         lambda r: f"probability {r.p_target[28]:.3f} after 28 layers, {r.p_target[-1]:.2f} after {r.n_layers}"),
         ("skipping block 15 (counting from 0) lowers it to 0.634, a change of 0.286 nats",
          lambda r: f"skipping block {r.skip_layer} (counting from 0) "
                    f"{'lowers' if r.p_target_skipped < r.model_p_target else 'raises'} it to "
@@ -511,7 +538,7 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     ],
     "kl-divergence-measures-difference-between-distributions": [
         ("skipping block 15 (counting from 0)", lambda r: f"skipping block {r.skip_layer} (counting from 0)"),
-        ("from 0.773 to 0.634", lambda r: f"from {r.model_p_target:.3f} to {r.p_target_skipped:.3f}"),
+        ("from 0.77 to 0.634", lambda r: f"from {r.model_p_target:.2f} to {r.p_target_skipped:.3f}"),
         ("is 0.286 nats", lambda r: f"is {r.kl_skip_nats:.3f} nats"),
     ],
     # Attention maps are weak explanations
@@ -523,8 +550,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
          lambda r: f"more than {'half' if r.threshold == 0.5 else r.threshold} their weight on token 0"),
         ("only 154 do so for both", lambda r: f"only {r.count_both} do so for both"),
         label("Token 0's hidden state"),
-        ("jumps to norm 22,712 after layer 11 (counting from 0; the others' median is 119)", sink_norm),
-        ("then falls to 8,420 and 4,991 in the last two layers", sink_fall),
+        ("jumps to norm about 22,700 after layer 11 (counting from 0; the others' median is 119)", sink_norm),
+        ("then falls to about 8,400 and 5,000 in the last two layers", sink_fall),
     ],
     # The model's confidence is readable
     "llms-cannot-report-confidence-scores": [
@@ -565,9 +592,12 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("all 272 weight tensors (134,515,008 parameters) after the reply are identical to those taken at load",
          lambda r: f"all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters) after the reply are "
                    f"{'identical' if r.weights_unchanged else 'different'} to those taken at load"),
-        ("is 0.3413 at load and 0.3413 after the reply",
-         lambda r: f"is {r.p_at_load:.4f} at load and {r.p_after:.4f} after the reply"),
-        ("in the context, 0.8368", lambda r: f"in the context, {r.p_in_context:.4f}"),
+        # two decimals: a pass's rounding can move 0.3413 by 4e-4 on another CPU (tests/demos/test_no_learning.py);
+        # "unchanged" is exact on every CPU: the same pass on the same weights, compared bit for bit
+        ("is 0.34 at load and unchanged after the reply",
+         lambda r: f"is {r.p_at_load:.2f} at load and "
+                   f"{'unchanged' if r.p_after == r.p_at_load else f'{r.p_after:.2f}'} after the reply"),
+        ("in the context, 0.84", lambda r: f"in the context, {r.p_in_context:.2f}"),
         ("from 44 to 51 positions",
          lambda r: f"from {r.cache_lengths[0]} to {r.cache_lengths[-1]} positions"),
     ],
@@ -682,6 +712,51 @@ def test_quoted_numbers_are_what_the_demo_computes(claim_id: str, results):
     for text, rebuild in EVIDENCE_NUMBERS[claim_id]:
         assert text in evidence, f"{claim_id}: {text!r} is not in its evidence"
         assert rebuild(result) == text, f"{claim_id}: the demo gives {rebuild(result)!r}, the evidence says {text!r}"
+
+
+# Claims whose figures compare with what was recorded when the model was loaded: a simulated CPU cannot
+# re-run the load, so their figures' margins are checked in tests/demos/test_no_learning.py instead.
+COMPARED_WITH_THE_LOAD = {"model-learns-from-feedback-during-conversation"}
+
+
+@pytest.fixture(scope="module")
+def results_on_a_worse_cpu(runtime, results):
+    """The same demo runs on a simulated CPU with far worse rounding (tests.quoted.worse_rounding), each way."""
+    cache: dict[tuple[int, str], Any] = {}
+
+    def run(claim_id: str, sign: int) -> Any:
+        results(claim_id)  # the clean run first: the perturbation is switched on only for this one
+        link = BANK.claims[claim_id].demo
+        key = (sign, repr((link.id, link.prompt, sorted(link.params.items()))))
+        if key not in cache:
+            with worse_rounding(runtime, sign):
+                cache[key] = DEMOS[link.id].run(runtime, link.prompt, **link.params)
+        return cache[key]
+
+    return run
+
+
+def test_the_simulated_cpu_moves_the_logits_as_far_as_the_bound_allows(runtime):
+    """The check below means something only if the simulated rounding is at least as large as LOGIT_NOISE
+    (and not so large that it changes what the model says)."""
+    prompt = "The capital of France is"
+    clean = runtime.trace(prompt).logits[-1]
+    for sign in (1, -1):
+        with worse_rounding(runtime, sign):
+            moved = float((runtime.trace(prompt).logits[-1] - clean).abs().max())
+        assert numerics.LOGIT_NOISE <= moved <= 10 * numerics.LOGIT_NOISE
+    assert torch.equal(runtime.trace(prompt).logits[-1], clean), "the perturbation is gone afterwards"
+
+
+@pytest.mark.slow  # every demo twice more; it does not depend on the CPU, so `make test-cpu-paths` leaves it out
+@pytest.mark.parametrize("claim_id", sorted(set(EVIDENCE_NUMBERS) - COMPARED_WITH_THE_LOAD))
+def test_quoted_numbers_hold_on_a_cpu_with_far_worse_rounding(claim_id: str, results_on_a_worse_cpu):
+    for sign in (1, -1):
+        result = results_on_a_worse_cpu(claim_id, sign)
+        for text, rebuild in EVIDENCE_NUMBERS[claim_id]:
+            assert rebuild(result) == text, (
+                f"{claim_id}: with rounding {'up' if sign > 0 else 'down'} the demo gives {rebuild(result)!r}, "
+                f"the evidence says {text!r}: the figure is too close to a rounding point or a threshold")
 
 
 @pytest.mark.parametrize("claim_id", WITH_DEMO)

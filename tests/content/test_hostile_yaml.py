@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kqv_demo.content import loader
+from kqv_demo.content import loader, yamlfile
 from kqv_demo.content.loader import CONTENT_DIR, Bank, load_bank
 from kqv_demo.content.yamlfile import INTERNAL, MAX_DEPTH, MAX_NODES, parse_yaml
 from kqv_demo.quiz.round_files import load_round_files, parse_round_upload
@@ -184,3 +184,20 @@ def test_validate_reports_every_hostile_file_with_its_line(content: Path):
         f"error: {round_file}:{line_of(round_text, 'big:')}: (yaml): a number 5,000 characters long; at most 100 here",
     ]
     assert f"{len(list(claim.parent.glob('*.yaml'))) - 1} claims and 0 topic pages valid, 1 round files valid" in result.stdout
+
+
+def test_deep_brackets_are_refused_before_the_parser_reads_them(monkeypatch):
+    """PyYAML's scanner works on every open bracket at every token: 5,000 of them cost half a second of
+    CPU before the composer's depth check. They are counted first, and the parser never sees them."""
+    def no_parser(text):
+        raise AssertionError("the parser was asked to read 5,000 nested brackets")
+
+    monkeypatch.setattr(yamlfile, "_BoundedLoader", no_parser)
+    errors = parse_yaml(Path("deep.yaml"), "id: x\ntitle: " + "[" * 5000 + "]" * 5000 + "\n")[1]
+    assert [(e.line, e.message) for e in errors] == [(2, f"lists and mappings nested more than {MAX_DEPTH} levels deep")]
+
+
+def test_brackets_in_quotes_and_comments_are_not_nesting():
+    text = 'a: "' + "[" * 60 + '"\nb: 1  # ' + "{" * 60 + "\nc: '" + "[" * 60 + "'\n"
+    document, errors = parse_yaml(Path("ok.yaml"), text)
+    assert errors == [] and document.data == {"a": "[" * 60, "b": 1, "c": "[" * 60}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.content.loader import load_bank
 from kqv_demo.demos import DEMOS
 from kqv_demo.runtime import Runtime
@@ -33,7 +34,8 @@ def no_learning(runtime: Runtime):
 def test_a_heads_output_is_the_weighted_sum_of_its_values_and_keys_only_set_the_weights(values):
     statement("value", "A head's output is the attention-weighted sum of its value vectors.")
     statement("value", "The keys are used only to compute the attention weights, which then multiply the values.")
-    assert values.layer_weights_v_max_diff <= 1e-5, "weights @ V is every head's output"
+    # our weights @ V and the model's batched matmul are other kernels: within the derived float32 bound
+    assert values.layer_weights_v_max_diff <= values.weights_v_tolerance, "weights @ V is every head's output"
     assert values.layer_weights_k_min_diff > 0.1, "weights @ K is no head's output"
 
 
@@ -44,18 +46,25 @@ def test_each_value_is_w_v_applied_to_its_tokens_normalised_hidden_state(runtime
                           names_filter=lambda name: name in (f"blocks.{layer}.resid_pre", f"blocks.{layer}.attn.v"))
     block = runtime.smollm2.model.model.layers[layer]
     with torch.inference_mode():
-        values = block.self_attn.v_proj(block.input_layernorm(trace[f"blocks.{layer}.resid_pre"]))
+        normed = block.input_layernorm(trace[f"blocks.{layer}.resid_pre"])
+        values = block.self_attn.v_proj(normed)
     shape = runtime.smollm2.shape
     recorded = trace[f"blocks.{layer}.attn.v"]  # [kv_heads, T, d_head]
     rebuilt = values.view(-1, shape.n_kv_heads, shape.d_head).transpose(0, 1)
-    assert torch.allclose(rebuilt, recorded, atol=1e-5)
+    # the model's own modules, called outside its forward pass: within the float32 bound of the product
+    # and of the norm's mean of squares (kqv_demo.numerics), whatever kernels this CPU picks
+    w_v = block.self_attn.v_proj.weight
+    magnitude = float((normed.abs() @ w_v.abs().T).max())
+    noise = numerics.matmul_noise(normed, w_v.T) + numerics.sum_noise(shape.d_model, magnitude)
+    assert float((rebuilt - recorded).abs().max()) <= noise
 
 
 def test_the_text_comes_from_the_lm_head_not_from_the_values(values):
     statement("value", "Value vectors are internal numbers, not the output text: the text comes from the LM head, "
                        "one token at a time.")
     assert values.value_shape[-1] == values.d_head < values.hidden_size, "a value is d_head numbers"
-    assert values.logits_max_diff == 0, "the LM head on the final state gives the model's own scores"
+    # the demo's product with the LM head and the model's own: other kernels, so equal up to LOGIT_NOISE
+    assert values.logits_max_diff <= numerics.LOGIT_NOISE, "the LM head on the final state gives the model's own scores"
     assert values.chosen_token == values.top_tokens[0]
 
 

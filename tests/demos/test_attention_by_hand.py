@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kqv_demo import numerics
 from kqv_demo.demos import ATTENTION_BY_HAND, attention_by_hand
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM, Runtime
@@ -18,7 +19,9 @@ def trace(runtime: Runtime):
 @pytest.mark.parametrize("layer,head", [(0, 0), (3, 4), (11, 8), (17, 2), (29, 5)])
 def test_hand_computation_matches_the_model(trace, layer: int, head: int):
     result = attention_by_hand.from_trace(trace, layer, head)
-    assert result.max_abs_diff <= 1e-5
+    # Our q @ kᵀ and the model's batched matmul are other kernels: equal up to float32 rounding, whose bound
+    # (from this run's magnitudes, kqv_demo.numerics) holds on every CPU; a wrong formula misses by > 1e-2.
+    assert result.max_abs_diff <= result.tolerance < 1e-3
     assert result.matches
 
 
@@ -26,8 +29,9 @@ def test_causal_mask_zeroes_the_upper_triangle_and_rows_sum_to_one(trace):
     for layer in range(trace.model.n_layers):
         result = attention_by_hand.from_trace(trace, layer, layer % trace.model.n_heads)
         upper = np.triu(result.model_weights, k=1)
-        assert (upper == 0).all()
-        np.testing.assert_allclose(result.model_weights.sum(axis=1), 1.0, atol=1e-5)
+        assert (upper == 0).all()  # exact on any CPU: a masked score (−3.4e38) makes exp underflow to 0
+        n = len(result.tokens)
+        assert (np.abs(result.model_weights.sum(axis=1) - 1) <= numerics.sums_to_one_noise(n)).all()
         visible = result.model_weights[np.tril_indices(len(result.tokens))]
         assert (visible > 0).all(), "softmax gives every visible key some weight"
 
@@ -41,16 +45,17 @@ def test_grouped_query_heads_share_key_value_heads(trace):
 
 
 def test_dropping_the_scale_or_the_mask_breaks_the_match(trace):
-    assert attention_by_hand.from_trace(trace, 5, 3, scaled=False).max_abs_diff > 1e-2
+    unscaled = attention_by_hand.from_trace(trace, 5, 3, scaled=False)
+    assert unscaled.max_abs_diff > 1e-2 > 10 * unscaled.tolerance and not unscaled.matches
     unmasked = attention_by_hand.from_trace(trace, 5, 3, masked=False)
     assert np.triu(unmasked.hand_weights, k=1).max() > 0
-    assert unmasked.max_abs_diff > 1e-2
+    assert unmasked.max_abs_diff > 1e-2 > 10 * unmasked.tolerance and not unmasked.matches
 
 
 def test_the_encoder_has_no_causal_mask(runtime: Runtime):
     trace = runtime.trace("The bank of the river was muddy.", model=MINILM)
     result = attention_by_hand.from_trace(trace, 2, 7)
-    assert result.max_abs_diff <= 1e-5
+    assert result.max_abs_diff <= result.tolerance
     assert result.upper_triangle_max > 0
     assert "no causal mask" in attention_by_hand.explanation(result)
 

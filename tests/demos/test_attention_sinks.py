@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import attention_sinks as demo_module
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
@@ -45,7 +46,9 @@ def test_sink_weights_match_the_models_own_attention_output(runtime: Runtime, re
         attentions = model(ids, output_attentions=True).attentions
     assert len(attentions) == model.config.num_hidden_layers
     expected = np.stack([a[0, :, 1:, 0].mean(-1).numpy() for a in attentions])
-    np.testing.assert_allclose(result.sink_weight_a, expected, atol=1e-6)
+    # the demo's weights pass through our hook points, these through transformers' own output: other code on
+    # the same numbers, so within the rounding of an attention weight (kqv_demo.numerics)
+    assert (np.abs(result.sink_weight_a - expected) <= numerics.weight_noise(expected, ids.shape[-1])).all()
 
 
 def test_token_zero_has_a_massive_activation_from_layer_12(result):
@@ -56,13 +59,15 @@ def test_token_zero_has_a_massive_activation_from_layer_12(result):
     assert (ratio[:9] < demo_module.MASSIVE_RATIO).all(), "not in the early layers"
     # content/claims/attention-maps-reveal-reasoning.yaml: "norm about 22,700" (first token "The")
     assert result.first_token_a == "The"
-    assert round(float(result.norm_token0[12]), -2) == 22700
+    norm = float(result.norm_token0[12])
+    assert abs(norm - 22700) < 50 - numerics.STATE_NOISE * norm, "rounds to 22,700 on every CPU"
 
 
 def test_token_zero_depends_only_on_itself(runtime: Runtime, result):
     # Causal mask: token 0 reads only itself, so any prompt starting with "The" gives the same norms.
     other = DEMO.run(runtime, "The capital of France is Paris.")
-    np.testing.assert_allclose(other.norm_token0, result.norm_token0, rtol=1e-5)
+    # the same computation for token 0, but in a pass of another length: other kernel blocking, so within rounding
+    np.testing.assert_allclose(other.norm_token0, result.norm_token0, rtol=numerics.STATE_NOISE)
 
 
 def test_a_higher_threshold_counts_fewer_heads(runtime: Runtime, result):

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import causal_vs_bidirectional as demo_module
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
+from tests.quoted import assert_quoted
 
 DEMO = demo_module.DEMO
 DEPOSIT_MONEY = "I went to the bank to deposit money"
@@ -47,7 +49,11 @@ def test_minilm_tokens_have_cls_sep_and_lower_case_wordpieces(result):
 
 
 def test_bank_state_is_bit_identical_in_smollm2_at_every_layer(runtime: Runtime, result):
-    # claims bert-uses-left-and-right-context / llms-are-based-on-bert: "bit-identical at every layer"
+    # claims bert-uses-left-and-right-context / llms-are-based-on-bert: "bit-identical at every layer".
+    # Exact on every CPU, not a tolerance: both sentences have the same number of tokens, so both passes run
+    # the same kernels on the same shapes; every operation works row by row except attention, where the
+    # later tokens get weight exactly 0 (exp underflows) and 0·v adds nothing. Different lengths would change
+    # the shapes and so the order of adding: see the DEPOSIT_MONEY test below.
     assert result.same_prefix and result.same_length
     assert len(result.smollm2_diff_by_layer) == runtime.smollm2.model.config.num_hidden_layers
     assert result.smollm2_max_abs_diff == 0.0
@@ -56,8 +62,9 @@ def test_bank_state_is_bit_identical_in_smollm2_at_every_layer(runtime: Runtime,
 
 
 def test_bank_output_vector_differs_in_minilm(result):
-    # claims bert-uses-left-and-right-context, llms-are-based-on-bert, bert-outputs-contextual-embeddings: "cosine 0.847"
-    assert round(result.minilm_cosine, 3) == 0.847
+    # claims bert-uses-left-and-right-context, llms-are-based-on-bert, bert-outputs-contextual-embeddings: "cosine
+    # 0.85". Not 0.847: the cosine is 0.84666, within what rounding can do to it (2·STATE_NOISE) of 0.8465.
+    assert_quoted(result.minilm_cosine, "0.85", 2 * numerics.STATE_NOISE, "MiniLM's cosine")
     assert len(result.minilm_cosine_by_layer) == 6
 
 
@@ -69,13 +76,15 @@ def test_independently_with_the_models_own_forward_pass(runtime: Runtime, result
                         output_hidden_states=True).hidden_states
             for s in (result.sentence_a, result.sentence_b)
         ]
-        # hidden_states[L + 1] is the output of block L, except the last, which is after the final norm
+        # hidden_states[L + 1] is the output of block L, except the last, which is after the final norm.
+        # Exact on every CPU for the reason given above: same lengths, same kernels, later tokens weighted 0.
         for layer in range(small.model.config.num_hidden_layers - 1):
             assert torch.equal(states[0][layer + 1][0, 4], states[1][layer + 1][0, 4])
         outputs = [mini.model(**mini.tokenizer(s, return_tensors="pt")).last_hidden_state[0, 5]
                    for s in (result.sentence_a, result.sentence_b)]
     cosine = float(torch.nn.functional.cosine_similarity(outputs[0], outputs[1], dim=0))
-    assert cosine == pytest.approx(result.minilm_cosine, abs=1e-6)
+    # the same passes as the demo's (hook points are read-only), so only the cosine's own rounding
+    assert abs(cosine - result.minilm_cosine) <= numerics.cosine_noise(outputs[0].numel())
 
 
 def test_sentences_of_different_length_differ_only_by_rounding_in_smollm2(runtime: Runtime):

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import confidence
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
+from tests.quoted import assert_quoted
 
 DEMO = confidence.DEMO
 EIFFEL = "The Eiffel Tower is located in the city of"
@@ -30,17 +32,22 @@ def _next_token_probabilities(runtime: Runtime, prompt: str) -> torch.Tensor:
 def test_p_paris_after_the_capital_of_france_is_as_quoted(result):
     # content/claims/pre-queries-guide-model-to-right-keys.yaml: P(" Paris" | "The capital of France is") = 0.77
     assert result.top_tokens[0] == " Paris"
-    assert round(result.probability_of(" Paris"), 2) == 0.77
+    p_paris = result.probability_of(" Paris")
+    assert_quoted(p_paris, "0.77", numerics.probability_noise(p_paris), 'P(" Paris")')
     paris = result.candidates.index("Paris")
     assert result.candidate_tokens[paris] == [" Paris"]
-    assert result.candidate_probs[paris] == pytest.approx(result.probability_of(" Paris"), abs=1e-5)
+    # The same logits, read twice: a float32 log-softmax over the 49,152-token vocabulary for the candidate,
+    # a float64 softmax for the top-10. That sum's rounding differs between CPUs (1.5e-5 here with AVX2), so
+    # they agree to within the probability noise, not to a fixed 1e-5 (kqv_demo.numerics).
+    assert abs(result.candidate_probs[paris] - p_paris) <= numerics.probability_noise(p_paris)
 
 
 def test_p_paris_after_the_eiffel_tower_prompt_as_quoted(runtime: Runtime):
     # content/claims/llms-cannot-report-confidence-scores.yaml and response-sampled-from-primed-representations.yaml:
     # P(" Paris" | "The Eiffel Tower is located in the city of") = 0.70
     eiffel = DEMO.run(runtime, EIFFEL)
-    assert round(eiffel.probability_of(" Paris"), 2) == 0.70
+    p_paris = eiffel.probability_of(" Paris")
+    assert_quoted(p_paris, "0.70", numerics.probability_noise(p_paris), 'P(" Paris")')
     assert eiffel.model_ranking[0] == "Paris"
 
 
@@ -49,10 +56,11 @@ def test_the_distribution_is_the_models_own(runtime: Runtime, result):
     config = runtime.smollm2.model.config
     assert result.vocab_size == config.vocab_size == probabilities.numel()
     top = torch.topk(probabilities, len(result.top_tokens))
-    np.testing.assert_allclose(result.top_probs, top.values.numpy(), atol=1e-5)
+    # the demo reads the prompt in a tree-masked pass with its candidates, we in a plain one: other kernels
+    assert (np.abs(result.top_probs - top.values.numpy()) <= numerics.probability_noise(result.top_probs)).all()
     assert np.all(np.diff(result.top_probs) <= 0)
     nats = float(-(probabilities * probabilities.clamp_min(1e-300).log()).sum())
-    assert result.entropy_nats == pytest.approx(nats, abs=1e-4)
+    assert abs(result.entropy_nats - nats) <= numerics.entropy_noise(nats)
     assert result.entropy_bits == pytest.approx(result.entropy_nats / math.log(2), rel=1e-9)
     assert 0 < result.entropy_bits < math.log2(config.vocab_size)
 
@@ -69,16 +77,22 @@ def test_temperature_reshapes_but_never_reorders(runtime: Runtime, result):
     assert cold.nucleus_size <= result.nucleus_size <= hot.nucleus_size
 
 
-def test_the_nucleus_is_the_smallest_set_reaching_top_p(runtime: Runtime):
-    for top_p in (0.5, 0.9, 0.99):
-        run = DEMO.run(runtime, temperature=1.3, top_p=top_p)
-        probabilities = torch.softmax(
-            runtime.trace(DEMO.default_prompt, names_filter=lambda n: False).logits[-1].double() / 1.3, dim=-1
-        )
-        ordered = torch.sort(probabilities, descending=True).values
-        assert run.nucleus_mass >= top_p
-        assert run.nucleus_mass == pytest.approx(float(ordered[: run.nucleus_size].sum()), abs=1e-5)
-        assert float(ordered[: run.nucleus_size - 1].sum()) < top_p
+# Where the cumulative mass crosses top_p decides the nucleus, so the size is the same on every CPU only if
+# the crossing is clear of the probabilities' rounding. In a flat tail it is not: at T = 1.3 the 745th and
+# 746th tokens take the mass from 0.89994 to 0.90001 (top_p 0.9), and another CPU may need one token more.
+# These settings cross clearly (the last assertion checks it).
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 0.5), (1.0, 0.8), (1.0, 0.9), (1.3, 0.5)])
+def test_the_nucleus_is_the_smallest_set_reaching_top_p(runtime: Runtime, temperature: float, top_p: float):
+    run = DEMO.run(runtime, temperature=temperature, top_p=top_p)
+    probabilities = torch.softmax(
+        runtime.trace(DEMO.default_prompt, names_filter=lambda n: False).logits[-1].double() / temperature, dim=-1
+    )
+    ordered = torch.sort(probabilities, descending=True).values
+    mass, short_of_it = float(ordered[: run.nucleus_size].sum()), float(ordered[: run.nucleus_size - 1].sum())
+    assert run.nucleus_mass >= top_p
+    assert abs(run.nucleus_mass - mass) <= numerics.probability_noise(mass)  # another pass (tree mask)
+    # the smallest set on every CPU: top_p is not within the rounding of either cumulative mass
+    assert short_of_it + numerics.probability_noise(short_of_it) < top_p < mass - numerics.probability_noise(mass)
 
 
 def test_nucleus_on_a_small_distribution():
@@ -96,8 +110,10 @@ def test_candidate_scores_match_token_by_token_passes(runtime: Runtime, result):
         token_id = runtime.tokenize(text + token)[0][-1]
         total += math.log(float(probabilities[token_id]))
         text += token
-    assert result.candidate_logprobs[index] == pytest.approx(total, abs=1e-4)
-    assert result.candidate_probs[index] == pytest.approx(math.exp(total), rel=1e-3)
+    # one tree-masked pass against three plain ones: each token's log P within its rounding (kqv_demo.numerics)
+    tokens = len(result.candidate_tokens[index])
+    assert abs(result.candidate_logprobs[index] - total) <= numerics.log_probability_noise(tokens)
+    assert abs(math.log(result.candidate_probs[index]) - total) <= numerics.log_probability_noise(tokens)
 
 
 def test_the_models_own_ranking_is_sorted_by_log_probability(result):

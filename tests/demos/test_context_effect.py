@@ -11,9 +11,11 @@ import pytest
 import torch
 import vl_convert
 
+from kqv_demo import numerics
 from kqv_demo.demos import context_effect
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
+from tests.quoted import assert_quoted
 
 DEMO = context_effect.DEMO
 CLAIM_PREFIX = "The capital of Italy is Rome. The capital of Spain is Madrid."
@@ -27,8 +29,8 @@ def result(runtime: Runtime):
 def test_the_quoted_rise_from_077_to_097(runtime: Runtime, result):
     # content/claims/pre-queries-guide-model-to-right-keys.yaml: P(" Paris" | "The capital of France is") = 0.77;
     # with the two-example prefix "The capital of Italy is Rome. The capital of Spain is Madrid." it rises to 0.97.
-    assert round(result.p_plain, 2) == 0.77
-    assert round(result.p_prefix, 2) == 0.97
+    assert_quoted(result.p_plain, "0.77", numerics.probability_noise(result.p_plain), 'P(" Paris")')
+    assert_quoted(result.p_prefix, "0.97", numerics.probability_noise(result.p_prefix), 'P(" Paris") after the prefix')
     as_quoted = DEMO.run(runtime, prefix=CLAIM_PREFIX)  # without the trailing space: one is added
     assert as_quoted.p_prefix == pytest.approx(result.p_prefix, abs=1e-6)
 
@@ -38,12 +40,15 @@ def test_probabilities_are_the_models_own(runtime: Runtime, result):
     assert result.target_tokens == [" Paris"] and len(paris) == 1
     for context, value in ((DEMO.default_prompt, result.p_plain), (result.prefix + DEMO.default_prompt, result.p_prefix)):
         logits = runtime.trace(context, names_filter=lambda name: False).logits[-1]
-        assert value == pytest.approx(float(torch.softmax(logits, -1)[paris[0]]), abs=1e-5)
+        # the demo reads all its contexts in one packed pass, we each in its own: other kernels
+        assert abs(value - float(torch.softmax(logits, -1)[paris[0]])) <= numerics.probability_noise(value)
 
 
 def test_an_irrelevant_prefix_does_not_help_here(result):
-    assert result.p_distractor < result.p_prefix
-    assert result.p_distractor < result.p_plain  # measured: this distractor hurts (Shi et al. 2023)
+    # lower on every CPU: by more than the rounding of both probabilities
+    noise = numerics.probability_noise
+    assert result.p_distractor + noise(result.p_distractor) < result.p_prefix - noise(result.p_prefix)
+    assert result.p_distractor + noise(result.p_distractor) < result.p_plain - noise(result.p_plain)  # it hurts (Shi et al. 2023)
 
 
 def test_each_prefix_token_adds_one_key_and_value_per_kv_head_per_layer(runtime: Runtime, result):
@@ -60,15 +65,20 @@ def test_each_prefix_token_adds_one_key_and_value_per_kv_head_per_layer(runtime:
 
 def test_attention_split_leaves_token_0_out_of_both_sides(runtime: Runtime, result):
     split = result.helpful
-    np.testing.assert_allclose(split.by_layer.sum(axis=1), 1.0, atol=1e-5)  # sink + prefix + prompt = the whole row
+    # sink + prefix + prompt = the whole row (mean over heads of rows that each sum to 1 up to rounding)
+    assert (np.abs(split.by_layer.sum(axis=1) - 1) <= numerics.sums_to_one_noise(split.prefix_tokens + split.prompt_tokens)).all()
     trace = runtime.trace(result.prefix + DEMO.default_prompt, names_filter=lambda name: name.endswith("attn.pattern"))
     n_prefix = split.prefix_tokens
     rows = torch.stack([trace[f"blocks.{layer}.attn.pattern"][:, -1] for layer in range(trace.model.n_layers)])
     to_prefix = float(rows[..., 1:n_prefix].sum(-1).mean())
     to_prompt = float(rows[..., n_prefix:].sum(-1).mean())
-    assert split.mean[0] == pytest.approx(float(rows[..., 0].mean()), abs=1e-5)
-    assert split.mean[1] == pytest.approx(to_prefix, abs=1e-5)
-    assert split.prefix_share == pytest.approx(to_prefix / (to_prefix + to_prompt), abs=1e-5)
+    # The demo's weights come from its packed pass, these from a pass of their own: attention scores, like
+    # logits, move by at most LOGIT_NOISE between passes, so a weight (or a mean of weights) by weight_noise.
+    to_sink, keys = float(rows[..., 0].mean()), rows.shape[-1]
+    assert abs(split.mean[0] - to_sink) <= numerics.weight_noise(to_sink, keys)
+    assert abs(split.mean[1] - to_prefix) <= numerics.weight_noise(to_prefix, keys)
+    share = to_prefix / (to_prefix + to_prompt)
+    assert abs(split.prefix_share - share) <= 2 * numerics.weight_noise(share, keys)
     assert 0 < split.prefix_share < 1
     assert split.mean[0] > 0.3, "token 0 is a large attention sink: the reason to leave it out"
     assert f"{split.prefix_share:.0%} goes to the prefix" in DEMO.explain(result)
@@ -78,7 +88,8 @@ def test_nothing_is_learned(runtime: Runtime, result):
     before = runtime.parameter_digest()
     again = DEMO.run(runtime)
     assert runtime.parameter_digest() == before
-    assert again.p_plain == result.p_plain  # the prefix left no trace: same context, same probability
+    # the prefix left no trace: same context, same probability, exactly (the same passes on the same CPU)
+    assert again.p_plain == result.p_plain
 
 
 def test_explanation_and_chart(result):

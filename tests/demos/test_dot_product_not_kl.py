@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kqv_demo import numerics
 from kqv_demo.content.loader import load_bank
 from kqv_demo.demos import DEMOS
 from kqv_demo.demos.dot_product_not_kl import worked_example
@@ -34,8 +35,9 @@ def test_queries_are_not_distributions_and_dot_products_match(runtime: Runtime, 
     result = DEMO.run(runtime, layer=layer, head=head)
     assert result.query_min < 0 and result.keys_min < 0
     assert abs(result.query_sum - 1) > 0.1
-    assert result.dot_product_max_diff <= 1e-5
-    assert result.model_weights.sum() == pytest.approx(1, abs=1e-5)
+    # our keys @ q and the model's batched matmul: other kernels, so within the derived float32 bound
+    assert result.dot_product_max_diff <= result.dot_product_tolerance < 1e-3
+    assert abs(result.model_weights.sum() - 1) <= numerics.sums_to_one_noise(len(result.model_weights))
 
 
 def test_a_kl_ranking_does_not_reproduce_the_weights(runtime: Runtime):

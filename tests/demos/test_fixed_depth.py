@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import fixed_depth
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
@@ -63,18 +64,21 @@ def test_relative_update_leaves_out_token_zero(runtime: Runtime, result):
     layer = 20
     pre, post = trace[f"blocks.{layer}.resid_pre"], trace[f"blocks.{layer}.resid_post"]
     per_token = (post - pre).norm(dim=-1) / pre.norm(dim=-1)
-    assert result.relative_update[0, layer] == pytest.approx(float(per_token[1:].mean()), rel=1e-5)
+    # The demo reads both prompts in one packed pass, this test in a pass of its own, so each state may differ
+    # by STATE_NOISE of its size; a difference post − pre of relative size u then by about (2 / u + 1) times that.
+    update = float(per_token[1:].mean())
+    assert result.relative_update[0, layer] == pytest.approx(update, rel=numerics.STATE_NOISE * (2 / update + 1))
     cosine = torch.nn.functional.cosine_similarity(pre[1:], post[1:], dim=-1).mean()
-    assert result.cosine[0, layer] == pytest.approx(float(cosine), abs=1e-5)
+    assert abs(result.cosine[0, layer] - float(cosine)) <= 2 * numerics.STATE_NOISE + numerics.cosine_noise(pre.shape[-1])
     assert float(pre[0].norm()) > 50 * float(pre[1:].norm(dim=-1).max()), "token 0's massive activation"
 
 
-def test_the_last_layers_are_not_idle(result):
+def test_the_last_layers_are_not_idle(result, config):
     # later-layers-barely-change-the-representation: partly; the final layer changes the state more
     # than any of the middle layers 3-19, for both prompts.
     for row in result.relative_update:
         assert row[-1] > row[3:20].max()
-    assert (result.cosine[:, 1:] > 0).all() and (result.cosine <= 1 + 1e-6).all()
+    assert (result.cosine[:, 1:] > 0).all() and (result.cosine <= 1 + numerics.cosine_noise(config.hidden_size)).all()
 
 
 def test_the_amount_of_change_differs_but_the_depth_does_not(result):

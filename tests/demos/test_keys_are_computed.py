@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from kqv_demo import numerics
 from kqv_demo.demos import DEMOS
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
@@ -31,7 +32,10 @@ def test_the_layer_10_range_quoted_in_the_bank(result):
     # content/claims/keys-are-stored-concept-vectors.yaml: "cosine 0.85-0.94 across the 3 key/value heads"
     at_10 = result.cosine_by_layer[10]
     assert len(at_10) == 3
-    assert 0.85 <= round(float(at_10.min()), 2) and round(float(at_10.max()), 2) <= 0.94
+    # the range holds at two decimals on every CPU: the ends are clear of the rounding points by more than
+    # what rounding can do to a cosine of two deep states (2·STATE_NOISE)
+    noise = 2 * numerics.STATE_NOISE
+    assert 0.845 + noise < float(at_10.min()) and float(at_10.max()) < 0.945 - noise
 
 
 def test_one_key_per_token_per_kv_head_per_layer(runtime: Runtime, result):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kqv_demo import numerics
 from kqv_demo.demos import kv_cache
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
+from tests.quoted import assert_quoted
 
 DEMO = kv_cache.DEMO
 
@@ -30,7 +32,7 @@ def test_each_step_adds_exactly_one_key_and_one_value(runtime: Runtime, result):
 
 
 def test_cached_keys_are_reused_unchanged(result):
-    assert result.cached_keys_max_change == 0.0
+    assert result.cached_keys_max_change == 0.0  # exact on any CPU: the cache keeps copies, nothing recomputes them
 
 
 def test_one_new_query_scores_all_cached_keys(result):
@@ -38,11 +40,11 @@ def test_one_new_query_scores_all_cached_keys(result):
     for step, length in enumerate(result.cache_lengths):
         row = result.weights[step]
         assert np.isfinite(row[:length]).all() and np.isnan(row[length:]).all()
-        assert row[:length].sum() == pytest.approx(1, abs=1e-5)
+        assert abs(row[:length].sum() - 1) <= numerics.sums_to_one_noise(length)  # float32 softmax rounding
         assert row[:length].min() > 0, "every cached position is in the past: nothing is masked"
-    np.testing.assert_allclose(result.row_sums, 1, atol=1e-5)
+    assert all(abs(total - 1) <= numerics.sums_to_one_noise(n) for total, n in zip(result.row_sums, result.cache_lengths))
     assert (result.row_min > 0).all()
-    assert result.weight_on_prompt[0] == pytest.approx(1, abs=1e-5)
+    assert abs(result.weight_on_prompt[0] - 1) <= numerics.sums_to_one_noise(result.cache_lengths[0])
     assert (result.weight_on_prompt[1:] < 1).all()
     assert result.consistent
 
@@ -66,7 +68,8 @@ def test_the_eiffel_tower_probability_quoted_in_the_bank(runtime: Runtime):
     # content/claims/response-sampled-from-primed-representations.yaml: P(" Paris" | ...) = 0.70.
     paris = DEMO.run(runtime, "The Eiffel Tower is located in the city of", steps=1)
     assert paris.generated == [" Paris"]
-    assert round(float(paris.probabilities[0]), 2) == 0.70
+    p_paris = float(paris.probabilities[0])
+    assert_quoted(p_paris, "0.70", numerics.probability_noise(p_paris), 'P(" Paris")')
 
 
 def test_the_greedy_chat_answer_quoted_in_the_bank(runtime: Runtime):

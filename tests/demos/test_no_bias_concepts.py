@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import no_bias_concepts as demo_module
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
@@ -45,8 +46,11 @@ def test_the_activations_are_the_input_of_down_proj(runtime: Runtime, result):
     trace = runtime.trace(DEMO.default_prompt, names_filter=lambda name: name.startswith(f"blocks.{result.layer}.mlp"))
     np.testing.assert_array_equal(trace[f"blocks.{result.layer}.mlp.post"][-1].numpy(), result.last_activations)
     down = runtime.parameter(f"model.layers.{result.layer}.mlp.down_proj.weight")
-    recomputed = down @ torch.from_numpy(result.last_activations)
-    torch.testing.assert_close(recomputed, trace[f"blocks.{result.layer}.mlp.out"][-1], atol=1e-4, rtol=1e-5)
+    activations = torch.from_numpy(result.last_activations)
+    recomputed = down @ activations
+    # our matrix-vector product and the model's down_proj: other kernels, so within the derived float32 bound
+    noise = numerics.matmul_noise(down, activations[:, None])
+    assert float((recomputed - trace[f"blocks.{result.layer}.mlp.out"][-1]).abs().max()) <= noise
 
 
 def test_neuron_counts_for_50_and_90_percent(result):

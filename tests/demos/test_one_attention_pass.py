@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kqv_demo import numerics
 from kqv_demo.demos import one_attention_pass
 from kqv_demo.runtime import Runtime
 
@@ -52,10 +53,26 @@ def test_leaving_out_the_mlp_breaks_the_sum(runtime: Runtime):
         assert float((post - (pre + trace[f"blocks.{layer}.attn.result"])).abs().max()) > 0.1
 
 
-def test_the_next_layer_reads_the_hidden_state_not_a_query(result):
-    assert result.handoff_max_diff == 0
+def _next_keys_noise(runtime: Runtime) -> float:
+    """How far the demo's W_K(L+1)·RMSNorm(resid_post[L]) may be from the model's keys on any CPU: the norm's
+    mean of d squares (relative d·EPS for two evaluations), then the product with W_K (kqv_demo.numerics)."""
+    config = runtime.smollm2.model.config
+    trace = runtime.trace(DEMO.default_prompt, names_filter=lambda name: name.endswith(".resid_post"))
+    worst = 0.0
+    for layer in range(config.num_hidden_layers - 1):
+        state = trace[f"blocks.{layer}.resid_post"]
+        prefix = f"model.layers.{layer + 1}."
+        normed = one_attention_pass._rms_norm(state, runtime.parameter(prefix + "input_layernorm.weight"), config.rms_norm_eps)
+        w_k = runtime.parameter(prefix + "self_attn.k_proj.weight")
+        magnitude = float((normed.abs() @ w_k.abs().T).max())
+        worst = max(worst, numerics.matmul_noise(normed, w_k.T) + numerics.sum_noise(config.hidden_size, magnitude))
+    return worst
+
+
+def test_the_next_layer_reads_the_hidden_state_not_a_query(runtime: Runtime, result):
+    assert result.handoff_max_diff == 0  # exact on any CPU: the next block receives the very same tensor
     assert result.next_keys_max_diff.shape == (result.n_layers - 1,)
-    assert result.next_keys_max_diff.max() <= 1e-4
+    assert result.next_keys_max_diff.max() <= _next_keys_noise(runtime) < 1e-2
 
 
 def test_explanation_and_chart_describe_this_run(result):

@@ -11,6 +11,7 @@ import pytest
 import torch
 import vl_convert
 
+from kqv_demo import numerics
 from kqv_demo.demos import shared_neighbours
 from kqv_demo.demos.shared_neighbours import DEMO, MAX_WIDTH, PREFIX, mutual_alignment, nearest, spelling_similarity
 from kqv_demo.errors import UserInputError
@@ -53,7 +54,9 @@ def test_each_word_is_read_from_its_own_tokens_only(runtime: Runtime, result):
     prefix_tokens = len(runtime.tokenize(PREFIX)[0])
     state_alone = alone[f"blocks.{result.layer}.resid_post"][prefix_tokens:].double().mean(0)
     packed = shared_neighbours._hidden_states(runtime, result.items)[result.layer + 1, index]
-    assert torch.allclose(torch.from_numpy(packed), state_alone, atol=1e-3)
+    # another pass (packed, other kernel blocking): within STATE_NOISE of the state's size on every CPU
+    difference = float((torch.from_numpy(packed) - state_alone).norm())
+    assert difference <= numerics.STATE_NOISE * float(state_alone.norm())
 
 
 def test_mutual_alignment_is_one_for_the_same_space_whatever_the_order():

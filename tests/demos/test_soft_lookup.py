@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import soft_lookup
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
@@ -24,9 +25,15 @@ def result(runtime: Runtime):
 @pytest.mark.parametrize("layer,head", [(0, 0), (3, 8), (12, 4), (29, 7)])
 def test_beta_1_is_the_models_own_attention(runtime: Runtime, layer: int, head: int):
     run = DEMO.run(runtime, layer=layer, head=head)
-    assert run.recompute_max_diff <= 1e-5  # softmax(scores + causal mask) over the whole [T, T] matrix
-    assert np.abs(run.sharp_weights - run.model_weights).max() <= 1e-5
-    assert run.output_max_diff <= 1e-5  # Σ w_j v_j is what the head outputs
+    # The demo recomputes in float64 from the model's own float32 scores, so the only difference is the
+    # model's float32 softmax (and, for the output, its float32 Σ w_j v_j): bounds from kqv_demo.numerics.
+    n = len(run.tokens)
+    weights_noise = numerics.softmax_noise(n)
+    assert run.recompute_max_diff <= weights_noise  # softmax(scores + causal mask) over the whole [T, T] matrix
+    assert np.abs(run.sharp_weights - run.model_weights).max() <= weights_noise
+    values = runtime.trace(DEMO.default_prompt, names_filter=lambda name: name == f"blocks.{layer}.attn.v")
+    largest = float(values[f"blocks.{layer}.attn.v"].abs().max())
+    assert run.output_max_diff <= n * weights_noise * largest + numerics.sum_noise(n, largest)  # Σ w_j v_j
     assert run.matches_model
 
 
@@ -35,13 +42,13 @@ def test_every_key_gets_a_positive_weight_in_every_head(runtime: Runtime):
     for layer in range(trace.model.n_layers):
         last_row = trace[f"blocks.{layer}.attn.pattern"][:, -1]  # [heads, T]: the last token sees every key
         assert (last_row > 0).all(), layer
-        np.testing.assert_allclose(last_row.sum(-1).numpy(), 1.0, atol=1e-5)
+        assert (np.abs(last_row.sum(-1).numpy() - 1) <= numerics.sums_to_one_noise(last_row.shape[-1])).all()
 
 
 def test_the_shown_row_is_a_blend_of_all_values(result):
     n = len(result.tokens)
     assert (result.model_weights > 0).all() and result.min_weight > 0
-    assert result.weight_sum == pytest.approx(1.0, abs=1e-5)
+    assert abs(result.weight_sum - 1) <= numerics.sums_to_one_noise(n)
     p = result.model_weights.astype(np.float64)
     assert result.entropy_bits == pytest.approx(float(-(p * np.log2(p)).sum()), abs=1e-4)
     assert 0 < result.entropy_bits <= result.uniform_entropy_bits == pytest.approx(math.log2(n))
@@ -69,7 +76,7 @@ def test_the_limit_is_the_top_scoring_value_vector(runtime: Runtime, result):
     assert int(hard.weights.argmax()) == result.top_index
     assert torch.allclose(hard.output, values[result.top_index].double(), atol=1e-6)
     own = soft_lookup.blend(scores, values, 1.0)
-    np.testing.assert_allclose(own.weights.numpy(), result.model_weights, atol=1e-5)
+    assert np.abs(own.weights.numpy() - result.model_weights).max() <= numerics.softmax_noise(len(result.tokens))
 
 
 def test_a_dict_needs_the_exact_key(runtime: Runtime, result):

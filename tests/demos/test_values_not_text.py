@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import values_not_text
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import Runtime
+from tests.quoted import assert_quoted
 
 DEMO = values_not_text.DEMO
 
@@ -20,8 +22,9 @@ def result(runtime: Runtime):
 @pytest.mark.parametrize("layer,head", [(3, 4), (0, 0), (3, 8), (17, 2), (29, 6)])
 def test_weights_times_values_is_the_head_output_and_keys_are_not(runtime: Runtime, layer, head):
     result = DEMO.run(runtime, layer=layer, head=head)
-    assert result.weights_v_max_diff <= 1e-5
-    assert result.layer_weights_v_max_diff <= 1e-5
+    # our weights @ V and the model's batched matmul: other kernels, so within the derived float32 bound
+    assert result.weights_v_max_diff <= result.weights_v_tolerance
+    assert result.layer_weights_v_max_diff <= result.weights_v_tolerance < 1e-3
     assert result.weights_k_max_diff > 0.1
     assert result.layer_weights_k_min_diff > 0.1
     assert values_not_text.status(result)[0]
@@ -31,7 +34,7 @@ def test_the_checklists_layer_3_setting(runtime: Runtime):
     # content/claims/attention-weights-combine-key-vectors.yaml says weights × K is "off by up to 7.8"
     # in layer 3 (prompt not stated). We do not copy that number: a large miss is the fact asserted.
     result = DEMO.run(runtime, "The cat sat on the mat because it was tired.", layer=3, head=8)
-    assert result.weights_v_max_diff <= 1e-5
+    assert result.weights_v_max_diff <= result.weights_v_tolerance
     assert result.layer_weights_k_max_diff > 1.0
 
 
@@ -44,11 +47,12 @@ def test_values_exist_for_every_prompt_token_before_any_output(runtime: Runtime,
     first = steps[0]
     assert tuple(first.activations["blocks.3.attn.v"].shape) == result.value_shape
     assert first.token == result.chosen_token
-    assert first.probability == pytest.approx(result.chosen_probability, abs=1e-6)
+    # the generation's first pass and the demo's own product with the LM head: other kernels
+    assert abs(first.probability - result.chosen_probability) <= numerics.probability_noise(result.chosen_probability)
 
 
 def test_the_text_comes_from_the_lm_head(runtime: Runtime, config, result):
-    assert result.logits_max_diff <= 1e-4
+    assert result.logits_max_diff <= numerics.LOGIT_NOISE  # the demo's product vs the model's: other kernels
     assert result.vocab_size == config.vocab_size
     assert result.lm_head_shape == (config.vocab_size, config.hidden_size)
     assert result.chosen_token == result.top_tokens[0]
@@ -57,7 +61,7 @@ def test_the_text_comes_from_the_lm_head(runtime: Runtime, config, result):
     # The probabilities come from the model's own logits for the last prompt token.
     trace = runtime.trace(DEMO.default_prompt, names_filter=lambda n: False)
     probabilities = torch.softmax(trace.logits[-1], dim=-1)
-    assert float(probabilities.max()) == pytest.approx(result.chosen_probability, abs=1e-6)
+    assert abs(float(probabilities.max()) - result.chosen_probability) <= numerics.probability_noise(result.chosen_probability)
 
 
 def test_p_paris_quoted_in_the_claims(result):
@@ -66,7 +70,7 @@ def test_p_paris_quoted_in_the_claims(result):
     # P(" Paris" | "The Eiffel Tower is located in the city of") = 0.70
     assert DEMO.default_prompt == "The Eiffel Tower is located in the city of"
     assert result.chosen_token == " Paris"
-    assert round(result.chosen_probability, 2) == 0.70
+    assert_quoted(result.chosen_probability, "0.70", numerics.probability_noise(result.chosen_probability), 'P(" Paris")')
     # "one entry of a distribution over its 49,152-token vocabulary"
     assert result.vocab_size == 49152
 

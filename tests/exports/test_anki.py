@@ -78,3 +78,22 @@ def test_media_names_say_which_demo_and_differ_between_figures(small_live):
     names = [media_name(f) for f in figures]
     assert all(name.startswith(f"kqv-{f.demo_id}-") and name.endswith(".png") for name, f in zip(names, figures))
     assert len(set(names)) == len({f.png for f in figures}), "one name per distinct image"
+
+
+def test_a_round_with_markup_and_control_characters_shows_them_as_text(bank, small_round):
+    """L6: the deck description (HTML in Anki) shows the round's title as text, and the cards show a
+    question and a claim with markup as text, without control characters."""
+    import lxml.html
+
+    from tests.exports.hostile_round import CLAIM, PROMPT, TITLE, hostile_round, readable, squash
+
+    hostile_bank, spec, items = hostile_round(bank, small_round)
+    notes, collection = read_notes(anki_deck(hostile_bank, spec, items))
+    description = collection["decks"][str(DECK_ID)]["desc"]
+    fields = dict(zip(["question", "answer", "explanation", "claim", "references"],
+                      next(flds for guid, flds, _ in notes if guid == genanki.guid_for(items[0].id)).split("\x1f")))
+    for html_text, expected in ((description, TITLE), (fields["question"], PROMPT), (fields["claim"], CLAIM)):
+        assert not any(ord(char) < 32 or 0x7F <= ord(char) <= 0x9F for char in html_text), html_text
+        fragment = lxml.html.fragment_fromstring(html_text, create_parent="div")
+        assert fragment.find(".//b") is None and fragment.find(".//img") is None, html_text
+        assert readable(expected) in squash(fragment.text_content())

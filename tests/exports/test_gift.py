@@ -190,3 +190,23 @@ def test_the_parser_rejects_unescaped_specials():
         parse_question("::t::text{=x#y#z ~w#v}")
     with pytest.raises(GiftError):
         parse_question(r"::t::text \q {=x#y}")
+
+
+def test_a_round_with_markup_and_control_characters_still_parses(bank, small_round):
+    """L6: the strict parser reads every question; the category and the HTML texts show the markup as
+    text and no control character (a vertical tab or form feed would also break GIFT's one-line rule)."""
+    import lxml.html
+
+    from tests.exports.hostile_round import CLAIM, PROMPT, hostile_round, readable, squash
+
+    hostile_bank, spec, items = hostile_round(bank, small_round)
+    exported = gift(hostile_bank, spec, items)
+    exported.encode("utf-8")  # a lone surrogate would fail here
+    assert not any(ord(char) < 32 and char != "\n" or 0x7F <= ord(char) <= 0x9F for char in exported)
+    category, questions = parse_gift(exported)
+    check(questions, items)
+    assert category == "$course$/top/KQV Tutor/Round b KQVBOLD b img src x onerror alert(1) quoted x (javascript alert(1)) end"
+    for html_text, expected in ((questions[0].text.removeprefix("[html]"), PROMPT), (questions[0].general, CLAIM)):
+        fragment = lxml.html.fragment_fromstring(html_text, create_parent="div")
+        assert fragment.find(".//b") is None and fragment.find(".//img") is None
+        assert readable(expected) in squash(fragment.text_content())

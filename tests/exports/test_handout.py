@@ -97,3 +97,51 @@ def test_pdf_text_has_every_question_and_the_key_starts_a_page(bank, small_round
         assert _squash(f"Answer:{to_plain(shown(item, item.answer))}") in key_text, item.id
     images = sum(len(page.images) for page in reader.pages[:key_page])
     assert images == len(_figures_in_questions(small_live, items))
+
+
+def test_a_round_with_markup_and_control_characters_shows_them_as_text(bank, small_round):
+    """L6: the HTML handout parses and shows the title, a question and a claim as text; the PDF is
+    built (no font has glyphs for control characters) and reads the same."""
+    from tests.exports.hostile_round import CLAIM, CONTROL, PROMPT, TITLE, hostile_round, no_figures, readable, squash
+
+    hostile_bank, spec, items = hostile_round(bank, small_round)
+    page = handout_html(hostile_bank, spec, items, no_figures())
+    page.encode("utf-8")
+    assert not any(char in page for char in CONTROL)
+    tree = lxml.html.fromstring(page)
+    assert tree.findtext(".//title").startswith(readable(TITLE))
+    assert squash(tree.find(".//h1").text_content()) == readable(TITLE)
+    assert tree.find(".//b") is None and not [image for image in tree.iter("img") if image.get("src") == "x"]
+    text = squash(tree.text_content())
+    assert readable(PROMPT) in text and readable(CLAIM) in text
+    reader = pypdf.PdfReader(io.BytesIO(handout_pdf(hostile_bank, spec, items, no_figures())))
+    assert reader.metadata.title == readable(TITLE)
+    pdf_text = _squash("".join(page.extract_text() for page in reader.pages))
+    for expected in (TITLE, PROMPT, CLAIM):
+        assert _squash(readable(expected)) in pdf_text, expected
+
+
+def test_figure_captions_read_the_demos_markdown_headline_as_text():
+    """A caption is the demo's headline, which is Markdown with the model's tokens escaped
+    (`mat\\.`): the handout, the PDF and the Anki card show the tokens, not the escapes."""
+    from fpdf import FPDF
+
+    from kqv_demo.demos import kv_cache
+    from kqv_demo.exports.anki import card_figure
+    from kqv_demo.exports.html_handout import figure_html
+    from kqv_demo.exports.live import Figure
+    from kqv_demo.exports.pdf_handout import FONT, _figure, font_path
+    from kqv_demo.markup import literal
+
+    caption = f"Generated: {literal('the mat. [x](y) a->b')}"
+    assert "\\" in caption  # escaped for the app
+    figure = Figure(1, kv_cache.DEMO.id, kv_cache.DEMO.title, caption, "on “The cat”", None)
+    for page in (figure_html(figure), card_figure(figure)):
+        assert "Generated: the mat. [x](y) a->b" in lxml.html.fragment_fromstring(page, create_parent="div").text_content()
+    pdf = FPDF()
+    pdf.add_font(FONT, "", str(font_path("DejaVuSans.ttf")))
+    pdf.add_font(FONT, "B", str(font_path("DejaVuSans-Bold.ttf")))
+    pdf.add_page()
+    _figure(pdf, figure)
+    text = _squash(pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text())
+    assert _squash("Generated: the mat. [x](y) a->b") in text

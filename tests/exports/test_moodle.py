@@ -92,3 +92,21 @@ def test_hostile_text_stays_inside_cdata(bank, small_round):
     root = _parse(moodle_xml(bank, spec, [hostile, *items[1:]]))
     text = root.findall("question")[1].findtext("questiontext/text")
     assert "<evil/>" not in text and "]]&gt;&lt;evil/&gt; &amp; &lt;b&gt;x&lt;/b&gt;" in text
+
+
+def test_a_round_with_markup_and_control_characters_still_parses(bank, small_round):
+    """L6: a title, a question and a claim with markup and control characters (\\x00, \\x1b, a lone
+    surrogate, U+FFFE...): XML 1.0 allows none of them, so Moodle would refuse the whole file."""
+    from tests.exports.hostile_round import CLAIM, PROMPT, TITLE, hostile_round, readable, squash
+
+    hostile_bank, spec, items = hostile_round(bank, small_round)
+    root = _parse(moodle_xml(hostile_bank, spec, items))
+    check_quiz(root, items, hostile_bank)
+    category, first = root.findall("question")[:2]
+    assert category.findtext("category/text") == "$course$/top/KQV Tutor/" + readable(TITLE).replace("/", "//")
+    for html_text, expected in ((category.findtext("info/text"), TITLE),
+                                (first.findtext("questiontext/text"), PROMPT),
+                                (first.findtext("generalfeedback/text"), CLAIM)):
+        fragment = lxml.html.fragment_fromstring(html_text, create_parent="div")
+        assert fragment.find(".//b") is None and fragment.find(".//img") is None  # the markup stays text
+        assert readable(expected) in squash(fragment.text_content())

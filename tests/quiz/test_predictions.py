@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kqv_demo.content.loader import load_bank
 from kqv_demo.demos import DEMOS
-from kqv_demo.quiz.predict import PREDICTIONS, check_observed
+from kqv_demo.demos.causal_vs_bidirectional import ROUNDING_LIMIT
+from kqv_demo.quiz.predict import MARGIN, PREDICTIONS, PREDICTIONS_BY_ITEM, check_observed
 from kqv_demo.runtime import Runtime
 
 # What the model must show for each prediction: the choice that the bank's correction teaches.
@@ -39,3 +42,42 @@ def test_the_model_shows_what_the_bank_teaches(runtime: Runtime, prediction):
     assert right.correct and right.feedback
     wrong = next(choice for choice in prediction.choices if choice != observed)
     assert check_observed(prediction, result, wrong)[0].correct is False
+
+
+# The answer key decides with margins (kqv_demo.quiz.predict.MARGIN): a float within the noise bound is "the same",
+# one at least MARGIN times the bound away is "different", and in between, where a CPU's last bits could tip it,
+# the key is the choice the bank teaches. These runs move the live result's numbers into each zone.
+
+def _live(runtime: Runtime, claim_id: str):
+    prediction = PREDICTIONS_BY_ITEM[f"{claim_id}:predict"]
+    return prediction, DEMOS[prediction.demo_id].run(runtime, prediction.prompt, **prediction.params)
+
+
+def test_the_dot_product_key_does_not_flip_on_rounding(runtime: Runtime):
+    prediction, result = _live(runtime, "kl-divergence-compares-queries-and-keys")
+    noise = result.dot_product_tolerance
+    assert 0 < noise < 1e-3, "a float32 bound, far below KL's miss"
+    taught = EXPECTED[prediction.claim_id]
+    # another CPU's rounding, up to the bound, and beyond it but short of a clear miss: still the taught answer
+    for difference in (0.0, noise, 0.5 * MARGIN * noise):
+        assert prediction.observe(dataclasses.replace(result, dot_product_max_diff=difference)) == taught
+    # a clear outcome still shows as what it is
+    kl_matches = dataclasses.replace(result, kl_max_diff=0.5 * noise)
+    assert prediction.observe(kl_matches) == "Both dot products and KL, equally"
+    only_kl = dataclasses.replace(kl_matches, dot_product_max_diff=2 * MARGIN * noise)
+    assert prediction.observe(only_kl) == "A ranking of keys by KL divergence"
+
+
+def test_the_causal_key_does_not_flip_on_rounding(runtime: Runtime):
+    prediction, result = _live(runtime, "bert-uses-left-and-right-context")
+    taught = EXPECTED[prediction.claim_id]
+    limit, cosine_noise = ROUNDING_LIMIT, result.minilm_cosine_noise
+    # SmolLM2's state off by rounding (other sentence lengths, another CPU), or too close to call: same
+    for relative in (1e-7, limit, 0.5 * MARGIN * limit):
+        assert prediction.observe(dataclasses.replace(result, smollm2_relative_diff=relative)) == taught
+    changed = dataclasses.replace(result, smollm2_relative_diff=2 * MARGIN * limit)
+    assert prediction.observe(changed) == "Different in both models"
+    # MiniLM's cosine: 1 up to a cosine's rounding is "the same"; too close to call is the taught "different"
+    unchanged = dataclasses.replace(result, minilm_cosine=1 - 0.5 * cosine_noise)
+    assert prediction.observe(unchanged) == "Same in both models"
+    assert prediction.observe(dataclasses.replace(result, minilm_cosine=1 - 0.5 * MARGIN * cosine_noise)) == taught

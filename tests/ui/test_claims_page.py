@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from kqv_demo.claim_source import addresses
 from kqv_demo.content.loader import CONTENT_DIR, load_bank
 from kqv_demo.markup import literal
+from tests.hostile import as_read
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 EXAMPLE_ID = "kl-divergence-compares-queries-and-keys"
@@ -77,7 +78,7 @@ def test_the_quote_is_shown_in_its_place_in_the_dialogue():
 
 def test_an_unknown_claim_link_says_so():
     test = claims_page(claim="no-such-claim")
-    assert "no claim with the id 'no-such-claim'" in test.warning[0].value
+    assert "no claim with the id 'no-such-claim'" in as_read(test.warning[0].value)
 
 
 def test_broken_files_are_listed_and_the_rest_is_served(tmp_path: Path, monkeypatch):

@@ -1,4 +1,5 @@
-"""The class load test: its limits, and real students (websocket clients) against a real server."""
+"""The class load test: its limits, and real students (websocket clients) against real servers: one on
+SQLite, and two app processes sharing one PostgreSQL (every answer stored once, both dashboards right)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import sys
 import pytest
 
 from kqv_demo.errors import KqvError, UserInputError
-from kqv_demo.ui.loadtest import Stuck, Student, _next_step, check_limits, loopback_url, percentile, run_class
+from kqv_demo.ui.loadtest import (
+    MAX_STUDENTS, DashboardView, Stuck, Student, _next_step, check_dashboards, check_limits, item_of_form,
+    loopback_url, percentile, run_class,
+)
 from kqv_demo.settings import PROJECT_ROOT
 from kqv_demo.ui.wire_client import Page, Widget
+from tests.conftest import fresh_postgres_database, postgres_server_url
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8501", "http://localhost:8501/", "http://[::1]:8501",
@@ -28,16 +33,36 @@ def test_other_urls_are_refused(url: str):
         loopback_url(url)
 
 
-@pytest.mark.parametrize("students,seconds,think", [(0, 300, (1, 4)), (61, 300, (1, 4)), (30, 5, (1, 4)),
-                                                    (30, 1801, (1, 4)), (30, 300, (4, 1)), (30, 300, (-1, 2))])
-def test_limits_are_enforced(students: int, seconds: float, think: tuple[float, float]):
+@pytest.mark.parametrize("students,seconds,think,servers", [
+    (0, 300, (1, 4), 1), (301, 300, (1, 4), 1), (30, 5, (1, 4), 1), (30, 1801, (1, 4), 1), (30, 300, (4, 1), 1),
+    (30, 300, (-1, 2), 1), (30, 300, (1, 4), 0), (30, 300, (1, 4), 5),
+])
+def test_limits_are_enforced(students: int, seconds: float, think: tuple[float, float], servers: int):
     with pytest.raises(UserInputError):
-        check_limits(students, seconds, think)
+        check_limits(students, seconds, think, servers)
 
 
 def test_limits_allow_the_documented_range():
     check_limits(1, 10, (0, 0))
-    check_limits(60, 1800, (1, 4))
+    check_limits(300, 1800, (1, 4), servers=4)
+    assert MAX_STUDENTS == 300  # a class round admits 300 students unless its instructor says otherwise
+
+
+def test_a_dashboard_that_differs_from_the_database_is_an_error_naming_its_server():
+    truth = DashboardView(server="database", joined=4, finished=3, answers=35)
+    views = [DashboardView(server="127.0.0.1:1", joined=4, finished=3, answers=35),
+             DashboardView(server="127.0.0.1:2", joined=4, finished=3, answers=20),
+             DashboardView(server="127.0.0.1:3", problem="no dashboard figures")]
+    errors = check_dashboards(views, truth)
+    assert len(errors) == 2
+    assert "127.0.0.1:2" in errors[0] and "4/3/20" in errors[0] and "4/3/35" in errors[0]
+    assert "127.0.0.1:3" in errors[1] and "no dashboard figures" in errors[1]
+
+
+def test_the_item_of_an_answer_form_comes_from_its_key():
+    assert item_of_form("answer-Ab-3_x-core-kl.verdict", "Ab-3_x") == "core-kl.verdict"
+    with pytest.raises(Stuck):
+        item_of_form("answer-OTHER-core-kl.verdict", "Ab-3_x")
 
 
 def test_percentile_is_nearest_rank():
@@ -93,3 +118,19 @@ def test_cli_end_of_round_feedback_in_burst_mode():
     report = json.loads(result.stdout)
     assert report["errors"] == 0 and report["answers_stored"] == report["answers_expected"] == 20
     assert report["interactions"] == 2 * (2 + 10)  # open, name, then one "Save my answer" per question
+
+
+@pytest.mark.slow
+def test_two_app_servers_on_one_postgresql_store_every_answer_once_and_agree_on_the_dashboard():
+    """Students split between two app processes (no proxy), one PostgreSQL: every answer either server
+    acknowledged is stored once, and each server's instructor dashboard shows the database's counts."""
+    with fresh_postgres_database(postgres_server_url()) as database_url:
+        report = run_class(students=6, servers=2, database_url=database_url, think=(0.1, 0.3), seconds=300)
+    assert report.errors == 0, report.error_samples
+    assert report.servers == 2 and report.database == "postgresql"
+    assert report.answers_expected == 60  # core-10: ten questions each
+    assert report.answers_stored == report.answers_expected and report.answers_duplicated == 0
+    assert len({view.server for view in report.dashboards}) == 2
+    assert all((view.joined, view.finished, view.answers) == (6, 6, 60) for view in report.dashboards)
+    assert report.dashboards_agree
+    assert all(p95 > 0 for p95 in report.server_p95_ms)  # both servers served students

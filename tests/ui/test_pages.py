@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kqv_demo.runtime import Runtime
+from tests.hostile import as_read
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGES = "kqv_demo/ui/pages"
@@ -77,7 +78,7 @@ def test_demo_lab_reads_shared_links_and_survives_bad_ones(runtime: Runtime):
     assert test.text_area[0].value == "The river bank was muddy."
     assert test.slider[0].value == 9 and test.selectbox[1].value == 5
     bad = open_page("demo_lab", demo="nope", layer="banana", head="99")
-    assert "no demo called 'nope'" in bad.warning[0].value
+    assert "no demo called 'nope'" in as_read(bad.warning[0].value)
     assert bad.slider[0].value == 0 and bad.selectbox[1].value == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from kqv_demo.content.loader import load_bank
 from kqv_demo.quiz.items import check
 from kqv_demo.quiz.session import load_round
 from kqv_demo.storage import Store
+from tests.ui.markdown_text import plain
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 QUIZ = "kqv_demo/ui/pages/quiz.py"
@@ -154,7 +156,7 @@ def test_odd_names_are_kept_safe(database: str, name: str):
     test.button[0].click().run()
     assert not test.exception
     greeting = next(m.value for m in test.markdown if m.value.startswith("Hello"))
-    assert name[:80] in greeting  # shown as text: st.markdown does not render HTML
+    assert name[:80] in plain(greeting)  # shown as typed: escaped, so neither HTML nor Markdown
 
 
 def test_round_links_reproduce_rounds_and_bad_links_explain(database: str):
@@ -169,9 +171,9 @@ def test_round_links_reproduce_rounds_and_bad_links_explain(database: str):
     next(b for b in again.button if b.label == "Start this round").click().run()
     second, _ = current_item(again, database)
     assert first.stored.item_ids == second.stored.item_ids and first.stored.key != second.stored.key
-    assert "no round called 'nope'" in quiz(learner=learner, round="nope").error[0].value
-    assert "whole number" in quiz(learner=learner, round="core-10", seed="abc").error[0].value
-    assert "unknown or has expired" in quiz(learner=learner, r="not-a-round").warning[0].value
+    assert "no round called 'nope'" in plain(quiz(learner=learner, round="nope").error[0].value)
+    assert "whole number" in plain(quiz(learner=learner, round="core-10", seed="abc").error[0].value)
+    assert "unknown or has expired" in plain(quiz(learner=learner, r="not-a-round").warning[0].value)
 
 
 def test_an_unknown_profile_link_starts_fresh(database: str):
@@ -223,3 +225,17 @@ def test_a_custom_round_draws_from_the_chosen_source(database: str):
     state, _ = current_item(test, database)
     bank = load_bank()
     assert len(state.items) == 30 and {bank.claims[i.claim_id].origin for i in state.items} == {"dialogue"}
+
+
+PAYLOAD = "[prize](https://evil.example) ![x](https://t.example/p.png) **bold** :red[red]"
+
+
+@pytest.mark.parametrize("query", [{"class": PAYLOAD}, {"round": PAYLOAD}, {"round": "core-10", "seed": PAYLOAD},
+                                   {"class": "K7P-QX4-MRT"}])
+def test_link_parameters_are_quoted_back_as_typed_never_as_links(database: str, query: dict[str, str]):
+    learner = sign_in().query_params["learner"]
+    test = quiz(learner=learner, **query)
+    said = [e.value for kind in ("error", "warning", "info", "markdown", "caption") for e in test.get(kind)]
+    unescaped = re.sub(r"\\.", "", " ".join(said))  # what Markdown would still read as syntax
+    assert "](" not in unescaped and "**bold**" not in unescaped and ":red[" not in unescaped
+    assert any(word in plain(" ".join(said)) for word in ("[prize]", "no class round K7P-QX4-MRT")), said

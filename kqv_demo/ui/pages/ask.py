@@ -3,9 +3,10 @@
 import streamlit as st
 
 from kqv_demo.explainer.chat import Conversation
+from kqv_demo.ratelimit import BULK_REQUESTS, RateLimited
 from kqv_demo.ui.bank import bank, show_content_errors
-from kqv_demo.ui.chat_views import explainer, learner_message, reply_view
-from kqv_demo.ui.resources import runtime
+from kqv_demo.ui.chat_views import explainer, learner_message, not_sent, reply_view
+from kqv_demo.ui.resources import charge, runtime
 
 EXAMPLES = [
     "so attention uses KL divergence, right?",
@@ -32,12 +33,21 @@ if not chat.turns and not pending:
         if column.button(example, key=f"ask.example.{example}", width="stretch"):
             pending = example
 
+refused = None
 if pending is not None:
-    chat.ask(pending)
+    try:
+        charge("chat")
+        with BULK_REQUESTS:
+            chat.ask(pending)
+    except RateLimited as limited:
+        refused = (pending, str(limited))
 
 for turn, (message, reply) in enumerate(chat.turns):
     learner_message(reply.text if reply.text or not message.strip() else message)
     reply_view(reply, turn, models)
+
+if refused is not None:
+    not_sent(*refused)
 
 if chat.turns and st.button("Start a new conversation", icon=":material/refresh:"):
     st.session_state["ask.turns"] = []

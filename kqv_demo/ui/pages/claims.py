@@ -8,6 +8,7 @@ from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.search import VERDICT_LABELS, VERDICT_ORDER, filter_claims
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.claim_card import CLAIMS, claim_card
+from kqv_demo.markup import literal
 
 SOURCES = {"all": "All", **ORIGIN_LABELS}
 ORIGIN_ORDER = {"dialogue": 0, "public": 1}
@@ -25,7 +26,7 @@ single = st.query_params.get("claim")
 if single:
     claim = loaded.claims.get(single)
     if claim is None:
-        st.warning(f"There is no claim with the id {single!r}. Here are all of them.")
+        st.warning(f"There is no claim with the id {literal(repr(single), max_chars=80)}. Here are all of them.")
     else:
         st.page_link(CLAIMS, label="All claims", icon=":material/arrow_back:")
         st.subheader(claim.refutation.claim)

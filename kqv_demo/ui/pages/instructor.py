@@ -6,34 +6,55 @@ from pydantic import ValidationError
 from kqv_demo import classroom
 from kqv_demo.claim_source import headline
 from kqv_demo.content.schema import TOPICS
+from kqv_demo.content.yamlfile import problem_count
 from kqv_demo.errors import UserInputError
+from kqv_demo.markup import literal
 from kqv_demo.quiz.items import ITEM_KINDS
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.quiz.round_files import MAX_ROUND_FILE_BYTES, load_round_files, parse_round_upload
 from kqv_demo.quiz.rounds import BUILT_IN, MAX_ROUND_ITEMS, RoundSpec
+from kqv_demo.ratelimit import BULK_REQUESTS
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.classroom_views import class_dashboard, created_notice, round_outline
 from kqv_demo.ui.export_views import export_panel
 from kqv_demo.ui.resources import preload
+from kqv_demo.storage import StorageUnavailable
 from kqv_demo.ui.store import store
 
 KIND_LABELS = {"verdict": "True / partly / false", "multiple_choice": "Multiple choice", "numeric": "Numeric",
                "spot_the_error": "Spot the error", "predict": "Predict, then watch the model"}
 ORDER_LABELS = {"shuffled": "Shuffled", "bank": "Bank order"}
 FEEDBACK_LABELS = {"immediate": "After each answer", "end": "At the end of the round"}
+START_LABELS = {"wait": "When I press Start (a class in the room)", "now": "As soon as they join (homework)"}
 
 preload()  # so that the class does not wait for the models
 st.title("Instructor")
-loaded, db = bank(), store()
+loaded = bank()
 show_content_errors(loaded)
+try:
+    db = store()
+except StorageUnavailable as problem:  # class rounds need the database; exporting a built-in round does not
+    db = None
+    st.error(literal(str(problem)), icon=":material/database:")
 new_tab, results_tab, export_tab = st.tabs(["New round", "Class results", "Export"])
 
 
-def create(spec: RoundSpec) -> None:
+def admission_choices() -> tuple[int, bool]:
+    """How many may join, and whether they wait for the instructor's start (asked next to every way of building)."""
+    left, right = st.columns(2)
+    cap = left.number_input("Most students who can join", 1, classroom.MAX_STUDENTS_LIMIT,
+                            classroom.DEFAULT_MAX_STUDENTS, key="max-students",
+                            help="Anyone with the code can join until this many have, or until you close joining.")
+    start = right.radio("Students start", list(START_LABELS), format_func=START_LABELS.get, key="start-mode",
+                        help="When you press Start, nobody sees a question (or the time limit) before you do.")
+    return int(cap), start == "wait"
+
+
+def create(spec: RoundSpec, max_students: int, wait_for_start: bool) -> None:
     try:
-        code, key = classroom.create_class(db, loaded, spec)
-    except UserInputError as problem:
-        st.error(str(problem))
+        code, key = classroom.create_class(db, loaded, spec, max_students=max_students, wait_for_start=wait_for_start)
+    except (UserInputError, StorageUnavailable) as problem:
+        st.error(literal(str(problem)))
         return
     st.session_state["created_class"] = (code, key)
     st.session_state["class_access"] = code  # whoever created it may see its results in this session
@@ -69,7 +90,7 @@ def spec_from_choices() -> RoundSpec | None:
 def spec_from_file() -> RoundSpec | None:
     files = load_round_files(loaded)
     for problem in files.errors:
-        st.error(str(problem))
+        st.error(literal(str(problem)))
     if not files.specs:
         st.info("There are no valid round files in content/rounds/.")
         return None
@@ -84,9 +105,10 @@ def spec_from_upload() -> RoundSpec | None:
     if upload is None:
         st.caption("The format is the one of content/rounds/*.yaml; see the README.")
         return None
-    spec, errors = parse_round_upload(loaded, upload.name, upload.getvalue())
+    with BULK_REQUESTS:
+        spec, errors = parse_round_upload(loaded, upload.name, upload.getvalue())
     if errors:
-        st.error(f"{len(errors)} problem(s) in {upload.name}; nothing was created.")
+        st.error(f"{problem_count(errors)} problem(s) in {literal(upload.name)}; nothing was created.")
         st.code("\n".join(str(error) for error in errors), language=None)
         return None
     round_outline(loaded, spec)
@@ -94,23 +116,28 @@ def spec_from_upload() -> RoundSpec | None:
 
 
 with new_tab:
-    if "created_class" in st.session_state:
+    if db is None:
+        st.info("Class rounds are stored in the database, which is not available right now (see above).")
+    elif "created_class" in st.session_state:
         code, key = st.session_state["created_class"]
-        created_notice(code, key)
+        created_notice(code, key, db.class_by_code(code))
         if st.button("I have saved the key: build another round"):
             del st.session_state["created_class"]
             st.rerun()
     else:
         source = st.radio("Build the round from", ["Your choices", "A round file", "An uploaded file"],
                           horizontal=True)
+        admission = admission_choices()
         spec = {"Your choices": spec_from_choices, "A round file": spec_from_file,
                 "An uploaded file": spec_from_upload}[source]()
         if spec is not None:
-            create(spec)
+            create(spec, *admission)
 
 with results_tab:
     access = st.session_state.get("class_access")
-    if access is None:
+    if db is None:
+        st.info("The results are in the database, which is not available right now (see above).")
+    elif access is None:
         with st.form("open-results"):
             typed_code = st.text_input("Round code", max_chars=20, placeholder="K7P-QX4-MRT")
             typed_key = st.text_input("Instructor key", type="password", max_chars=100)
@@ -118,7 +145,7 @@ with results_tab:
                 try:
                     st.session_state["class_access"] = classroom.verify_key(db, typed_code, typed_key).code
                 except UserInputError as problem:
-                    st.error(str(problem))
+                    st.error(literal(str(problem)))
                 else:
                     st.rerun()
     else:
@@ -130,12 +157,12 @@ with results_tab:
 with export_tab:
     st.markdown("A printable handout with live figures and an answer key, or the questions for Moodle or Anki. "
                 "The CLI does the same: `python -m kqv_demo export --round CODE_OR_FILE --format pdf -o out.pdf`.")
-    choices = ([access] if access else []) + list(BUILT_IN) + list(load_round_files(loaded).specs)
+    choices = ([access] if access and db is not None else []) + list(BUILT_IN) + list(load_round_files(loaded).specs)
     chosen = st.selectbox("Round to export", choices, format_func=lambda name: (
         f"This class round ({classroom.format_code(name)})" if name == access else name))
     try:
         exported = resolve_round(loaded, chosen, db)
     except UserInputError as problem:
-        st.error(str(problem))
+        st.error(literal(str(problem)))
     else:
         export_panel(loaded, exported, round_items(loaded, exported))

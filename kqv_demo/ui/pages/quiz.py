@@ -13,7 +13,10 @@ from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.markup import literal
-from kqv_demo.ui.classroom_views import time_left_notice
+from kqv_demo.storage import StorageUnavailable
+from kqv_demo.ui.classroom_views import (
+    OWN_PROFILE, confirm_profile, playing_as, removed_notice, time_left_notice, waiting_for_start,
+)
 from kqv_demo.ui.quiz_views import end_of_round_feedback, feedback_panel, summary_panel
 from kqv_demo.ui.store import store
 from kqv_demo.demos import DEMOS
@@ -43,7 +46,7 @@ if "class" in params:
     try:
         joining = classroom.open_class(db, params["class"])
     except UserInputError as problem:
-        st.error(str(problem))
+        st.error(literal(str(problem)))
 
 # --- who is playing -------------------------------------------------------------------
 learner = db.learner(params["learner"]) if "learner" in params else None
@@ -62,27 +65,67 @@ if learner is None:
         name = st.text_input("Your name or a nickname", max_chars=80, help="Stored with your answers on this server.")
         if st.form_submit_button("Start", type="primary"):
             try:
-                go(learner=db.create_learner(name))
-            except UserInputError as problem:
-                st.error(str(problem))
+                new_key = db.create_learner(name)
+            except (UserInputError, StorageUnavailable) as problem:
+                st.error(literal(str(problem)))
+            else:
+                st.session_state[OWN_PROFILE] = new_key  # made here: no need to ask "is this you?"
+                go(learner=new_key)
     st.stop()
 learner_id, learner_name = learner
+
+
+def start_new_profile(class_code: str | None = None) -> None:
+    """Leave this profile: the name form, and the class link again when there was one."""
+    st.session_state.pop(OWN_PROFILE, None)
+    go(learner=None, r=None, **({"class": class_code} if class_code else {}))
+
+
 if joining is not None:
-    go(r=classroom.join_class(db, joining.code, learner_id), **{"class": None})
+    # A link can carry someone else's profile (?class=CODE&learner=THEIR_KEY): never join a class under a
+    # profile this session did not make or confirm without asking.
+    if st.session_state.get(OWN_PROFILE) != params["learner"]:
+        answer = confirm_profile(learner_name, joining)
+        if answer == "new":
+            start_new_profile(joining.code)
+        if answer != "me":
+            st.stop()
+        st.session_state[OWN_PROFILE] = params["learner"]
+    try:
+        class_round = classroom.join_class(db, joining.code, learner_id)
+    except UserInputError as problem:
+        st.error(literal(str(problem)))
+        st.stop()
+    go(r=class_round, **{"class": None})
 
 # --- playing a round --------------------------------------------------------------------
 if "r" in params:
-    try:
-        state = session.load_round(db, loaded, params["r"])
-    except UserInputError as problem:
-        st.warning(str(problem))
+    stored_round = db.round(params["r"])
+    if stored_round is not None and stored_round.learner_id != learner_id:
+        st.error("This round belongs to another profile.")
+        st.stop()
+    membership = classroom.admission(db, stored_round.id) if stored_round is not None else None
+    class_code = membership.stored_class.code if membership else None
+    if membership is not None and membership.removed is not None:
+        removed_notice(membership.stored_class, learner_name)
         if st.button("Choose a round"):
             go(r=None)
         st.stop()
-    if state.stored.learner_id != learner_id:
-        st.error("This round belongs to another profile.")
+    if membership is not None and membership.stored_class.waiting:  # before loading: no clock runs yet
+        waiting_for_start(db, membership.stored_class, learner_name)
+        if st.button("Not you? Start a new profile", key="not-me"):
+            start_new_profile(class_code)
         st.stop()
-    st.subheader(state.spec.title)
+    try:
+        state = session.load_round(db, loaded, params["r"])
+    except UserInputError as problem:
+        st.warning(literal(str(problem)))
+        if st.button("Choose a round"):
+            go(r=None)
+        st.stop()
+    st.subheader(literal(state.spec.title))
+    if playing_as(learner_name):
+        start_new_profile(class_code)
     st.progress(state.position / max(1, len(state.items)), text=f"{state.position} of {len(state.items)} answered")
     time_left = state.time_left()
     if time_left is not None and not state.finished:
@@ -150,8 +193,10 @@ if "r" in params:
                 else:
                     checked, stored = session.submit(db, state, item, str(response), int(confidence))
             except UserInputError as problem:
-                st.error(str(problem))
+                st.error(literal(str(problem)))
                 closed = session.load_round(db, loaded, state.stored.key).finished
+            except StorageUnavailable as problem:  # "NOT saved": the form keeps the answer for another try
+                st.error(literal(str(problem)), icon=":material/error:")
             else:
                 if state.spec.feedback == "end":
                     st.session_state["saved"] = state.stored.key
@@ -163,9 +208,9 @@ if "r" in params:
     st.stop()
 
 # --- choosing a round -------------------------------------------------------------------
-st.markdown(f"Hello, **{learner_name}**. Bookmark this page: its link brings your progress back.")
+st.markdown(f"Hello, **{literal(learner_name)}**. Bookmark this page: its link brings your progress back.")
 for stored in db.open_rounds(learner_id)[:3]:
-    if st.button(f"Resume “{stored.spec.get('title', 'round')}” ({len(db.answers(stored.id))} of "
+    if st.button(f"Resume “{literal(stored.spec.get('title', 'round'), 80)}” ({len(db.answers(stored.id))} of "
                  f"{len(stored.item_ids)} answered)", key=f"resume-{stored.key}"):
         go(r=stored.key)
 review = session.review_spec(db, loaded, learner_id)
@@ -179,9 +224,9 @@ if "round" in params:
     try:
         linked = session.spec_from_link(params)
     except UserInputError as problem:
-        st.error(str(problem))
+        st.error(literal(str(problem)))
     else:
-        st.info(f"You were sent the round **{linked.title}** (seed {linked.seed}).")
+        st.info(f"You were sent the round **{literal(linked.title)}** (seed {linked.seed}).")
         if st.button("Start this round", type="primary"):
             go(r=session.start_round(db, loaded, learner_id, linked), round=None, seed=None)
 
@@ -212,4 +257,4 @@ with st.expander("Build your own round"):
                                  origins=() if source == "all" else (source,))
                 go(r=session.start_round(db, loaded, learner_id, spec))
             except UserInputError as problem:
-                st.error(str(problem))
+                st.error(literal(str(problem)))

@@ -1,0 +1,91 @@
+"""Export figures are computed once per process: a second export of a round reuses every figure."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kqv_demo.content.loader import Bank
+from kqv_demo.exports import model_runs_needed
+from kqv_demo.exports.live import RUN_CACHE_ENTRIES, RUNS, OnceCache, _runs_needed, run_live, runs_to_compute
+from kqv_demo.quiz.resolve import resolve_round, round_items
+
+
+def test_a_second_export_of_the_same_round_reuses_every_figure(bank: Bank, small_round, runtime):
+    _, items = small_round
+    RUNS.clear()
+    first = run_live(bank, items, runtime)
+    computed = RUNS.misses
+    assert computed == len(first.figures) > 0
+    second = run_live(bank, items, runtime)
+    assert RUNS.misses == computed  # nothing computed again
+    assert second.figures.keys() == first.figures.keys()
+    for key, figure in second.figures.items():
+        assert figure.png is first.figures[key].png  # the very same bytes, not a recomputation
+        assert figure == first.figures[key]
+
+
+def test_another_round_shares_the_runs_but_numbers_its_own_figures(bank: Bank, small_round, runtime):
+    _, items = small_round
+    run_live(bank, items, runtime)  # cached
+    one_item = [items[-1]]
+    live = run_live(bank, one_item, runtime)
+    assert [figure.number for figure in live.figures.values()] == list(range(1, len(live.figures) + 1))
+
+
+def test_runs_to_compute_says_whether_an_export_needs_the_model(bank: Bank, small_round, runtime):
+    _, items = small_round
+    RUNS.clear()
+    claim_runs, prediction_runs = _runs_needed(bank, items, figures=True)
+    distinct = len(set(claim_runs.values()) | set(prediction_runs.values()))
+    assert runs_to_compute(bank, items, runtime) == model_runs_needed(bank, items, "html", runtime) == distinct > 0
+    assert model_runs_needed(bank, [item for item in items if item.kind != "predict"], "gift", runtime) == 0
+    run_live(bank, items, runtime)
+    assert model_runs_needed(bank, items, "pdf", runtime) == 0
+
+
+def test_the_cache_holds_every_run_that_any_export_of_the_bank_can_need(bank: Bank):
+    """Exports take their demo inputs from the bank (each claim's demo, each prediction): the whole bank
+    fits, so no sequence of exports makes the process compute a figure twice."""
+    everything = round_items(bank, resolve_round(bank, "everything"))
+    claim_runs, prediction_runs = _runs_needed(bank, everything, figures=True)
+    assert len(set(claim_runs.values()) | set(prediction_runs.values())) <= RUN_CACHE_ENTRIES == RUNS.max_entries
+
+
+def test_once_cache_computes_a_key_once_when_many_ask_at_the_same_moment():
+    cache: OnceCache[object] = OnceCache(4)
+    release, calls, results = threading.Event(), [], []
+
+    def compute() -> object:
+        calls.append(1)
+        release.wait()
+        return object()
+
+    threads = [threading.Thread(target=lambda: results.append(cache.get("key", compute))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(results) == 6 and all(result is results[0] for result in results)
+
+
+def test_once_cache_drops_the_least_recently_used_beyond_its_size():
+    cache: OnceCache[str] = OnceCache(2)
+    cache.get("a", lambda: "A")
+    cache.get("b", lambda: "B")
+    cache.get("a", lambda: "again")  # "a" used last
+    cache.get("c", lambda: "C")
+    assert "a" in cache and "c" in cache and "b" not in cache and len(cache) == 2
+
+
+def test_once_cache_keeps_no_failure():
+    cache: OnceCache[str] = OnceCache(2)
+
+    def fail() -> str:
+        raise RuntimeError("the model is busy")
+
+    with pytest.raises(RuntimeError):
+        cache.get("a", fail)
+    assert "a" not in cache and cache.get("a", lambda: "A") == "A"
