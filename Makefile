@@ -11,7 +11,7 @@ REQS   := requirements.txt requirements-models.txt requirements-dev.txt
 REQS_HASH := $(shell cat $(REQS) | sha256sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(REQS_HASH)
 
-.PHONY: setup run test doctor bench clean
+.PHONY: setup stance run test doctor bench clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,15 @@ $(STAMP): $(REQS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: setup
+# The chat's stance model is trained from the bank (a few minutes, once per bank change; cached by a hash of
+# the bank, the settings and MiniLM, so a second `make` reuses it).
+stance: setup
+	$(PY) -m kqv_demo build-stance
+
+run: setup stance
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: setup
+test: setup stance
 	$(PY) -m pytest
 
 doctor: setup

@@ -30,7 +30,7 @@ from kqv_demo.explainer.reading import SUBJECT_WORDS, Candidate, Reading, read
 from kqv_demo.explainer.retrieval import build_retriever
 from kqv_demo.explainer.rules import THRESHOLDS, Decision, Thresholds, decide
 from kqv_demo.explainer.stance import read_cues
-from kqv_demo.explainer.stance_model import StanceModel, build
+from kqv_demo.explainer.stance_model import StanceModel, build, share_frozen_weights
 from kqv_demo.explainer.statements import Statement, vetted_statements
 from kqv_demo.markup import literal
 from kqv_demo.runtime import Runtime, one_thread, shared_runtime
@@ -110,7 +110,11 @@ class Explainer:
         self.statements = vetted_statements(bank)
         self.by_id = {statement.id: statement for statement in self.statements}
         self.retriever = build_retriever(self.statements, bank, runtime)
-        self.stance_model = stance_model or build(bank)[0]
+        if stance_model is None:
+            stance_model = build(bank)[0]
+            # its frozen lower layers are MiniLM's own: hold one copy in the process, not two
+            share_frozen_weights(stance_model.model, runtime.minilm.model)
+        self.stance_model = stance_model
 
     # --- public ---------------------------------------------------------------------------------
 
