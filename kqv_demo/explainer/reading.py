@@ -106,7 +106,7 @@ def read(text: str, retriever: Retriever, stance_model, statements: dict[str, St
     chosen: list[str] = []
     for index in order:
         target = retriever.targets[index]
-        if target in statements and len(chosen) < candidates:
+        if target in statements and target not in chosen and len(chosen) < candidates:
             chosen.append(target)
             opposite = statements[target].opposite
             if opposite and opposite not in chosen:

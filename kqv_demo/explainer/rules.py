@@ -30,8 +30,8 @@ class Thresholds:
     vetted_answer_at_least: float = 0.62  # below this, an on-topic message gets the nearest page, so labelled
     # stance model probabilities
     refute_asserts: float = 0.80  # the message asserts the misconception at least this surely...
-    refute_margin: float = 0.40  # ...and asserts it this much more surely than its correction
-    question_refute_asserts: float = 0.90  # a wh-question must take the misconception for granted this surely
+    refute_margin: float = 0.25  # ...and asserts it this much more surely than its correction
+    question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely
     truth_rival_asserts: float = 0.50  # a vetted truth the message may be asserting blocks any refutation
     truth_rival_slack: float = 0.06  # (if it is at most this much less similar than the misconception)
     deny_at_least: float = 0.80  # the learner denies a misconception: say they are right
@@ -77,8 +77,10 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
         opposite = _opposite(reading, candidate)
         if opposite is not None and candidate.asserts - opposite.asserts < limits.refute_margin:
             continue
+        # another vetted truth the message may be saying instead (its own correction is weighed above)
         if any(truth.asserts >= limits.truth_rival_asserts
                and truth.similarity >= candidate.similarity - limits.truth_rival_slack
+               and truth.statement.id != candidate.statement.opposite
                for truth in reading.of_kind("truth")):
             continue
         return Decision("asserts-misconception", "refute", candidate)
