@@ -31,7 +31,8 @@ class Thresholds:
     # stance model probabilities
     refute_asserts: float = 0.80  # the message asserts the misconception at least this surely...
     refute_margin: float = 0.25  # ...and asserts it this much more surely than its correction
-    question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely
+    question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely...
+    question_refute_similarity: float = 0.80  # ...and be this close to it ("why does attention use KL?")
     truth_rival_asserts: float = 0.50  # a vetted truth the message may be asserting blocks any refutation
     truth_rival_slack: float = 0.06  # (if it is at most this much less similar than the misconception)
     deny_at_least: float = 0.80  # the learner denies a misconception: say they are right
@@ -70,6 +71,12 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
     for candidate in reading.of_kind("misconception"):
         cues = reading.parts[candidate.part].cues
         if candidate.similarity < limits.judge_similarity or _neutral_question(cues):
+            continue
+        # The stance model reads "attention doesn't use KL" as asserting "attention uses KL" (0.98 on the dev
+        # set): a message that negates where the misconception does not (or the reverse) is never refuted.
+        if polarity(cues.core) != polarity(candidate.statement.text):
+            continue
+        if cues.wh_question and candidate.similarity < limits.question_refute_similarity:
             continue
         needed = limits.question_refute_asserts if cues.wh_question else limits.refute_asserts
         if candidate.asserts < needed:

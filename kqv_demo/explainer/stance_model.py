@@ -49,13 +49,13 @@ Progress = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: int = 3
+    epochs: int = 6
     batch_size: int = 16
     learning_rate: float = 4e-5
     warmup_share: float = 0.1
     weight_decay: float = 0.01
     max_tokens: int = 96  # message + statement; longer messages are read sentence by sentence anyway
-    frozen_layers: int = 3  # MiniLM's lower layers stay as shipped: their outputs are computed once, and
+    frozen_layers: int = 2  # MiniLM's lower layers stay as shipped: their outputs are computed once, and
     # the app shares their weights with the runtime's MiniLM instead of holding a second copy
     seed: int = 0
 
