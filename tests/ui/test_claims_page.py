@@ -180,6 +180,6 @@ def test_an_address_is_never_read_as_markdown(tmp_path: Path, monkeypatch):
     test = claims_page(claim=claim.id)
     link = _external_links(test)[0]
     assert link.proto.page == stored
-    assert "\\[prize\\]\\(https\\://evil" in link.proto.label, "escaped, so it reads as the characters typed"
+    assert "\\[prize\\]\\(https\\:\u2060//evil" in link.proto.label, "escaped, so it reads as the characters typed"
     assert "](" not in link.proto.label.replace("\\]\\(", ""), "no unescaped link syntax is left"
     assert not any("](https://evil.example" in element.value for element in test.markdown)
