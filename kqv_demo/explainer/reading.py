@@ -53,10 +53,18 @@ class Candidate:
     statement: Statement
     similarity: float  # how close the message (its closest part) is to the statement's phrasings
     part: int  # the part the stance was read on
+    closest_line: str  # the statement's own wording or phrasing (asserting it) closest to that part
+    closest_kind: str  # the kind of the statement's row closest to that part ("states", "denies", "asks"...)
+    kind_margin: float  # how much closer that row is than the closest asserting one (0 when it asserts)
     asserts: float  # P(the part asserts the statement, or takes it for granted)
     denies: float
     asks: float
     unrelated: float
+
+    @property
+    def asserting_similarity(self) -> float:
+        """How close the message is to the statement's wordings that assert it (not those denying it)."""
+        return self.similarity - self.kind_margin
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,21 @@ def split_parts(text: str) -> list[str]:
     return [text, *sentences[: MAX_PARTS - 1]]
 
 
+ASSERTING_KINDS = ("statement", "states", "presupposes")
+
+
+def _closest_lines(retriever: Retriever, similarity_of_part: np.ndarray,
+                   statement: Statement) -> tuple[str, str, float]:
+    """The statement's asserting wording closest to a part of the message; the kind of its row closest to
+    that part overall; and by how much that row is closer than the asserting one."""
+    asserting = retriever.closest_row(similarity_of_part, statement.id, ASSERTING_KINDS)
+    overall = retriever.closest_row(similarity_of_part, statement.id)
+    if asserting is None or overall is None:
+        return statement.text, "statement", 0.0
+    (line, line_similarity), (row, row_similarity) = asserting, overall
+    return line.text, row.kind, row_similarity - line_similarity
+
+
 def on_subject(text: str) -> bool:
     """One specific word ("softmax", "BERT") or two different generic ones ("keys" and "values")."""
     found = [word.lower() for word in SUBJECT_WORDS.findall(text)]
@@ -98,7 +121,8 @@ def read(text: str, retriever: Retriever, stance_model, statements: dict[str, St
     each misconception among them), each with its stance read on the part of the message closest to it.
     `boost` adds to the similarity of some targets (a follow-up stays on the conversation's subject)."""
     parts = [Part(part, read_cues(part)) for part in split_parts(text)]
-    scores = retriever.scores(embed([normalise_terms(part.text) for part in parts]))  # [parts, targets]
+    row_similarity = retriever.row_similarity(embed([normalise_terms(part.text) for part in parts]))
+    scores = retriever.scores(row_similarity)  # [parts, targets]
     if boost:
         scores = scores + np.array([boost.get(target, 0.0) for target in retriever.targets], dtype=np.float32)
     best_per_target = scores.max(axis=0)
@@ -117,6 +141,7 @@ def read(text: str, retriever: Retriever, stance_model, statements: dict[str, St
     probabilities = stance_model.probabilities(pairs)
     found = [
         Candidate(statements[target], float(best_per_target[position[target]]), closest_part[target],
+                  *_closest_lines(retriever, row_similarity[closest_part[target]], statements[target]),
                   *map(float, probabilities[row]))
         for row, target in enumerate(chosen)
     ]

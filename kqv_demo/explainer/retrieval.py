@@ -36,14 +36,29 @@ class Retriever:
     vectors: np.ndarray  # [rows, 384], L2-normalised
     targets: list[str]  # every statement id and topic page ("topic:<id>"), in a fixed order
     row_target: np.ndarray  # [rows] index into targets
+    row_kind: np.ndarray  # [rows] each row's kind (str)
 
-    def scores(self, message_vectors: np.ndarray) -> np.ndarray:
-        """[len(message_vectors), len(targets)]: for each part of a message (the whole, its sentences),
-        the best similarity of any row of each target."""
-        similarity = message_vectors @ self.vectors.T  # [parts, rows]
-        best = np.full((similarity.shape[0], len(self.targets)), -1.0, dtype=np.float32)
-        np.maximum.at(best.T, self.row_target, similarity.T)
+    def row_similarity(self, message_vectors: np.ndarray) -> np.ndarray:
+        """[len(message_vectors), len(rows)]: each part of a message (the whole, its sentences) against
+        every row."""
+        return message_vectors @ self.vectors.T
+
+    def scores(self, row_similarity: np.ndarray) -> np.ndarray:
+        """[parts, len(targets)]: the best similarity of any row of each target, from `row_similarity`."""
+        best = np.full((row_similarity.shape[0], len(self.targets)), -1.0, dtype=np.float32)
+        np.maximum.at(best.T, self.row_target, row_similarity.T)
         return best
+
+    def closest_row(self, similarity_of_part: np.ndarray, target: str,
+                    kinds: tuple[str, ...] | None = None) -> tuple[Row, float] | None:
+        """The row of `target` (among those of `kinds`, if given) that one part of a message is closest to,
+        and its similarity."""
+        rows_of_target = self.row_target == self.targets.index(target)
+        chosen = np.flatnonzero(rows_of_target & np.isin(self.row_kind, kinds) if kinds else rows_of_target)
+        if chosen.size == 0:
+            return None
+        best = int(chosen[similarity_of_part[chosen].argmax()])
+        return self.rows[best], float(similarity_of_part[best])
 
 
 def retrieval_rows(statements: list[Statement], bank: Bank) -> list[Row]:
@@ -69,4 +84,5 @@ def build_retriever(statements: list[Statement], bank: Bank, runtime: Runtime) -
         _save(key, vectors)
     targets = list(dict.fromkeys(row.target for row in rows))
     position = {target: index for index, target in enumerate(targets)}
-    return Retriever(rows, vectors, targets, np.array([position[row.target] for row in rows]))
+    return Retriever(rows, vectors, targets, np.array([position[row.target] for row in rows]),
+                     np.array([row.kind for row in rows]))

@@ -33,6 +33,11 @@ class Thresholds:
     refute_margin: float = 0.25  # ...and asserts it this much more surely than its correction
     question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely...
     question_refute_similarity: float = 0.80  # ...and be this close to it ("why does attention use KL?")
+    denial_margin: float = 0.02  # never refuted: a message that all but repeats (known_phrasing_similarity) a
+    # vetted wording that denies the misconception, this much closer to it than to any that states it
+    known_phrasing_similarity: float = 0.92  # a message this close to a vetted wording of a misconception...
+    known_phrasing_asserts: float = 0.50  # ...that the model reads as asserting it at least this surely...
+    known_phrasing_lead: float = 0.05  # ...and that is this much closer to it than to its correction, states it
     truth_rival_asserts: float = 0.50  # a vetted truth the message may be asserting blocks any refutation
     truth_rival_slack: float = 0.06  # (if it is at most this much less similar than the misconception)
     deny_at_least: float = 0.80  # the learner denies a misconception: say they are right
@@ -72,9 +77,7 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
         cues = reading.parts[candidate.part].cues
         if candidate.similarity < limits.judge_similarity or _neutral_question(cues):
             continue
-        # The stance model reads "attention doesn't use KL" as asserting "attention uses KL" (0.98 on the dev
-        # set): a message that negates where the misconception does not (or the reverse) is never refuted.
-        if polarity(cues.core) != polarity(candidate.statement.text):
+        if _polarity_mismatch(cues.core, candidate) or _repeats_a_denial(candidate, limits):
             continue
         if cues.wh_question and candidate.similarity < limits.question_refute_similarity:
             continue
@@ -84,13 +87,30 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
         opposite = _opposite(reading, candidate)
         if opposite is not None and candidate.asserts - opposite.asserts < limits.refute_margin:
             continue
-        # another vetted truth the message may be saying instead (its own correction is weighed above)
-        if any(truth.asserts >= limits.truth_rival_asserts
-               and truth.similarity >= candidate.similarity - limits.truth_rival_slack
-               and truth.statement.id != candidate.statement.opposite
-               for truth in reading.of_kind("truth")):
+        if _truth_rival(reading, candidate, limits):
             continue
         return Decision("asserts-misconception", "refute", candidate)
+    return None
+
+
+def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | None:
+    """Refute: the message all but repeats a vetted wording of a misconception (not of its correction), and
+    the model leans to reading it as asserting it. The stance model is unsure on some wordings it was
+    trained on; a near-verbatim match with the misconception's phrasings, and clearly not with its
+    correction's, settles those."""
+    for candidate in reading.of_kind("misconception"):
+        cues = reading.parts[candidate.part].cues
+        if (candidate.similarity < limits.known_phrasing_similarity or candidate.kind_margin > 0
+                or candidate.asserts < limits.known_phrasing_asserts or _neutral_question(cues)
+                or _polarity_mismatch(cues.core, candidate)):
+            continue
+        opposite = _opposite(reading, candidate)
+        if (opposite is not None
+                and candidate.similarity - opposite.asserting_similarity < limits.known_phrasing_lead):
+            continue
+        if _truth_rival(reading, candidate, limits):
+            continue
+        return Decision("states-known-phrasing", "refute", candidate)
     return None
 
 
@@ -139,7 +159,8 @@ def nearest_page(reading: Reading, limits: Thresholds) -> Decision:
     return Decision("nearest-page", "explain", closest, topic_id=page, nearest=True)
 
 
-RULES: tuple[Rule, ...] = (off_topic, asserts_misconception, denies_misconception, asserts_truth,
+RULES: tuple[Rule, ...] = (off_topic, asserts_misconception, states_known_phrasing, denies_misconception,
+                           asserts_truth,
                            vetted_explanation)
 
 
@@ -154,6 +175,30 @@ def decide(reading: Reading, limits: Thresholds = THRESHOLDS) -> Decision:
 def _neutral_question(cues) -> bool:
     """ "Is/Does X?" asks whether X holds; asking is not holding it (only "X, right?" asks to confirm)."""
     return cues.yes_no and not cues.confirmation and not cues.authority
+
+
+def _polarity_mismatch(said: str, candidate: Candidate) -> bool:
+    """The message negates where the misconception does not, or the reverse. The stance model reads
+    "attention doesn't use KL" as asserting "attention uses KL" (0.98 on the dev set), so such a message is
+    never refuted. Compared with both the statement and its wording closest to the message: "the matrix is
+    symmetric since a dot product does not depend on the order" has a negation learners leave out, and
+    "non-SQL compliant" one that the cue reader does not see."""
+    mine = polarity(said)
+    return mine != polarity(candidate.statement.text) and mine != polarity(candidate.closest_line)
+
+
+def _repeats_a_denial(candidate: Candidate, limits: Thresholds) -> bool:
+    """The message all but repeats a vetted wording that denies the misconception (its correction)."""
+    return (candidate.closest_kind == "denies" and candidate.similarity >= limits.known_phrasing_similarity
+            and candidate.kind_margin >= limits.denial_margin)
+
+
+def _truth_rival(reading: Reading, candidate: Candidate, limits: Thresholds) -> bool:
+    """Another vetted truth the message may be saying instead (its own correction is weighed apart)."""
+    return any(truth.asserts >= limits.truth_rival_asserts
+               and truth.similarity >= candidate.similarity - limits.truth_rival_slack
+               and truth.statement.id != candidate.statement.opposite
+               for truth in reading.of_kind("truth"))
 
 
 def _opposite(reading: Reading, candidate: Candidate) -> Candidate | None:
