@@ -135,7 +135,7 @@ class Explainer:
         boost = self._conversation_boost(previous) if previous and _is_short(text) else None
         with one_thread():
             return read(text, self.retriever, self.stance_model, self.by_id, self.runtime.embed,
-                        self.limits.candidates, boost)
+                        self.limits.candidates, boost, self.runtime.token_counts)
 
     # --- deciding -------------------------------------------------------------------------------
 

@@ -11,16 +11,19 @@ short sentences costs little more than a question.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from kqv_demo.explainer.message import normalise_terms
+from kqv_demo.runtime import EMBED_MAX_TOKENS
 from kqv_demo.explainer.retrieval import Retriever
 from kqv_demo.explainer.stance import Cues, read_cues
 from kqv_demo.explainer.statements import Statement
 
-MAX_PARTS = 8  # sentences of one message that are read (the first ones, after the whole message)
+MAX_PARTS = 8  # parts of one message that are read: the whole message, then its first sentences
+SENTENCE_TOKEN_BUDGET = EMBED_MAX_TOKENS  # the sentences' tokens together, at most (as one more whole message)
 MIN_SENTENCE_WORDS = 3
 _SENTENCE_END = re.compile(r"(?<=[.?!;])\s+|\n+")
 
@@ -84,13 +87,29 @@ class Reading:
         return self.parts[candidate.part].text
 
 
-def split_parts(text: str) -> list[str]:
-    """The whole message, then its sentences (when it has more than one), at most MAX_PARTS in all."""
-    sentences = [piece.strip() for piece in _SENTENCE_END.split(text) if piece and piece.strip()]
-    sentences = [sentence for sentence in sentences if len(sentence.split()) >= MIN_SENTENCE_WORDS]
-    if len(sentences) < 2:
+def sentences(text: str) -> list[str]:
+    """Every sentence of a message long enough to say something, in order, each once."""
+    pieces = [piece.strip() for piece in _SENTENCE_END.split(text) if piece and piece.strip()]
+    return list(dict.fromkeys(piece for piece in pieces if len(piece.split()) >= MIN_SENTENCE_WORDS))
+
+
+def split_parts(text: str, token_counts: Callable[[list[str]], list[int]] | None = None) -> list[str]:
+    """The whole message, then its first sentences (when it has more than one): at most MAX_PARTS parts,
+    and sentences adding up to at most SENTENCE_TOKEN_BUDGET tokens when `token_counts` is given, so the
+    sentences of any message cost at most one more full-length embedding."""
+    found = sentences(text)
+    if len(found) < 2:
         return [text]
-    return [text, *sentences[: MAX_PARTS - 1]]
+    found = found[: MAX_PARTS - 1]
+    if token_counts is not None:
+        kept, total = [], 0
+        for sentence, count in zip(found, token_counts(found)):
+            total += count
+            if total > SENTENCE_TOKEN_BUDGET:
+                break
+            kept.append(sentence)
+        found = kept
+    return [text, *found]
 
 
 ASSERTING_KINDS = ("statement", "states", "presupposes")
@@ -116,11 +135,12 @@ def on_subject(text: str) -> bool:
 
 
 def read(text: str, retriever: Retriever, stance_model, statements: dict[str, Statement], embed,
-         candidates: int, boost: dict[str, float] | None = None) -> Reading:
+         candidates: int, boost: dict[str, float] | None = None,
+         token_counts: Callable[[list[str]], list[int]] | None = None) -> Reading:
     """Everything the rules need to decide on `text`: `candidates` closest statements (plus the opposite of
     each misconception among them), each with its stance read on the part of the message closest to it.
     `boost` adds to the similarity of some targets (a follow-up stays on the conversation's subject)."""
-    parts = [Part(part, read_cues(part)) for part in split_parts(text)]
+    parts = [Part(part, read_cues(part)) for part in split_parts(text, token_counts)]
     row_similarity = retriever.row_similarity(embed([normalise_terms(part.text) for part in parts]))
     scores = retriever.scores(row_similarity)  # [parts, targets]
     if boost:

@@ -15,21 +15,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kqv_demo.explainer.reading import Candidate, Reading
-from kqv_demo.explainer.stance import conflicting_terms, polarity
+from kqv_demo.explainer.stance import conflicting_terms, contrast_clauses, polarity
 
 Stance = Literal["refute", "affirm", "explain", "decline"]
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    candidates: int = 4  # statements read by the stance model per message (plus their opposites)
+    candidates: int = 4  # statements read by the stance model per message (their opposites included)
     # retrieval similarity (MiniLM cosine)
     decline_below: float = 0.40  # nothing vetted is this close: off topic
     needs_subject_below: float = 0.58  # a middling match counts only if the message names the subject
     judge_similarity: float = 0.55  # a statement must be this close before we judge the message on it
     vetted_answer_at_least: float = 0.62  # below this, an on-topic message gets the nearest page, so labelled
     # stance model probabilities
-    refute_asserts: float = 0.80  # the message asserts the misconception at least this surely...
+    refute_asserts: float = 0.85  # the message asserts the misconception at least this surely...
     refute_margin: float = 0.25  # ...and asserts it this much more surely than its correction
     question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely...
     question_refute_similarity: float = 0.80  # ...and be this close to it ("why does attention use KL?")
@@ -41,6 +41,7 @@ class Thresholds:
     truth_rival_asserts: float = 0.50  # a vetted truth the message may be asserting blocks any refutation
     truth_rival_slack: float = 0.06  # (if it is at most this much less similar than the misconception)
     deny_at_least: float = 0.80  # the learner denies a misconception: say they are right
+    negated_restatement_similarity: float = 0.85  # or restates it this closely with a negation added
     affirm_asserts: float = 0.92  # agree only when the message asserts a truth this surely...
     affirm_similarity: float = 0.68  # ...is this close to it...
     affirm_misconception_at_most: float = 0.10  # ...and asserts no misconception above this
@@ -115,9 +116,19 @@ def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | No
 
 
 def denies_misconception(reading: Reading, limits: Thresholds) -> Decision | None:
-    """The learner says a misconception is wrong: explain, and tell them they are right about that."""
+    """The learner says a misconception is wrong: explain, and tell them they are right about that. Either
+    the model reads a denial, or the message restates the misconception closely with a negation added
+    ("attention does not compare queries and keys with KL divergence, right?"), which the model misreads
+    as asserting it; not when the message also asserts something else in its place ("..., but ...")."""
     for candidate in reading.of_kind("misconception"):
-        if candidate.similarity >= limits.judge_similarity and candidate.denies >= limits.deny_at_least:
+        if candidate.similarity < limits.judge_similarity:
+            continue
+        if candidate.denies >= limits.deny_at_least:
+            return Decision("denies-misconception", "explain", candidate)
+        cues = reading.parts[candidate.part].cues
+        if (cues.negated and not cues.wh_question and contrast_clauses(cues.core) is None
+                and candidate.asserting_similarity >= limits.negated_restatement_similarity
+                and _polarity_mismatch(cues.core, candidate)):
             return Decision("denies-misconception", "explain", candidate)
     return None
 

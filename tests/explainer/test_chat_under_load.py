@@ -14,7 +14,7 @@ import pytest
 
 from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.explainer.chat import Explainer
-from kqv_demo.explainer.reading import MAX_PARTS, split_parts
+from kqv_demo.explainer.reading import MAX_PARTS, sentences, split_parts
 from kqv_demo.exports.live import _runs_needed, compute_run
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.runtime import EMBED_MAX_TOKENS, Runtime
@@ -73,7 +73,7 @@ class PaddedTokens:
 def test_the_hostile_messages_are_what_they_claim(runtime: Runtime):
     assert len(HOSTILE) == 1000 and HOSTILE.count(". ") > 2 * MAX_PARTS
     assert len(split_parts(HOSTILE)) == MAX_PARTS  # the whole message and its first sentences
-    dense = split_parts(DENSE)[1:]
+    dense = sentences(DENSE)
     assert len(dense) >= 10 and sum(runtime.token_counts(dense)) > 3 * EMBED_MAX_TOKENS
 
 
