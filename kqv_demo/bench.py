@@ -75,14 +75,6 @@ def _measure_rss(cache_root: Path) -> float:
     return float(output.strip().splitlines()[-1])
 
 
-def reliability_figures(progress: Callable[[str], None] = lambda message: None) -> dict[str, object]:
-    """The cheaper reliability measurements: `python -m kqv_demo stress --quick` without PostgreSQL
-    (kqv_demo/stress/reliability.py; the full sizes are `stress --json`)."""
-    from kqv_demo.stress import reliability
-
-    return reliability.measure(quick=True, postgres=False, progress=progress)
-
-
 def chat_dev_scores(runtime) -> dict[str, object]:
     """The explainer chat on its dev set: median ms per message (after warm-up) and the five scores."""
     from kqv_demo.content.loader import load_bank
@@ -126,8 +118,6 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
         results.update(chat_dev_scores(runtime))
         progress("memory of a fresh process with both models")
         results["rss_mb_both_models"] = _measure_rss(cache_root)
-    progress("reliability (stress --quick without PostgreSQL)")
-    results["reliability"] = reliability_figures(progress)
     results["python"] = platform.python_version()
     results["torch"] = metadata.version("torch")
     results["transformers"] = metadata.version("transformers")

@@ -312,7 +312,7 @@ def test_a_failed_background_load_is_kept_and_the_next_call_tries_again():
 def test_threads_started_after_the_chat_used_one_thread_get_the_full_count_again(runtime: Runtime):
     from concurrent.futures import ThreadPoolExecutor
 
-    from kqv_demo.explainer.index import one_thread
+    from kqv_demo.runtime import one_thread
 
     def small_pass(_: int) -> None:
         with one_thread():

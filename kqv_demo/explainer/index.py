@@ -23,7 +23,7 @@ from kqv_demo import packages, settings
 from kqv_demo.content.loader import Bank
 from kqv_demo.explainer.message import normalise_terms
 from kqv_demo.explainer.stance import has_negation, read_cues
-from kqv_demo.runtime import Runtime, one_thread  # noqa: F401 (one_thread moved to runtime; tests import it here)
+from kqv_demo.runtime import Runtime
 
 INDEX_FORMAT = 3
 Source = Literal["claim", "topic"]

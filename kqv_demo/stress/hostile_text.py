@@ -16,24 +16,31 @@ question, so they reach the explainer's decisions and not only its refusals. Eve
   prompt or as one of the demo's text parameters (`demo_inputs`).
 
 Counted: `exceptions` (anything but the clear refusal of a UserInputError escaped; the first few are
-listed in `errors`), `refused` (demo inputs refused with a clear message). Times are wall-clock per
-text: `p95_ms`/`max_ms` for the chat, `demo_p95_ms`/`demo_max_ms` for the demos. That nothing renders
-as a link or an image is checked where the text is rendered (kqv_demo.markup and the UI tests), not here.
+listed in `errors`), `refused` (demo inputs refused with a clear message), `links_rendered`: links,
+images and bare addresses (which Streamlit's Markdown turns into links) in the Markdown the pages would
+render for each text: the learner's message as the Ask page shows it, the reply's answer and notices, and
+each demo's explanation and headline (parsed with markdown-it, CommonMark as Streamlit renders it; the
+UI tests check the same in AppTest and in Chromium). Times are wall-clock per text: `p95_ms`/`max_ms`
+for the chat, `demo_p95_ms`/`demo_max_ms` for the demos.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kqv_demo.content.loader import load_bank
+from markdown_it import MarkdownIt
+
+from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.demos import DEMOS
 from kqv_demo.errors import UserInputError
-from kqv_demo.explainer.chat import Conversation, Explainer
+from kqv_demo.explainer.chat import Conversation, Explainer, Reply
+from kqv_demo.markup import literal_block
 
 # Demos whose inputs are free text beyond the prompt (and one whose prompt is parsed as a word list).
 DEMOS_WITH_TEXT = (
@@ -115,6 +122,36 @@ def demo_inputs(demo_id: str, text: str, number: int) -> tuple[str | None, dict[
     return None, {field: text[:TEXT_PARAM_MAX_CHARS]}
 
 
+_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+_ADDRESS = re.compile(r"(?:(?:https?|ftp)://|www\.)[^\s<>()\[\]]*", re.IGNORECASE)  # what autolinking catches
+
+
+def links_rendered(markdown: str, vetted: frozenset[str] = frozenset()) -> int:
+    """How many links or images `markdown` would render to an address not in `vetted` (the bank's own
+    references are links on purpose): link and image tokens, and bare addresses left whole in its text
+    (an escaped address is broken by an invisible word joiner and stays text)."""
+    found = inside_link = 0
+    for block in _MARKDOWN.parse(markdown):
+        for token in block.children or []:
+            if token.type in ("link_open", "image"):
+                found += str(token.attrs.get("href") or token.attrs.get("src")) not in vetted
+            inside_link += {"link_open": 1, "link_close": -1}.get(token.type, 0)
+            if token.type == "text" and not inside_link:
+                found += sum(address.rstrip(".,;:!?") not in vetted for address in _ADDRESS.findall(token.content))
+    return found
+
+
+def vetted_addresses(bank: Bank) -> frozenset[str]:
+    """The addresses the bank's own texts link to: its references."""
+    pages = [*bank.claims.values(), *bank.topics.values()]
+    return frozenset(str(reference.url) for page in pages for reference in page.references if reference.url)
+
+
+def _rendered_chat(text: str, reply: Reply) -> list[str]:
+    """The Markdown the Ask page renders for one turn (chat_views.learner_message and reply_view)."""
+    return [literal_block(reply.text if reply.text else text), reply.answer, *reply.notices]
+
+
 def _percentile(values: list[float], share: float) -> float:
     if not values:
         return 0.0
@@ -132,19 +169,23 @@ def run(count: int = 1000, seed: int = 0, *, demo_every: int = 10, explainer: Ex
     runtime = explainer.runtime
     explainer.answer(QUESTIONS[0])  # warm-up: the first answer pays for lazy set-up
     chat_ms, demo_ms, errors = [], [], []
-    exceptions = refused = 0
+    exceptions = refused = links = 0
+    vetted = vetted_addresses(explainer.bank)
     conversation = Conversation(explainer)
     for number, (pieces, text) in enumerate(hostile_texts(count, seed)):
         started = time.perf_counter()
+        reply = None
         try:
-            if number % 4 == 3:
-                conversation.ask(text)
-            else:
-                explainer.answer(text)
+            reply = conversation.ask(text) if number % 4 == 3 else explainer.answer(text)
         except Exception as error:  # counted and listed: the point of the run
             exceptions += 1
             errors.append(f"chat, {'+'.join(pieces)}: {type(error).__name__}: {error}"[:300])
         chat_ms.append((time.perf_counter() - started) * 1000)
+        if reply is not None:
+            found = sum(links_rendered(markdown, vetted) for markdown in _rendered_chat(text, reply))
+            links += found
+            if found:
+                errors.append(f"chat, {'+'.join(pieces)}: {found} link(s) rendered")
         if not demo_every or number % demo_every:
             continue
         demo_number = number // demo_every
@@ -152,7 +193,12 @@ def run(count: int = 1000, seed: int = 0, *, demo_every: int = 10, explainer: Ex
         prompt, params = demo_inputs(demo.id, text, demo_number)
         started = time.perf_counter()
         try:
-            demo.run(runtime, prompt, **params)  # check, then compute, as the Demo lab does
+            result = demo.run(runtime, prompt, **params)  # check, then compute, as the Demo lab does
+            shown = [demo.explain(result), *(f"{label} {value}" for label, value in demo.headline(result))]
+            found = sum(links_rendered(markdown, vetted) for markdown in shown)
+            links += found
+            if found:
+                errors.append(f"{demo.id}, {'+'.join(pieces)}: {found} link(s) rendered")
         except UserInputError:
             refused += 1  # a clear message for the learner: what hostile input should get
         except Exception as error:
@@ -162,6 +208,7 @@ def run(count: int = 1000, seed: int = 0, *, demo_every: int = 10, explainer: Ex
     return {
         "messages": count,
         "exceptions": exceptions,
+        "links_rendered": links,
         "p95_ms": round(_percentile(chat_ms, 0.95), 1),
         "max_ms": round(max(chat_ms, default=0.0), 1),
         "median_ms": round(statistics.median(chat_ms), 1) if chat_ms else 0.0,

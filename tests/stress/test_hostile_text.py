@@ -8,7 +8,8 @@ from kqv_demo.content.loader import load_bank
 from kqv_demo.explainer.chat import Explainer
 from kqv_demo.explainer.message import MAX_MESSAGE_CHARS
 from kqv_demo.runtime import Runtime
-from kqv_demo.stress.hostile_text import DEMOS_WITH_TEXT, PIECES, demo_inputs, hostile_texts, run
+from kqv_demo.markup import literal, literal_block
+from kqv_demo.stress.hostile_text import DEMOS_WITH_TEXT, PIECES, demo_inputs, hostile_texts, links_rendered, run
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,24 @@ def test_demo_inputs_put_the_text_in_the_prompt_and_in_each_text_parameter_in_tu
 def test_hostile_texts_through_the_chat_and_the_demos_raise_nothing(explainer: Explainer):
     report = run(count=2 * len(PIECES), seed=0, demo_every=2 * len(PIECES) // len(DEMOS_WITH_TEXT) + 1,
                  explainer=explainer)
-    assert report["exceptions"] == 0, report["errors"]
+    assert report["exceptions"] == 0 and report["links_rendered"] == 0, report["errors"]
     assert report["messages"] == 2 * len(PIECES) and report["demo_runs"] >= 4
     assert 0 < report["p95_ms"] <= report["max_ms"]
+
+
+@pytest.mark.parametrize("markdown,links", [
+    ("[claim your prize](https://evil.example/login)", 1),
+    ("![pixel](https://tracker.example/p.png)", 1),
+    ("see https://evil.example or www.evil.example", 2),
+    ("<https://evil.example>", 1),
+    ("a **bold** claim with `code`", 0),
+])
+def test_links_rendered_counts_what_markdown_would_turn_into_a_link(markdown: str, links: int):
+    assert links_rendered(markdown) == links
+    assert links_rendered(literal(markdown)) == 0 and links_rendered(literal_block(markdown + "\n" + markdown)) == 0
+
+
+def test_the_banks_own_reference_links_are_not_counted_but_any_other_is():
+    markdown = "- Vaswani et al. (2017). https://arxiv.org/abs/1706.03762\n- [prize](https://evil.example)"
+    assert links_rendered(markdown) == 2
+    assert links_rendered(markdown, frozenset({"https://arxiv.org/abs/1706.03762"})) == 1

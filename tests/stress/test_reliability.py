@@ -22,7 +22,7 @@ def figures(**changes) -> dict:
     base = {
         "sizes": "full",
         "yaml_fuzz": {"files": 1000, "crashes": 0, "tracebacks": 0, "errors_without_line": 0, "max_seconds_per_file": 1.0},
-        "hostile_text": {"messages": 1000, "exceptions": 0, "p95_ms": 100.0, "max_ms": 300.0},
+        "hostile_text": {"messages": 1000, "exceptions": 0, "links_rendered": 0, "p95_ms": 100.0, "max_ms": 300.0},
         "kill9_sqlite": dict(KILL9_OK), "kill9_postgresql": dict(KILL9_OK),
         "hostile_visitor": dict(VISITOR_OK), "two_servers_postgresql": dict(TWO_OK),
     }
@@ -39,6 +39,7 @@ def test_every_bar_met_is_no_failure():
     ("yaml_fuzz", {"crashes": 2}, "2 crashes"),
     ("yaml_fuzz", {"errors_without_line": 1}, "without file:line"),
     ("hostile_text", {"exceptions": 1}, "1 exceptions"),
+    ("hostile_text", {"links_rendered": 2}, "2 links or images rendered"),
     ("kill9_sqlite", {"answers_lost": 1}, "1 acknowledged answers lost"),
     ("kill9_postgresql", {"resume_failures": 3}, "3 rounds did not resume"),
     ("hostile_visitor", {"p95_ratio": 2.4}, "2.4x the quiet run"),

@@ -12,12 +12,17 @@ from kqv_demo.runtime import Runtime
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
-@pytest.fixture
-def page(runtime: Runtime) -> AppTest:
+def open_ask_page() -> AppTest:
+    """A new browser session on the Ask page."""
     test = AppTest.from_file(APP, default_timeout=240).run()
     test.switch_page("kqv_demo/ui/pages/ask.py").run()
     assert not test.exception, test.exception
     return test
+
+
+@pytest.fixture
+def page(runtime: Runtime) -> AppTest:
+    return open_ask_page()
 
 
 def say(test: AppTest, message: str) -> AppTest:
