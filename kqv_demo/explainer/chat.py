@@ -223,7 +223,17 @@ class Explainer:
             return self._show(text, previous)
         about = _AND_ABOUT.match(text)
         if about and previous and previous.topics:
-            reply = self._answer_fresh(text, previous, query=f"What about {about.group('rest')} in attention?")
+            # "and the keys?" names its own subject: the page on it when there is one, else what the
+            # words match, with the previous subject read along only if they alone match nothing
+            named = self._topic_named(about.group("rest"))
+            if named is not None:
+                reply = self._topic_reply(text, "explain", compose.topic_explanation(named), named, previous.score)
+                reply.rule = "follow-up-about-topic"
+            else:
+                query = f"What about {about.group('rest')} in attention?"
+                reply = self._answer_fresh(text, None, query=query)
+                if reply.stance == "decline":
+                    reply = self._answer_fresh(text, previous, query=f"{query} ({previous.statement or self._title(previous)})")
             reply.follow_up = "about"
             return reply
         return None
@@ -253,6 +263,12 @@ class Explainer:
             previous.matches, previous.demo, list(previous.references), follow_up="show", rule="follow-up-show",
             statement=previous.statement, statement_id=previous.statement_id,
         )
+
+    def _topic_named(self, words: str) -> TopicPage | None:
+        """The topic page whose id `words` names ("the keys" -> key, "kv cache" -> kv-cache), if any."""
+        name = re.sub(r"^(?:the|a|an)\s+", "", words.strip().lower()).replace(" ", "-")
+        singular = name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")
+        return self.bank.topics.get(name) or self.bank.topics.get(singular)
 
     def _title(self, reply: Reply) -> str:
         topic = self.bank.topics.get(reply.topics[0]) if reply.topics else None
