@@ -168,6 +168,14 @@ def load_cached(key: str, training: TrainingSettings = SETTINGS) -> StanceModel 
     return StanceModel(model, tokenizer, key, training.max_tokens)
 
 
+def _manifest(key: str) -> dict:
+    """What was recorded when the cached model was trained (its seconds, weights digest, settings)."""
+    try:
+        return json.loads((model_folder(key) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _save(key: str, model: BertForSequenceClassification, facts: dict) -> None:
     folder = model_folder(key)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()
@@ -271,7 +279,7 @@ def build(bank: Bank, training: TrainingSettings = SETTINGS,
     key = model_key(pairs, training)
     cached = load_cached(key, training)
     if cached is not None:
-        return cached, {"key": key, "pairs": len(pairs), "trained_now": False}
+        return cached, {**_manifest(key), "key": key, "pairs": len(pairs), "trained_now": False}
     started = time.perf_counter()
     model = train(pairs, training, progress)
     facts = {"pairs": len(pairs), "seconds": round(time.perf_counter() - started, 1),
