@@ -80,8 +80,9 @@ def load_eval_set(path: Path | str = DEV_SET) -> list[Expected]:
 
 
 def score_dev_set(replies: Sequence, expected: Sequence[Expected]) -> dict[str, float | int]:
-    """The quality bar's five numbers, and how many true statements or open questions were called
-    misconceptions (replies need .stance and .topics, in the order of `expected`)."""
+    """The numbers of the quality bar (QUALITY_BAR), with the counts behind the share of true statements
+    and open questions called misconceptions (replies need .stance, .topics and .claim_id, in the order of
+    `expected`)."""
     if len(replies) != len(expected):
         raise ValueError(f"{len(replies)} replies for {len(expected)} expected messages")
     pairs = list(zip(replies, expected))
@@ -109,12 +110,15 @@ def _share(flags: Iterable[bool], empty: float = 1.0) -> float:
     return round(sum(values) / len(values), 4) if values else empty
 
 
+# The bar of issue #13, for sets held out from tuning (tests/explainer/heldout/): measured and reported
+# (`ask --eval` prints `meets_bar`), not tested, since a test on those sets would invite tuning on them.
 QUALITY_BAR = {
-    "misconceptions_corrected": (">=", 0.90),
+    "misconceptions_corrected": (">=", 0.85),
     "agreement_with_misconception": ("<=", 0),
-    "offtopic_declined": (">=", 0.90),
-    "ontopic_wrongly_declined": ("<=", 0.10),
-    "topics_right": (">=", 0.85),
+    "truths_refuted_share": ("<=", 0.01),  # truths and open questions answered "No": 1 in 100 at most
+    "offtopic_declined": (">=", 0.95),
+    "ontopic_wrongly_declined": ("<=", 0.05),
+    "topics_right": (">=", 0.90),
 }
 
 

@@ -3,7 +3,7 @@
 Every statement's own text and every phrasing that leads to it is a row; so is every topic page's title and
 neutral question. A statement (or page) scores the best similarity of any of its rows. Similarity says what
 a message is ABOUT, not what it says about it: that is the stance model's job (stance_model.py).
-The vectors are cached like the old index (index.py), keyed by the rows and the MiniLM weights.
+The vectors are cached on disk (index.py), keyed by the rows and the MiniLM weights (`retrieval_key`).
 """
 
 from __future__ import annotations
@@ -72,12 +72,18 @@ def retrieval_rows(statements: list[Statement], bank: Bank) -> list[Row]:
     return rows
 
 
-def build_retriever(statements: list[Statement], bank: Bank, runtime: Runtime) -> Retriever:
-    rows = retrieval_rows(statements, bank)
+def retrieval_key(rows: list[Row]) -> str:
+    """Names the cached vectors of `rows`: another row, wording or MiniLM gives another key."""
     digest = hashlib.sha256(f"retrieval={RETRIEVAL_FORMAT};minilm={_minilm_identity()}".encode())
     for row in rows:
         digest.update(json.dumps([row.target, row.kind, row.text]).encode())
-    key = "r" + digest.hexdigest()[:19]
+    return "r" + digest.hexdigest()[:19]
+
+
+def build_retriever(statements: list[Statement], bank: Bank, runtime: Runtime) -> Retriever:
+    """The retriever: vectors from the cache when it matches the rows, else embedded now and cached."""
+    rows = retrieval_rows(statements, bank)
+    key = retrieval_key(rows)
     vectors = _load_cached(key, rows)
     if vectors is None:
         vectors = embed_texts(runtime, [normalise_terms(row.text) for row in rows])
