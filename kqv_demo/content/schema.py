@@ -214,11 +214,6 @@ class Claim(Strict):
         partly claim (its wrong part only), the claim itself when it is true."""
         return self.misconception if self.misconception else self.refutation.claim
 
-    @property
-    def asked_as(self) -> list[str]:
-        """Every phrasing but the corrections (the explainer index before issue #13 reads this)."""
-        return [*self.phrasings.states, *self.phrasings.presupposes, *self.phrasings.asks]
-
 
 class TrueStatement(Strict):
     """A vetted true statement a learner may make; the chat agrees with it (sourced by the topic's
@@ -244,10 +239,6 @@ class TopicPage(Strict):
         if len(set(texts)) != len(texts):
             raise ValueError("true statements repeat")
         return truths
-
-    @property
-    def asked_as(self) -> list[str]:
-        return list(self.asks)
 
     @property
     def true_statements(self) -> list[str]:

@@ -10,6 +10,7 @@ judge. `ask --jsonl` reports which rule fired (`rule`) and the statement it is a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -31,6 +32,7 @@ class Thresholds:
     # stance model probabilities
     refute_asserts: float = 0.85  # the message asserts the misconception at least this surely...
     refute_margin: float = 0.25  # ...and asserts it this much more surely than its correction
+    wording_lead: float = 0.0  # ...and is at least as close to its wordings as to its correction's
     question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely...
     question_refute_similarity: float = 0.80  # ...and be this close to it ("why does attention use KL?")
     denial_margin: float = 0.02  # never refuted: a message that all but repeats (known_phrasing_similarity) a
@@ -80,6 +82,15 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
             continue
         if _polarity_mismatch(cues.core, candidate) or _repeats_a_denial(candidate, limits):
             continue
+        # The model reads true statements on the same subject as asserting the misconception (sentences of
+        # public tutorials, "before softmax, each score is divided by the square root of the key dimension"
+        # as "dividing by sqrt(d_k) changes nothing", at 0.87-0.99): the message must be at least as close
+        # to the misconception's wordings as to its correction's
+        opposite = _opposite(reading, candidate)
+        if opposite is not None and candidate.asserting_similarity - opposite.asserting_similarity < limits.wording_lead:
+            continue
+        if _open_question(cues) and not _PRESUPPOSING_QUESTION.search(cues.core):
+            continue  # "what do the keys represent?" asks; "why does attention use KL?" takes it for granted
         if cues.wh_question and candidate.similarity < limits.question_refute_similarity:
             continue
         needed = limits.question_refute_asserts if cues.wh_question else limits.refute_asserts
@@ -181,6 +192,16 @@ def decide(reading: Reading, limits: Thresholds = THRESHOLDS) -> Decision:
         if decision is not None:
             return decision
     return nearest_page(reading, limits)
+
+
+_PRESUPPOSING_QUESTION = re.compile(
+    r"^\W*(?:(?:and|so|but|ok|okay|then)\W+)*(?:why|how come|how)\b(?!\s+(?:many|much|often|long|big|large)\b)",
+    re.IGNORECASE)
+
+
+def _open_question(cues) -> bool:
+    """A question that asks for an answer, not for agreement ("what ...?", "for a layer, how many ...?")."""
+    return cues.question and not cues.yes_no and not cues.confirmation and not cues.authority
 
 
 def _neutral_question(cues) -> bool:
