@@ -24,7 +24,7 @@ $(STAMP): $(REQS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The chat's stance model is trained from the bank (a few minutes, once per bank change; cached by a hash of
+# The chat's stance model is trained from the bank (about 25 minutes on 2 cores, once per bank change; cached by a hash of
 # the bank, the settings and MiniLM, so a second `make` reuses it).
 stance: setup
 	$(PY) -m kqv_demo build-stance
