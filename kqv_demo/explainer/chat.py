@@ -28,7 +28,7 @@ from kqv_demo.explainer import compose
 from kqv_demo.explainer.message import clean_message
 from kqv_demo.explainer.reading import SUBJECT_WORDS, Candidate, Reading, read
 from kqv_demo.explainer.retrieval import build_retriever
-from kqv_demo.explainer.rules import THRESHOLDS, Decision, Thresholds, decide
+from kqv_demo.explainer.rules import THRESHOLDS, Decision, Thresholds, decide, nearest_page, vetted_explanation
 from kqv_demo.explainer.stance import read_cues
 from kqv_demo.explainer.stance_model import StanceModel, build, share_frozen_weights
 from kqv_demo.explainer.statements import Statement, vetted_statements
@@ -140,11 +140,16 @@ class Explainer:
     # --- deciding -------------------------------------------------------------------------------
 
     def _answer_fresh(self, text: str, previous: Reply | None, query: str | None = None) -> Reply:
+        """The reply to `text`, read as `query` when the chat adds words to it (a follow-up read with its
+        subject). Words the learner did not write are never judged: such a reading can only explain."""
         reading = self.read(query or text, previous)
         decision = decide(reading, self.limits)
-        if decision.stance == "decline" and previous and _is_short(text) and query is None:
-            # "and the values?" after a question on keys: read it together with the previous subject
-            return self._answer_fresh(text, previous, query=f"{text} ({previous.statement or self._title(previous)})")
+        if query is not None and decision.stance in ("refute", "affirm"):
+            decision = vetted_explanation(reading, self.limits) or nearest_page(reading, self.limits)
+        if (decision.stance == "decline" and previous and query is None and _is_short(text)
+                and SUBJECT_WORDS.search(text)):
+            # "and the layers?" after a question on keys: read it together with the previous subject
+            return self._answer_fresh(text, previous, query=f"{text} ({self._title(previous)})")
         return self._reply(text, reading, decision)
 
     def _conversation_boost(self, previous: Reply) -> dict[str, float]:
@@ -229,11 +234,13 @@ class Explainer:
             if named is not None:
                 reply = self._topic_reply(text, "explain", compose.topic_explanation(named), named, previous.score)
                 reply.rule = "follow-up-about-topic"
-            else:
+            elif SUBJECT_WORDS.search(about.group("rest")):
                 query = f"What about {about.group('rest')} in attention?"
                 reply = self._answer_fresh(text, None, query=query)
                 if reply.stance == "decline":
-                    reply = self._answer_fresh(text, previous, query=f"{query} ({previous.statement or self._title(previous)})")
+                    reply = self._answer_fresh(text, previous, query=f"{query} ({self._title(previous)})")
+            else:
+                return None  # "and pizza?" names nothing of the subject: answered as it stands
             reply.follow_up = "about"
             return reply
         return None

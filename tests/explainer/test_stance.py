@@ -97,10 +97,9 @@ def test_follow_ups_stay_on_the_subject(explainer: Explainer):
 
 def test_an_on_topic_message_with_no_vetted_answer_says_so(explainer: Explainer):
     reply = explainer.answer("How does FlashAttention tile the softmax computation across SRAM blocks on a GPU?")
-    assert reply.stance in ("explain", "decline")
-    if reply.stance == "explain" and reply.rule == "nearest-page":
-        assert reply.answer.startswith("**I have no vetted answer for exactly that.**")
-        assert "Nearest page" in reply.answer
+    assert reply.rule == "nearest-page" and reply.stance == "explain", (reply.rule, reply.stance)
+    assert reply.answer.startswith("**I have no vetted answer for exactly that.**")
+    assert "Nearest page" in reply.answer
 
 
 def test_the_stance_model_is_built_the_same_way_twice():
@@ -109,3 +108,15 @@ def test_the_stance_model_is_built_the_same_way_twice():
     pairs = training_pairs(vetted_statements(BANK))[:96]
     settings = TrainingSettings(epochs=1)
     assert weights_digest(train(pairs, settings).model) == weights_digest(train(pairs, settings).model)
+
+
+@pytest.mark.parametrize("first", ["keys are stored in the model, right?",
+                                   "Keys are computed from the tokens in the context, not stored in the model."])
+def test_a_follow_up_is_never_judged_on_words_the_chat_added(explainer: Explainer, first: str):
+    """A short follow-up is read with the previous subject; the chat's own words (the bank's statement or
+    page title) must never turn "thanks!" into the learner stating a misconception."""
+    for then in ("thanks!", "ok cool", "and pizza?", "what about the weather", "and the layers?"):
+        chat = Conversation(explainer)
+        chat.ask(first)
+        reply = chat.ask(then)
+        assert reply.stance not in ("refute", "affirm"), (then, reply.rule, reply.statement)
