@@ -85,8 +85,8 @@ def chat_dev_scores(runtime) -> dict[str, object]:
     from kqv_demo.explainer.stance_model import build
 
     bank = load_bank(dialogue=False)
-    _model, facts = build(bank)  # trained now if the bank changed since the last build, else cached
-    _replies, scores, median = run_eval(Explainer(bank, runtime), load_eval_set())
+    model, facts = build(bank)  # trained now if the bank changed since the last build, else cached
+    _replies, scores, median = run_eval(Explainer(bank, runtime, stance_model=model), load_eval_set())
     scores.pop("messages")
     return {"chat_ms_p50": median, "chat_model_build_s": facts.get("seconds"), "chat_model_pairs": facts["pairs"],
             **{f"chat_dev_{name}": value for name, value in scores.items()}}

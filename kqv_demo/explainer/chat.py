@@ -17,9 +17,6 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Literal
-
-import numpy as np
 
 from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.content.schema import Claim, Reference, TopicPage
@@ -28,14 +25,13 @@ from kqv_demo.explainer import compose
 from kqv_demo.explainer.message import clean_message
 from kqv_demo.explainer.reading import SUBJECT_WORDS, Candidate, Reading, read
 from kqv_demo.explainer.retrieval import build_retriever
-from kqv_demo.explainer.rules import THRESHOLDS, Decision, Thresholds, decide, nearest_page, vetted_explanation
+from kqv_demo.explainer.rules import (THRESHOLDS, Decision, Stance, Thresholds, decide, is_off_topic,
+                                     nearest_page, vetted_explanation)
 from kqv_demo.explainer.stance import read_cues
 from kqv_demo.explainer.stance_model import StanceModel, build, share_frozen_weights
-from kqv_demo.explainer.statements import Statement, vetted_statements
+from kqv_demo.explainer.statements import vetted_statements
 from kqv_demo.markup import literal
 from kqv_demo.runtime import Runtime, one_thread, shared_runtime
-
-Stance = Literal["refute", "affirm", "explain", "decline"]
 
 SENTENCE_DEMOS = frozenset({
     "attention-by-hand", "dot-product-not-kl", "soft-lookup", "query-count", "heads-in-parallel",
@@ -111,9 +107,9 @@ class Explainer:
         self.by_id = {statement.id: statement for statement in self.statements}
         self.retriever = build_retriever(self.statements, bank, runtime)
         if stance_model is None:
-            stance_model = build(bank)[0]
-            # its frozen lower layers are MiniLM's own: hold one copy in the process, not two
-            share_frozen_weights(stance_model.model, runtime.minilm.model)
+            stance_model = build(bank, statements=self.statements)[0]
+        # its frozen lower layers are MiniLM's own: hold one copy in the process, not two
+        share_frozen_weights(stance_model.model, runtime.minilm.model)
         self.stance_model = stance_model
 
     # --- public ---------------------------------------------------------------------------------
@@ -135,7 +131,8 @@ class Explainer:
         boost = self._conversation_boost(previous) if previous and _is_short(text) else None
         with one_thread():
             return read(text, self.retriever, self.stance_model, self.by_id, self.runtime.embed,
-                        self.limits.candidates, boost, self.runtime.token_counts)
+                        self.limits.candidates, boost, self.runtime.token_counts,
+                        lambda best, subject: not is_off_topic(best, subject, self.limits))
 
     # --- deciding -------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The embedding cache shared by retrieval (retrieval.py): MiniLM vectors of the bank's phrasings, on disk.
 
 The caller names the vectors by a key that covers everything they depend on (the phrasings themselves and
-the MiniLM weights, see `_minilm_identity`), so an edited bank or another model reads no stale cache.
+the MiniLM weights, see `minilm_identity`), so an edited bank or another model reads no stale cache.
 Each key is stored as .npy plus a JSON manifest in the cache folder; writes are atomic, and a missing,
 damaged or read-only cache costs a rebuild, never an error. (Before issue #13 this module also built the
 old engine's phrasing index; the name stays for the cache files and their readers.)
@@ -23,7 +23,7 @@ from kqv_demo.runtime import Runtime
 INDEX_FORMAT = 3  # written to each manifest: which layout wrote the files
 
 
-def _minilm_identity() -> str:
+def minilm_identity() -> str:
     """The MiniLM weights in use, for the cache key: other weights give other vectors."""
     try:
         return packages.minilm_weights().identity
@@ -40,7 +40,7 @@ def _paths(key: str) -> tuple[Path, Path]:
     return folder / f"index-{key}.npy", folder / f"index-{key}.json"
 
 
-def _load_cached(key: str, rows: Sized) -> np.ndarray | None:
+def load_cached(key: str, rows: Sized) -> np.ndarray | None:
     """The cached vectors of `key`, or None when there are none or they do not fit `rows` (one per row)."""
     vectors_path, manifest_path = _paths(key)
     try:
@@ -53,7 +53,7 @@ def _load_cached(key: str, rows: Sized) -> np.ndarray | None:
     return vectors.astype(np.float32)
 
 
-def _write_atomically(path: Path, write) -> None:
+def write_atomically(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
@@ -70,17 +70,16 @@ def _save_array(name: str, vectors: np.ndarray) -> None:
         np.save(file, vectors)
 
 
-def _save(key: str, vectors: np.ndarray) -> None:
+def save(key: str, vectors: np.ndarray) -> None:
     vectors_path, manifest_path = _paths(key)
     try:
-        _write_atomically(vectors_path, lambda name: _save_array(name, vectors))
+        write_atomically(vectors_path, lambda name: _save_array(name, vectors))
         manifest = {"format": INDEX_FORMAT, "rows": int(vectors.shape[0]), "dim": int(vectors.shape[1])}
-        _write_atomically(manifest_path, lambda name: Path(name).write_text(json.dumps(manifest)))
+        write_atomically(manifest_path, lambda name: Path(name).write_text(json.dumps(manifest)))
     except OSError:
         pass  # a read-only cache folder costs a rebuild next time, not an error
 
 
-def embed_texts(runtime: Runtime, texts: list[str], batch: int = 64) -> np.ndarray:
-    """MiniLM vectors of `texts`, `batch` at a time: [len(texts), 384], float32."""
-    parts = [runtime.embed(texts[start:start + batch]) for start in range(0, len(texts), batch)]
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 384), np.float32)
+def embed_texts(runtime: Runtime, texts: list[str]) -> np.ndarray:
+    """MiniLM vectors of `texts`: [len(texts), 384], float32 (`Runtime.embed` batches them by length)."""
+    return runtime.embed(texts).astype(np.float32)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kqv_demo.explainer.message import normalise_terms
+from kqv_demo.explainer.pairs import LABELS
 from kqv_demo.runtime import EMBED_MAX_TOKENS
 from kqv_demo.explainer.retrieval import Retriever
 from kqv_demo.explainer.stance import Cues, read_cues
@@ -136,10 +137,13 @@ def on_subject(text: str) -> bool:
 
 def read(text: str, retriever: Retriever, stance_model, statements: dict[str, Statement], embed,
          candidates: int, boost: dict[str, float] | None = None,
-         token_counts: Callable[[list[str]], list[int]] | None = None) -> Reading:
+         token_counts: Callable[[list[str]], list[int]] | None = None,
+         worth_reading: Callable[[float, bool], bool] = lambda best_similarity, on_subject: True) -> Reading:
     """Everything the rules need to decide on `text`: `candidates` closest statements (plus the opposite of
     each misconception among them), each with its stance read on the part of the message closest to it.
-    `boost` adds to the similarity of some targets (a follow-up stays on the conversation's subject)."""
+    `boost` adds to the similarity of some targets (a follow-up stays on the conversation's subject). The
+    stance model runs only when `worth_reading(best similarity, on subject)`: a message that will be
+    declined as off topic costs no stance pass (its candidates' stance probabilities are then 0)."""
     parts = [Part(part, read_cues(part)) for part in split_parts(text, token_counts)]
     row_similarity = retriever.row_similarity(embed([normalise_terms(part.text) for part in parts]))
     scores = retriever.scores(row_similarity)  # [parts, targets]
@@ -147,18 +151,24 @@ def read(text: str, retriever: Retriever, stance_model, statements: dict[str, St
         scores = scores + np.array([boost.get(target, 0.0) for target in retriever.targets], dtype=np.float32)
     best_per_target = scores.max(axis=0)
     order = np.argsort(-best_per_target, kind="stable")
-    chosen: list[str] = []
+    chosen: list[str] = []  # the `candidates` closest statements, each followed by its opposite
+    closest = 0
     for index in order:
         target = retriever.targets[index]
-        if target in statements and target not in chosen and len(chosen) < candidates:
+        if closest == candidates:
+            break
+        if target in statements and target not in chosen:
+            closest += 1
             chosen.append(target)
             opposite = statements[target].opposite
             if opposite and opposite not in chosen:
                 chosen.append(opposite)
     position = {target: index for index, target in enumerate(retriever.targets)}
     closest_part = {target: int(scores[:, position[target]].argmax()) for target in chosen}
+    best, subject = float(best_per_target.max()), on_subject(text)
     pairs = [(parts[closest_part[target]].text, statements[target].text) for target in chosen]
-    probabilities = stance_model.probabilities(pairs)
+    probabilities = (stance_model.probabilities(pairs) if worth_reading(best, subject)
+                     else np.zeros((len(pairs), len(LABELS)), dtype=np.float32))
     found = [
         Candidate(statements[target], float(best_per_target[position[target]]), closest_part[target],
                   *_closest_lines(retriever, row_similarity[closest_part[target]], statements[target]),
@@ -169,4 +179,4 @@ def read(text: str, retriever: Retriever, stance_model, statements: dict[str, St
     pages = [(target.removeprefix("topic:"), float(best_per_target[index]))
              for index, target in enumerate(retriever.targets) if target.startswith("topic:")]
     pages.sort(key=lambda page: -page[1])
-    return Reading(text, parts[0].cues, parts, on_subject(text), float(best_per_target.max()), found, pages)
+    return Reading(text, parts[0].cues, parts, subject, best, found, pages)

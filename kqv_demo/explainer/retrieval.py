@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kqv_demo.content.loader import Bank
-from kqv_demo.explainer.index import _load_cached, _minilm_identity, _save, embed_texts
+from kqv_demo.explainer.index import embed_texts, load_cached, minilm_identity, save
 from kqv_demo.explainer.message import normalise_terms
 from kqv_demo.explainer.statements import PHRASING_KINDS, Statement
 from kqv_demo.runtime import Runtime
@@ -74,7 +74,7 @@ def retrieval_rows(statements: list[Statement], bank: Bank) -> list[Row]:
 
 def retrieval_key(rows: list[Row]) -> str:
     """Names the cached vectors of `rows`: another row, wording or MiniLM gives another key."""
-    digest = hashlib.sha256(f"retrieval={RETRIEVAL_FORMAT};minilm={_minilm_identity()}".encode())
+    digest = hashlib.sha256(f"retrieval={RETRIEVAL_FORMAT};minilm={minilm_identity()}".encode())
     for row in rows:
         digest.update(json.dumps([row.target, row.kind, row.text]).encode())
     return "r" + digest.hexdigest()[:19]
@@ -84,10 +84,10 @@ def build_retriever(statements: list[Statement], bank: Bank, runtime: Runtime) -
     """The retriever: vectors from the cache when it matches the rows, else embedded now and cached."""
     rows = retrieval_rows(statements, bank)
     key = retrieval_key(rows)
-    vectors = _load_cached(key, rows)
+    vectors = load_cached(key, rows)
     if vectors is None:
         vectors = embed_texts(runtime, [normalise_terms(row.text) for row in rows])
-        _save(key, vectors)
+        save(key, vectors)
     targets = list(dict.fromkeys(row.target for row in rows))
     position = {target: index for index, target in enumerate(targets)}
     return Retriever(rows, vectors, targets, np.array([position[row.target] for row in rows]),

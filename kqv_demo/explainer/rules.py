@@ -67,10 +67,11 @@ Rule = Callable[[Reading, Thresholds], Decision | None]
 
 def off_topic(reading: Reading, limits: Thresholds) -> Decision | None:
     """Nothing vetted is close, or only loosely close and the message does not name the subject."""
-    if reading.best_similarity < limits.decline_below or (
-            reading.best_similarity < limits.needs_subject_below and not reading.on_subject):
-        return Decision("off-topic", "decline")
-    return None
+    return Decision("off-topic", "decline") if is_off_topic(reading.best_similarity, reading.on_subject, limits) else None
+
+
+def is_off_topic(best_similarity: float, on_subject: bool, limits: Thresholds) -> bool:
+    return best_similarity < limits.decline_below or (best_similarity < limits.needs_subject_below and not on_subject)
 
 
 def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | None:
@@ -78,25 +79,20 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
     and no vetted truth that it might be saying instead is nearly as close."""
     for candidate in reading.of_kind("misconception"):
         cues = reading.parts[candidate.part].cues
-        if candidate.similarity < limits.judge_similarity or _neutral_question(cues):
+        if not _may_refute(reading, candidate, limits) or _repeats_a_denial(candidate, limits):
             continue
-        if _polarity_mismatch(cues.core, candidate) or _repeats_a_denial(candidate, limits):
-            continue
+        opposite = _opposite(reading, candidate)
         # The model reads true statements on the same subject as asserting the misconception (sentences of
         # public tutorials, "before softmax, each score is divided by the square root of the key dimension"
         # as "dividing by sqrt(d_k) changes nothing", at 0.87-0.99): the message must be at least as close
         # to the misconception's wordings as to its correction's
-        opposite = _opposite(reading, candidate)
         if opposite is not None and candidate.asserting_similarity - opposite.asserting_similarity < limits.wording_lead:
             continue
-        if _open_question(cues) and not _PRESUPPOSING_QUESTION.search(cues.core):
-            continue  # "what do the keys represent?" asks; "why does attention use KL?" takes it for granted
         if cues.wh_question and candidate.similarity < limits.question_refute_similarity:
             continue
         needed = limits.question_refute_asserts if cues.wh_question else limits.refute_asserts
         if candidate.asserts < needed:
             continue
-        opposite = _opposite(reading, candidate)
         if opposite is not None and candidate.asserts - opposite.asserts < limits.refute_margin:
             continue
         if _truth_rival(reading, candidate, limits):
@@ -111,19 +107,27 @@ def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | No
     trained on; a near-verbatim match with the misconception's phrasings, and clearly not with its
     correction's, settles those."""
     for candidate in reading.of_kind("misconception"):
-        cues = reading.parts[candidate.part].cues
         if (candidate.similarity < limits.known_phrasing_similarity or candidate.kind_margin > 0
-                or candidate.asserts < limits.known_phrasing_asserts or _neutral_question(cues)
-                or _polarity_mismatch(cues.core, candidate)):
+                or candidate.asserts < limits.known_phrasing_asserts
+                or not _may_refute(reading, candidate, limits)):
             continue
         opposite = _opposite(reading, candidate)
         if (opposite is not None
                 and candidate.similarity - opposite.asserting_similarity < limits.known_phrasing_lead):
             continue
-        if _truth_rival(reading, candidate, limits):
-            continue
         return Decision("states-known-phrasing", "refute", candidate)
     return None
+
+
+def _may_refute(reading: Reading, candidate: Candidate, limits: Thresholds) -> bool:
+    """What every refutation needs: the message is close to the misconception; it is not a neutral
+    question ("Is attention KL-based?") or an open one that does not take it for granted ("what do the
+    keys represent?", unlike "why does attention use KL?"); and it does not negate where the misconception
+    does not."""
+    cues = reading.parts[candidate.part].cues
+    return (candidate.similarity >= limits.judge_similarity and not _neutral_question(cues)
+            and not (_open_question(cues) and not _PRESUPPOSING_QUESTION.search(cues.core))
+            and not _polarity_mismatch(cues.core, candidate))
 
 
 def denies_misconception(reading: Reading, limits: Thresholds) -> Decision | None:
@@ -199,9 +203,17 @@ _PRESUPPOSING_QUESTION = re.compile(
     re.IGNORECASE)
 
 
+# A wh-word that opens the question or a clause of it ("what ...", "for a layer, how many ...", "in which
+# ..."), not one inside a statement ("the biases are what switch the neurons on, rite?").
+_WH_WORD = re.compile(r"(?:^|[,;:]\s*|\b(?:in|for|on|at|by|with|from|of|to|and|but|so)\s+)"
+                      r"(?:what|which|who|whom|whose|where|when|why|how)\b", re.IGNORECASE)
+
+
 def _open_question(cues) -> bool:
-    """A question that asks for an answer, not for agreement ("what ...?", "for a layer, how many ...?")."""
-    return cues.question and not cues.yes_no and not cues.confirmation and not cues.authority
+    """A question that asks for an answer ("what ...?", "for a layer, how many ...?"), not for agreement,
+    and not a statement said as a question ("so you divide the scores by 64?")."""
+    return (cues.question and not cues.yes_no and not cues.confirmation and not cues.authority
+            and bool(_WH_WORD.search(cues.core)))
 
 
 def _neutral_question(cues) -> bool:

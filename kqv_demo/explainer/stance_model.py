@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,9 +35,10 @@ from transformers.utils import logging as transformers_logging
 
 from kqv_demo import packages, settings
 from kqv_demo.content.loader import Bank
+from kqv_demo.explainer.index import minilm_identity, write_atomically
 from kqv_demo.explainer.message import normalise_terms
 from kqv_demo.explainer.pairs import LABELS, Pair, pairs_digest, training_pairs
-from kqv_demo.explainer.statements import vetted_statements
+from kqv_demo.explainer.statements import Statement, vetted_statements
 
 MODEL_FORMAT = 1
 TRAINING_THREADS = 2  # fixed: the result of a float reduction depends on how it is split across threads
@@ -66,8 +65,10 @@ SETTINGS = TrainingSettings()
 class StanceModel:
     """A fine-tuned MiniLM cross-encoder with its own lock (it never waits for SmolLM2's work)."""
 
-    def __init__(self, model: BertForSequenceClassification, tokenizer, key: str, max_tokens: int) -> None:
+    def __init__(self, model: BertForSequenceClassification, tokenizer, key: str, max_tokens: int,
+                 facts: dict | None = None) -> None:
         self.model = model.eval()
+        self.facts = facts or {}  # what was recorded when it was trained (seconds, weights digest, settings)
         self.tokenizer = tokenizer
         self.key = key
         self.max_tokens = max_tokens
@@ -77,9 +78,9 @@ class StanceModel:
         """[len(pairs), 4]: P(asserts), P(denies), P(asks), P(unrelated) for each (message, statement)."""
         if not pairs:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        batch = _encode(self.tokenizer, [message for message, _ in pairs], [statement for _, statement in pairs],
-                        self.max_tokens)
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode():  # (a fast tokenizer's truncation settings are shared state)
+            batch = _encode(self.tokenizer, [message for message, _ in pairs],
+                            [statement for _, statement in pairs], self.max_tokens)
             logits = self.model(**batch).logits
         return torch.softmax(logits.float(), dim=-1).numpy()
 
@@ -95,16 +96,9 @@ def model_key(pairs: list[Pair], training: TrainingSettings = SETTINGS) -> str:
     digest = hashlib.sha256()
     digest.update(f"format={MODEL_FORMAT};threads={TRAINING_THREADS};torch={torch.__version__}".encode())
     digest.update(json.dumps(asdict(training), sort_keys=True).encode())
-    digest.update(_minilm_identity().encode())
+    digest.update(minilm_identity().encode())
     digest.update(pairs_digest(pairs).encode())
     return digest.hexdigest()[:20]
-
-
-def _minilm_identity() -> str:
-    try:
-        return packages.minilm_weights().identity
-    except Exception:  # an unusual install still gets a working (if less precisely keyed) cache
-        return "unknown"
 
 
 def model_folder(key: str) -> Path:
@@ -165,15 +159,7 @@ def load_cached(key: str, training: TrainingSettings = SETTINGS) -> StanceModel 
     if set(weights) != expected:
         return None
     model.load_state_dict(weights, strict=False)
-    return StanceModel(model, tokenizer, key, training.max_tokens)
-
-
-def _manifest(key: str) -> dict:
-    """What was recorded when the cached model was trained (its seconds, weights digest, settings)."""
-    try:
-        return json.loads((model_folder(key) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    return StanceModel(model, tokenizer, key, training.max_tokens, manifest)
 
 
 def _save(key: str, model: BertForSequenceClassification, facts: dict) -> None:
@@ -181,12 +167,9 @@ def _save(key: str, model: BertForSequenceClassification, facts: dict) -> None:
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()
              if name in set(_trained_names(model))}
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".stance.", dir=folder)
-        os.close(handle)
-        save_file(state, temporary)
-        os.replace(temporary, folder / "stance.safetensors")
-        (folder / "manifest.json").write_text(json.dumps({"key": key, **facts}, indent=1))
+        write_atomically(folder / "stance.safetensors", lambda name: save_file(state, name))
+        manifest = json.dumps({"key": key, **facts}, indent=1)
+        write_atomically(folder / "manifest.json", lambda name: Path(name).write_text(manifest))
     except OSError:
         pass  # a read-only cache costs a retraining next time, not an error
 
@@ -272,14 +255,15 @@ def _frozen_outputs(model: BertForSequenceClassification, tokenizer, pairs: list
 
 
 def build(bank: Bank, training: TrainingSettings = SETTINGS,
-          progress: Progress = lambda message, fraction: None) -> tuple[StanceModel, dict]:
+          progress: Progress = lambda message, fraction: None,
+          statements: list[Statement] | None = None) -> tuple[StanceModel, dict]:
     """The bank's stance model: from the cache when it matches, else trained now and cached.
     Returns the model and facts about it (key, pairs, seconds, whether it was trained now)."""
-    pairs = training_pairs(vetted_statements(bank))
+    pairs = training_pairs(statements if statements is not None else vetted_statements(bank))
     key = model_key(pairs, training)
     cached = load_cached(key, training)
     if cached is not None:
-        return cached, {**_manifest(key), "key": key, "pairs": len(pairs), "trained_now": False}
+        return cached, {**cached.facts, "key": key, "pairs": len(pairs), "trained_now": False}
     started = time.perf_counter()
     model = train(pairs, training, progress)
     facts = {"pairs": len(pairs), "seconds": round(time.perf_counter() - started, 1),
