@@ -1,17 +1,18 @@
 """The KV cache holds past keys and values, not queries; caching them changes nothing but rounding.
 
-SmolLM2 generates a few tokens with its KV cache (`Runtime.generate`). At each step we record,
-in every layer, what the attention call receives: the keys and values of every cached position
-(these tensors are the cache's own contents) and the queries of the tokens fed in at that step.
-After the first step only the new token's query is there: a past token's query already did its
-one job, scoring the keys before it, and its row of weights can never change under the causal
-mask, so nothing keeps it. The cache grows by 2 × layers × key/value heads × d_head numbers per
-token (11,520 floats = 46,080 bytes in float32 for SmolLM2), read here from the model's shape
-and checked against the tensors held.
+SmolLM2 generates a few tokens with its KV cache (`Runtime.generate`). After each step we count
+every number held by every tensor of the cache object itself (`runtime.cache_tensors`), and at the
+end list those tensors: one key tensor and one value tensor per layer, nothing shaped like a query.
+We also record the queries that the attention receives: after the first step only the new token's
+query is there. A past token's query already did its one job, scoring the keys before it, and its
+row of weights can never change under the causal mask, so nothing keeps it. The cache grows by
+2 × layers × key/value heads × d_head numbers per token (11,520 floats = 46,080 bytes in float32
+for SmolLM2), read here from the model's shape and checked against the tensors held.
 
-Then one pass over the same tokens without a cache recomputes every key and value at once.
-The cached ones, computed one token at a time, agree with it up to float32 rounding: the
-cache is a saving of work, not an approximation.
+Then one pass over the same tokens without a cache recomputes every key, value and next-token
+logit at once. The cached keys and values, computed one token at a time, agree with it within
+numerics.KEY_VALUE_NOISE, and so do the next-token logits of every step within numerics.LOGIT_NOISE:
+the cache is a saving of work, not an approximation.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
 from kqv_demo.markup import literal
 from kqv_demo.trace import token_display
 
-FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23
 ZERO_AT = 1e-9  # where a difference of exactly 0 is drawn on the log scale
+CACHED = ("keys", "values")  # the names of the tensors a transformers cache layer holds
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,18 @@ class KVCacheContents:
     bytes_per_number: int  # of the cached tensors' dtype (float32: 4)
     context_length: int  # the longest context SmolLM2 takes (config.max_position_embeddings)
     cache_lengths: list[int]  # positions in the cache after each step (from the cache itself)
-    key_shapes: list[tuple[int, ...]]  # per step: one layer's cached keys [kv_heads, positions, d_head]
-    shapes_agree: bool  # every layer's keys and values had that shape at every step
-    numbers_held: list[int]  # per step: all cached keys and values of all layers, counted
+    key_shapes: list[tuple[int, ...]]  # per step: layer 0's keys as the attention received them [kv_heads, positions, d_head]
+    numbers_held: list[int]  # per step: every number of every tensor the cache object holds
+    cache_held: dict[str, tuple[int, ...]]  # after the last step: each tensor of the cache object, by path, its shape
     query_rows: list[int]  # per step: positions whose queries the attention received
     compared_positions: int  # cached positions also in the recomputation (the same tokens)
     generated_compared: int  # of them, positions cached one generation step at a time
     key_diff: np.ndarray  # [layers] max |cached − recomputed| / max |recomputed| of the keys
     value_diff: np.ndarray  # [layers] the same for the values
-    bound: np.ndarray  # [layers] float32 bound on those relative differences
+    bound: float  # numerics.KEY_VALUE_NOISE: how far two kernels' keys or values may differ, relatively
+    logit_diff: np.ndarray  # [steps compared] max |Δ| of the next-token logits, cached vs recomputed
+    probability_diff: np.ndarray  # [steps compared] max |Δ| of the next-token probabilities
+    logit_bound: float  # numerics.LOGIT_NOISE
 
     @property
     def numbers_per_token(self) -> int:
@@ -69,8 +74,15 @@ class KVCacheContents:
         return self.n_layers * self.n_heads * self.d_head
 
     @property
+    def holds_only_keys_and_values(self) -> bool:
+        """The cache object holds one key and one value tensor per layer, each [1, kv_heads, positions, d_head]."""
+        wanted = {f"layers.{layer}.{name}" for layer in range(self.n_layers) for name in CACHED}
+        shape = (1, self.n_kv_heads, self.cache_lengths[-1], self.d_head)
+        return set(self.cache_held) == wanted and all(held == shape for held in self.cache_held.values())
+
+    @property
     def sizes_match(self) -> bool:
-        return self.shapes_agree and all(
+        return self.holds_only_keys_and_values and all(
             held == length * self.numbers_per_token for held, length in zip(self.numbers_held, self.cache_lengths)
         )
 
@@ -82,57 +94,50 @@ class KVCacheContents:
     def matches_recomputation(self) -> bool:
         return bool((self.key_diff <= self.bound).all() and (self.value_diff <= self.bound).all())
 
-
-def recompute_bound(layer: int, config, n_tokens: int) -> float:
-    """How far (relative to the largest entry) a key or value of `layer` computed in two float32 passes by
-    different kernels may differ. First-order worst case (Higham 2002, §3.1): two evaluations of an inner
-    product of length n differ by at most n·EPS times the sum of its terms' magnitudes; along the way from
-    the token embedding to this layer's key, every block adds the inner products of its two RMSNorms, the
-    q/k/v projections, the scores, the softmax sum and weights @ V over the T keys, o_proj, gate/up and down;
-    then this layer's norm and projection, and RoPE's few roundings. It assumes that a block does not amplify
-    a relative error in the residual stream and that no sum cancels heavily: a yardstick, not a proof. The
-    measured differences stay about 10⁴ times below it on the AVX-512, AVX2 and plain-code paths."""
-    d_model, d_head, d_mlp = config.hidden_size, config.head_dim, config.intermediate_size
-    heads_width = config.num_attention_heads * d_head
-    block_path = 2 * d_model + d_model + d_head + 2 * n_tokens + heads_width + d_model + d_mlp
-    return FLOAT32_EPS * (layer * block_path + 2 * d_model + 4)
+    @property
+    def same_predictions(self) -> bool:
+        return len(self.logit_diff) > 0 and bool((self.logit_diff <= self.logit_bound).all())
 
 
-def _relative_diff(cached: torch.Tensor, recomputed: torch.Tensor) -> float:
+def relative_diff(cached: torch.Tensor, recomputed: torch.Tensor) -> float:
+    """max |cached − recomputed| / max |recomputed|: the measure numerics.KEY_VALUE_NOISE bounds."""
     scale = float(recomputed.abs().max())
     return float((cached - recomputed).abs().max()) / scale if scale else 0.0
 
 
+def differences(cache: dict[str, torch.Tensor], full, positions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer, `relative_diff` of the cached keys and of the cached values (`Runtime.cache_tensors`) against
+    those that the pass without a cache (`full`, a Trace) computed, over the first `positions` positions."""
+    def per_layer(name: str, hook: str) -> np.ndarray:
+        return np.array([relative_diff(cache[f"layers.{layer}.{name}"][0, :, :positions],
+                                       full[f"blocks.{layer}.attn.{hook}"][:, :positions])
+                         for layer in range(full.model.n_layers)])
+
+    return per_layer("keys", "k"), per_layer("values", "v")
+
+
 def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
     shape = runtime.smollm2.shape
-    layers = range(shape.n_layers)
-    wanted = {f"blocks.{layer}.attn.{name}" for layer in layers for name in ("q", "k", "v")}
-    ids, truncation, records = runtime.generate(prompt, steps, names_filter=lambda name: name in wanted)
+    recorded = ("blocks.0.attn.q", "blocks.0.attn.k")  # one layer shows what the attention receives per step
+    ids, truncation, records = runtime.generate(prompt, steps, names_filter=lambda name: name in recorded,
+                                                keep_cache=True)
     tokenizer = runtime.smollm2.tokenizer
-
-    key_shapes, agree, held, query_rows = [], True, [], []
-    for step in records:
-        cached = [(step.activations[f"blocks.{layer}.attn.k"], step.activations[f"blocks.{layer}.attn.v"])
-                  for layer in layers]
-        first = tuple(cached[0][0].shape)
-        agree = agree and all(tuple(k.shape) == first == tuple(v.shape) for k, v in cached)
-        key_shapes.append(first)
-        held.append(sum(k.numel() + v.numel() for k, v in cached))
-        query_rows.append(int(step.activations["blocks.0.attn.q"].shape[1]))
+    cache = records[-1].cache
 
     # The cache after the last step holds the prompt and every generated token but the last (never fed back).
     cached_ids = ids + [step.token_id for step in records[:-1]]
     text = tokenizer.decode(cached_ids, clean_up_tokenization_spaces=False)
     full = runtime.trace(text, names_filter=lambda name: name.endswith((".attn.k", ".attn.v")),
-                         max_tokens=len(cached_ids))
+                         max_tokens=len(cached_ids), all_logits=True)
     same = 0  # the recomputation reads the same tokens up to here (re-tokenizing text can merge tokens)
     while same < min(len(cached_ids), full.n_tokens) and cached_ids[same] == full.token_ids[same]:
         same += 1
-    last = records[-1].activations
-    key_diff = [_relative_diff(last[f"blocks.{layer}.attn.k"][:, :same], full[f"blocks.{layer}.attn.k"][:, :same])
-                for layer in layers]
-    value_diff = [_relative_diff(last[f"blocks.{layer}.attn.v"][:, :same], full[f"blocks.{layer}.attn.v"][:, :same])
-                  for layer in layers]
+    key_diff, value_diff = differences(cache, full, same)
+    # Step i chose its token from the logits after position len(ids) − 1 + i: compare those the recomputation read.
+    compared = [(step.logits, full.logits[len(ids) - 1 + i]) for i, step in enumerate(records) if len(ids) + i <= same]
+    logit_diff = [float((cached - recomputed).abs().max()) for cached, recomputed in compared]
+    probability_diff = [float((torch.softmax(cached, -1) - torch.softmax(recomputed, -1)).abs().max())
+                        for cached, recomputed in compared]
     config = runtime.smollm2.model.config
     return KVCacheContents(
         truncation=truncation.message if truncation else None,
@@ -142,18 +147,21 @@ def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
         n_heads=shape.n_heads,
         n_kv_heads=shape.n_kv_heads,
         d_head=shape.d_head,
-        bytes_per_number=last["blocks.0.attn.k"].element_size(),
+        bytes_per_number=cache["layers.0.keys"].element_size(),
         context_length=config.max_position_embeddings,
         cache_lengths=[step.cache_length for step in records],
-        key_shapes=key_shapes,
-        shapes_agree=agree,
-        numbers_held=held,
-        query_rows=query_rows,
+        key_shapes=[tuple(step.activations["blocks.0.attn.k"].shape) for step in records],
+        numbers_held=[step.cache_numbers for step in records],
+        cache_held={name: tuple(tensor.shape) for name, tensor in cache.items()},
+        query_rows=[int(step.activations["blocks.0.attn.q"].shape[1]) for step in records],
         compared_positions=same,
         generated_compared=max(0, same - len(ids)),
-        key_diff=np.array(key_diff),
-        value_diff=np.array(value_diff),
-        bound=np.array([recompute_bound(layer, config, len(cached_ids)) for layer in layers]),
+        key_diff=key_diff,
+        value_diff=value_diff,
+        bound=numerics.KEY_VALUE_NOISE,
+        logit_diff=np.array(logit_diff),
+        probability_diff=np.array(probability_diff),
+        logit_bound=numerics.LOGIT_NOISE,
     )
 
 
@@ -188,14 +196,14 @@ def _sizes(result: KVCacheContents) -> alt.Chart:
 
 
 def _agreement(result: KVCacheContents) -> alt.LayerChart:
-    """Per layer: cached vs recomputed, relative difference on a log scale, under the float32 bound."""
+    """Per layer: cached vs recomputed, relative difference on a log scale, under the float32 bound
+    (what two CPUs' kernels may give; a half-precision cache would be above it)."""
     rows = []
     for layer in range(result.n_layers):
         for part, values in (("keys", result.key_diff), ("values", result.value_diff)):
             value = float(values[layer])
             rows.append({"layer": layer, "what": part, "difference": max(value, ZERO_AT), "exact": value})
-        rows.append({"layer": layer, "what": "float32 bound", "difference": float(result.bound[layer]),
-                     "exact": float(result.bound[layer])})
+        rows.append({"layer": layer, "what": "float32 bound", "difference": result.bound, "exact": result.bound})
     data = pd.DataFrame(rows)
     kinds = ["keys", "values", "float32 bound"]
     base = alt.Chart(data, title=alt.TitleParams(
@@ -247,7 +255,8 @@ def explain(result: KVCacheContents) -> str:
         "A past query's weights can never change under the causal mask, so it is never needed again. Recomputed "
         f"without a cache, the same {result.compared_positions} positions ({result.generated_compared} cached one "
         f"step at a time) give the same keys and values up to float32 rounding: at most {worst:.0e} of the largest "
-        f"entry, under the bound of {float(result.bound.min()):.0e} to {float(result.bound.max()):.0e}."
+        f"entry, under the bound of {result.bound:.0e}; each step's next-token logits by at most "
+        f"{float(result.logit_diff.max()):.0e} (bound {result.logit_bound:.0e}): the same predictions."
     )
 
 
@@ -258,11 +267,12 @@ def headline(result: KVCacheContents) -> list[tuple[str, str]]:
         (f"Cache after step {len(result.generated)}", _size(result.cache_lengths[-1] * result.bytes_per_token)),
         ("Queries kept", "0"),
         ("Cached vs recomputed (relative)", f"{worst:.0e}"),
+        ("Next-token probabilities, max change", f"{float(result.probability_diff.max()):.0e}"),
     ]
 
 
 def status(result: KVCacheContents) -> tuple[bool, str]:
-    if result.sizes_match and result.only_new_queries and result.matches_recomputation:
+    if result.sizes_match and result.only_new_queries and result.matches_recomputation and result.same_predictions:
         return True, "The cache holds exactly the past keys and values, no queries, equal to a recomputation."
     return False, "The cache did not hold what is described here: please report this."
 
@@ -272,15 +282,16 @@ def details(result: KVCacheContents) -> str:
         "$$\\text{cache per token} = 2 \\times L \\times H_{kv} \\times d_{head} = 2 \\times "
         f"{result.n_layers} \\times {result.n_kv_heads} \\times {result.d_head} = {result.numbers_per_token}$$\n\n"
         "```python\n"
-        f"ids, _, steps = runtime.generate(prompt, {len(result.generated)}, names_filter=...)\n"
-        f"steps[-1].activations['blocks.0.attn.k'].shape   # {list(result.key_shapes[-1])}: the cache of layer 0\n"
+        f"ids, _, steps = runtime.generate(prompt, {len(result.generated)}, names_filter=..., keep_cache=True)\n"
+        f"steps[-1].cache['layers.0.keys'].shape   # {[1, *result.key_shapes[-1]]}: the cache of layer 0\n"
         f"steps[-1].activations['blocks.0.attn.q'].shape   # [{result.n_heads}, {result.query_rows[-1]}, "
         f"{result.d_head}]: only the new token\n"
-        "full = runtime.trace(text_of_the_same_tokens)      # no cache: every key again\n"
+        "full = runtime.trace(text_of_the_same_tokens, all_logits=True)   # no cache: every key again\n"
         "```\n\n"
-        "The float32 bound per layer is a first-order worst case: each inner product of length n on the path "
-        "from the embedding to that layer's key may round by n·EPS of its terms' size (Higham 2002, §3.1), "
-        f"summed over the blocks before it (EPS = {FLOAT32_EPS:.2e})."
+        f"The bound, {result.bound:.0e} of the largest entry, is what two CPUs' float32 kernels can differ by "
+        "(measured on four kernel sets with a margin of 14); a cache rounded to half precision (fp16) would "
+        f"exceed it in every layer. The logits' bound, {result.logit_bound:.0e}, is the app's bound for "
+        "any two passes over the same tokens."
     )
 
 

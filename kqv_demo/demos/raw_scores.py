@@ -19,12 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
-
-FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23; a float32 operation rounds by at most EPS/2
-SIDE_BY_SIDE_LABEL_PX = 16  # a token label on the query axis needs about this much height
-LABEL_CHAR_PX = 7  # width of one character of an axis label (10 px sans-serif), with room to spare
 
 
 @dataclass(frozen=True)
@@ -67,32 +64,11 @@ class RawScores:
         return self.shift_max_diff <= self.shift_bound and self.by_hand_max_diff <= self.by_hand_bound
 
 
-def softmax_bound(n_tokens: int, score_noise: float) -> float:
-    """The most two float32 softmaxes over `n_tokens` scores can differ in any weight when their scores
-    differ by at most `score_noise`: a weight p_j moves by p_j·(Δs_j − Σ_k p_k Δs_k), at most
-    2·score_noise·p_j; each side also rounds in exp, the sum of n terms and the division, by up to
-    (n + 3)·EPS·p_j (Higham 2002, §3.1). Both terms are relative to p_j ≤ 1."""
-    return 2 * score_noise + 2 * (n_tokens + 3) * FLOAT32_EPS
-
-
 def shift_score_noise(max_abs_score: float, shift: float) -> float:
     """How far the rounded scores seen by the two softmaxes can be from an exact shift: s + c rounds by
     EPS/2·(|s| + |c|), and each softmax's own max-subtraction s_j − max_k s_k rounds by EPS/2 times the
     row's range (at most 2·max|s|) on each side."""
-    return FLOAT32_EPS / 2 * (max_abs_score + abs(shift)) + 2 * FLOAT32_EPS * max_abs_score
-
-
-def by_hand_score_noise(q: torch.Tensor, k: torch.Tensor) -> float:
-    """The model's eager attention and the hook compute q·kᵀ·(1/√d) with different calls: two float32 dot
-    products of length d differ by at most d·EPS·Σ|q_i||k_i| (then scaled by 1/√d)."""
-    magnitude = float((q.double().abs() @ k.double().abs().T).max())
-    return q.shape[-1] * FLOAT32_EPS * magnitude / math.sqrt(q.shape[-1])
-
-
-def row_sum_bound(n_tokens: int) -> float:
-    """How far the float32 sum of a float32 softmax's `n_tokens` weights can be from 1: the normaliser and
-    the re-summation each round by up to (n − 1)·EPS/2 relatively, the reciprocal and the product once."""
-    return (n_tokens + 2) * FLOAT32_EPS
+    return numerics.EPS / 2 * (max_abs_score + abs(shift)) + 2 * numerics.EPS * max_abs_score
 
 
 def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawScores:
@@ -133,23 +109,13 @@ def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawSco
         weight_max=float(seen_weights.max()),
         underflowed=int((seen_weights == 0).sum()),
         row_sum_error=float((weights.sum(-1) - 1).abs().max()),
-        row_sum_bound=row_sum_bound(n),
+        row_sum_bound=numerics.sums_to_one_noise(n),
         by_hand_max_diff=float((by_hand - weights).abs().max()),
-        by_hand_bound=softmax_bound(n, by_hand_score_noise(q, k)),
+        by_hand_bound=numerics.attention_weights_noise(q, k),
         shift=shift,
         shift_max_diff=float((shifted - by_hand).abs().max()),
-        shift_bound=softmax_bound(n, shift_score_noise(max_abs, shift)),
+        shift_bound=numerics.softmax_noise(n, shift_score_noise(max_abs, shift)),
     )
-
-
-def pair_size(n_tokens: int, longest_label: int) -> int | None:
-    """Side of each of two maps side by side within the page's ~800 px: each map also needs its query
-    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px.
-    None when that leaves less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the
-    other, at the usual size."""
-    room = (800 - 60) // 2 - 30 - LABEL_CHAR_PX * longest_label
-    size = min(charts.attention_map_size(n_tokens), charts.PAIR_SIDE_BY_SIDE_MAX, room)
-    return size if size >= SIDE_BY_SIDE_LABEL_PX * n_tokens else None
 
 
 def _score_map(result: RawScores, size: int) -> alt.LayerChart:
@@ -176,7 +142,7 @@ def _score_map(result: RawScores, size: int) -> alt.LayerChart:
 
 def chart(result: RawScores) -> alt.HConcatChart | alt.VConcatChart:
     """Raw scores and the softmax weights made of them, each on its own colour scale."""
-    side = pair_size(len(result.tokens), max(len(label) for label in result.tokens))
+    side = charts.pair_size(len(result.tokens), max(len(label) for label in result.tokens))
     size = side or charts.attention_map_size(len(result.tokens))
     weights = charts.attention_heatmap(result.weights, result.tokens, "After softmax: the weights", size)
     maps = (alt.hconcat if side else alt.vconcat)(_score_map(result, size), weights)

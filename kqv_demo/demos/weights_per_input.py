@@ -5,7 +5,7 @@ words the two sentences share, we compare the weight that the same query word gi
 same key word: a learned table of weights would give the same number in both sentences,
 but the weights are softmax(q·k/√d) of queries and keys computed from each sentence's
 own hidden states, so they differ. What is learned, W_Q and W_K of that layer, is one
-tensor each, used for both sentences and unchanged by the pass (same storage, same
+tensor each, used for both sentences and unchanged by the pass (same
 BLAKE3 digest before and after); its shape does not depend on the input, while the
 weights form a T × T matrix for a T-token input. Each row of weights sums to 1.
 """
@@ -15,23 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import altair as alt
-import blake3
 import numpy as np
 import torch
 
+from kqv_demo import numerics, settings
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param, check_layer_head
 from kqv_demo.errors import UserInputError
 from kqv_demo.markup import literal
+from kqv_demo.runtime import hashes_digest, tensor_hash
 from kqv_demo.trace import token_display
 
-FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23
-SIDE_BY_SIDE_LABEL_PX = 16  # a token label on the query axis needs about this much height
-LABEL_CHAR_PX = 7  # width of one character of an axis label (10 px sans-serif), with room to spare
-# Between two passes by different kernels (another CPU, a packed pass) SmolLM2's logits move by at most
-# 1e-3 (the README's bound), so a softmax weight p by at most 2·1e-3·p(1 − p) ≤ 5e-4; attention weights come
-# from shallower in the model. A difference of 1e-2, twenty times that, is a different weight, not rounding.
-DIFFERENT_WEIGHT = 1e-2
+# Twenty times the most an attention weight can move between two passes by different kernels (another CPU,
+# a packed pass), at its worst (p = 1/2, the longest prompt): a larger difference is a different weight.
+DIFFERENT_WEIGHT = 20 * float(numerics.weight_noise(0.5, settings.MAX_PROMPT_TOKENS))
 
 
 @dataclass(frozen=True)
@@ -66,9 +63,8 @@ class WeightsPerInput:
     row_sum_bound: float  # float32 bound for that error at the longer sentence's length
     w_q_shape: tuple[int, ...]
     w_k_shape: tuple[int, ...]
-    digest_before: str  # BLAKE3 of this layer's W_Q and W_K bytes, before the pass
+    digest_before: str  # BLAKE3 of this layer's W_Q and W_K (names and bytes), before the pass
     digest_after: str  # ... and after it
-    same_storage: bool  # W_Q and W_K are at the same memory address before and after the pass
 
     @property
     def max_difference(self) -> float:
@@ -84,14 +80,7 @@ class WeightsPerInput:
 
     @property
     def learned_unchanged(self) -> bool:
-        return self.same_storage and self.digest_before == self.digest_after
-
-
-def row_sum_bound(n_tokens: int) -> float:
-    """How far the float32 sum of a float32 softmax's `n_tokens` weights can be from 1: the normaliser
-    and the re-summation each round by up to (n − 1)·EPS/2 relatively, the reciprocal and the product
-    once each (Higham 2002, §3.1)."""
-    return (n_tokens + 2) * FLOAT32_EPS
+        return self.digest_before == self.digest_after
 
 
 def _once(tokens: list[str]) -> dict[str, int]:
@@ -115,23 +104,25 @@ def _shared_pairs(tokens_a: list[str], tokens_b: list[str], weights_a: torch.Ten
     return shared, pairs
 
 
-def _learned_digest(w_q: torch.Tensor, w_k: torch.Tensor) -> str:
-    hasher = blake3.blake3()
-    for weight in (w_q, w_k):
-        hasher.update(memoryview(weight.contiguous().numpy()).cast("B"))
-    return hasher.hexdigest()
+def learned_digest(named: dict[str, torch.Tensor]) -> str:
+    """One BLAKE3 digest of these weights' names and bytes (runtime.tensor_hash each, as the model's own
+    weight hashes), so it can be compared with runtime.parameter_hashes."""
+    return hashes_digest({name: tensor_hash(name, tensor) for name, tensor in named.items()})
+
+
+def _learned(runtime, layer: int) -> dict[str, torch.Tensor]:
+    names = [f"model.layers.{layer}.self_attn.{projection}.weight" for projection in ("q_proj", "k_proj")]
+    return {name: runtime.parameter(name) for name in names}
 
 
 def compute(runtime, prompt: str, other: str, layer: int, head: int) -> WeightsPerInput:
     shape = runtime.smollm2.shape
     check_layer_head(shape, layer, head)
-    w_q = runtime.parameter(f"model.layers.{layer}.self_attn.q_proj.weight")
-    w_k = runtime.parameter(f"model.layers.{layer}.self_attn.k_proj.weight")
-    before, addresses = _learned_digest(w_q, w_k), (w_q.data_ptr(), w_k.data_ptr())
+    learned = _learned(runtime, layer)
+    before = learned_digest(learned)
+    w_q, w_k = learned.values()
     name = f"blocks.{layer}.attn.pattern"
     trace_a, trace_b = runtime.trace_batch([prompt, other], names_filter=lambda hook: hook == name)
-    w_q_after = runtime.parameter(f"model.layers.{layer}.self_attn.q_proj.weight")
-    w_k_after = runtime.parameter(f"model.layers.{layer}.self_attn.k_proj.weight")
     weights_a, weights_b = trace_a[name][head], trace_b[name][head]
     shared, pairs = _shared_pairs(trace_a.tokens, trace_b.tokens, weights_a, weights_b)
     if not pairs:
@@ -155,29 +146,18 @@ def compute(runtime, prompt: str, other: str, layer: int, head: int) -> WeightsP
         pairs=pairs,
         identical_inputs=trace_a.token_ids == trace_b.token_ids,
         row_sum_error=row_error,
-        row_sum_bound=row_sum_bound(max(trace_a.n_tokens, trace_b.n_tokens)),
+        row_sum_bound=numerics.sums_to_one_noise(max(trace_a.n_tokens, trace_b.n_tokens)),
         w_q_shape=tuple(w_q.shape),
         w_k_shape=tuple(w_k.shape),
         digest_before=before,
-        digest_after=_learned_digest(w_q_after, w_k_after),
-        same_storage=addresses == (w_q_after.data_ptr(), w_k_after.data_ptr()),
+        digest_after=learned_digest(_learned(runtime, layer)),
     )
-
-
-def pair_size(n_tokens: int, longest_label: int) -> int | None:
-    """Side of each of two maps side by side within the page's ~800 px: each map also needs its query
-    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px.
-    None when that leaves less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the
-    other, at the usual size."""
-    room = (800 - 60) // 2 - 30 - LABEL_CHAR_PX * longest_label
-    size = min(charts.attention_map_size(n_tokens), charts.PAIR_SIDE_BY_SIDE_MAX, room)
-    return size if size >= SIDE_BY_SIDE_LABEL_PX * n_tokens else None
 
 
 def chart(result: WeightsPerInput) -> alt.HConcatChart | alt.VConcatChart:
     """The two attention maps of the same layer and head, on one colour scale."""
     n_tokens = max(len(result.tokens_a), len(result.tokens_b))
-    side = pair_size(n_tokens, max(len(label) for label in result.tokens_a + result.tokens_b))
+    side = charts.pair_size(n_tokens, max(len(label) for label in result.tokens_a + result.tokens_b))
     size = side or charts.attention_map_size(n_tokens)
     where = f"layer {result.layer}, head {result.head}"
     first = charts.attention_heatmap(result.weights_a, result.tokens_a, f"First sentence ({where})", size)
