@@ -11,7 +11,7 @@ REQS   := requirements.txt requirements-models.txt requirements-dev.txt
 REQS_HASH := $(shell cat $(REQS) | sha256sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(REQS_HASH)
 
-.PHONY: setup run test doctor bench clean
+.PHONY: setup stance run test doctor bench clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,15 @@ $(STAMP): $(REQS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: setup
+# The chat's stance model is trained from the bank (about 25 minutes on 2 cores, once per bank change; cached by a hash of
+# the bank, the settings and MiniLM, so a second `make` reuses it).
+stance: setup
+	$(PY) -m kqv_demo build-stance
+
+run: setup stance
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: setup
+test: setup stance
 	$(PY) -m pytest
 
 doctor: setup
@@ -50,10 +55,11 @@ clean:
 # The tests: every one that compares model numbers with a tolerance or quotes them (not the CLI, chart, depth
 # table and query-count tests, which compare none; not the `slow` ones, which start subprocesses).
 CPU_PATH_DEMOS := attention_by_hand attention_sinks causal_vs_bidirectional confidence context_effect \
-	dot_product_not_kl fixed_depth heads_in_parallel keys_are_computed kv_cache logit_lens no_bias_concepts \
-	no_learning one_attention_pass shared_neighbours soft_lookup values_not_text
+	dot_product_not_kl fixed_depth heads_differ heads_in_parallel keys_are_computed kv_cache kv_cache_contents \
+	logit_lens no_bias_concepts no_learning one_attention_pass raw_scores shared_neighbours soft_lookup \
+	values_not_text weights_per_input
 CPU_PATH_TESTS := tests/test_numerics.py $(CPU_PATH_DEMOS:%=tests/demos/test_%.py) tests/content/test_evidence.py \
-	tests/content/test_true_statements.py tests/quiz/test_predictions.py tests/test_runtime.py tests/test_hooks.py
+	tests/content/test_true_statements.py tests/content/test_review_fixes.py tests/quiz/test_predictions.py tests/test_runtime.py tests/test_hooks.py
 MKL_AS_ON_INTEL := $(VENV)/mkl_as_on_intel.so
 
 .PHONY: test-cpu-paths

@@ -227,6 +227,28 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_stance(args: argparse.Namespace) -> int:
+    """Train the chat's stance model from the bank (once per bank change; the cache makes reruns instant)."""
+    from kqv_demo.content.loader import load_bank
+    from kqv_demo.explainer.stance_model import build
+
+    bank = load_bank(dialogue=False)
+    last = [-1.0]
+
+    def progress(message: str, fraction: float) -> None:
+        if fraction - last[0] >= 0.05 or fraction >= 1.0:
+            last[0] = fraction
+            print(message, file=sys.stderr, flush=True)
+
+    _model, facts = build(bank, progress=progress)
+    if args.json:
+        print(json.dumps(facts, indent=1))
+    else:
+        how = f"trained now in {facts['seconds']} s" if facts["trained_now"] else "already built (cached)"
+        print(f"stance model {facts['key']}: {facts['pairs']} training pairs from the bank, {how}")
+    return 0
+
+
 def _stress(args: argparse.Namespace) -> int:
     from kqv_demo.stress import reliability
 
@@ -289,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--eval", metavar="YAML", help="score a labelled message set (the dev set's format)")
     ask.add_argument("--small-model", action="store_true", help="print SmolLM2's raw, unvetted answer instead")
     ask.set_defaults(run=_ask)
+
+    stance = commands.add_parser("build-stance", help="train the chat's stance model from the bank (cached by its hash)")
+    stance.add_argument("--json", action="store_true", help="print the model's facts as JSON")
+    stance.set_defaults(run=_build_stance)
 
     class30 = commands.add_parser("class30", add_help=False,
                                   help="load test: simulated students play a class round at once (class30 --help)")

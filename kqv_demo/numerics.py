@@ -153,3 +153,13 @@ def rounding_margin(value: float, decimals: int) -> float:
     unit = 10.0 ** -decimals
     scaled = float(value) / unit
     return float(abs(scaled - (math.floor(scaled) + 0.5)) * unit)
+
+
+KEY_VALUE_NOISE = 1e-4
+"""Largest relative difference max|Δ|/max|entry| in a key or a value of SmolLM2 (any layer, all positions)
+between two passes by different kernels: generated one token at a time with a KV cache and recomputed in
+one pass without it (kqv_demo/demos/kv_cache_contents.py), on each of the four kernel sets of
+`make test-cpu-paths`, for 1 to 201 prompt tokens and 4 to 20 steps: at most 6.9e-6 (MKL's Intel path),
+so 1e-4 leaves a factor of 14. A cache
+kept in half precision could not pass: fp16 rounds each entry by up to 2**-11 of itself, which for the
+largest entries is at least 2**-12 = 2.4e-4 of the largest one (bf16: 2**-9 = 2.0e-3)."""

@@ -31,7 +31,7 @@ class Limit:
     name: str
     burst: int  # requests a session may make at once
     every_seconds: float  # then one more each time this much time has passed
-    template: str = "You are sending requests faster than I can answer; wait {wait}."
+    template: str  # what the learner is told; "{wait}" becomes "3 seconds"
 
     def message(self, wait_seconds: float) -> str:
         """What the learner is told: the template with the wait rounded up ("wait 3 seconds")."""
@@ -67,12 +67,6 @@ class RateLimiter:
                 bucket.tokens -= cost
                 return 0.0
             return (cost - bucket.tokens) * self.limit.every_seconds
-
-    def wait_seconds(self, session: str, cost: float = 1.0) -> float:
-        """The seconds until `session` may spend `cost` (0.0: now), spending nothing."""
-        with self._lock:
-            bucket = self._refilled(session)
-            return max(0.0, (cost - bucket.tokens) * self.limit.every_seconds)
 
     def _refilled(self, session: str) -> _Bucket:
         now = self._clock()

@@ -16,6 +16,7 @@ no request keeps the other learners waiting for all of its work.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -98,6 +99,9 @@ class GenerationStep:
     cache_length: int  # positions held in the KV cache after this step
     activations: dict[str, torch.Tensor]  # hook points recorded during this step (names_filter)
     side_logits: torch.Tensor | None = None  # first step only, with generate(side_branch=...)
+    logits: torch.Tensor | None = None  # [vocab] the next-token logits this token was chosen from (no temperature)
+    cache_numbers: int = 0  # numbers held by all the tensors of the KV cache object after this step
+    cache: dict[str, torch.Tensor] | None = None  # last step, with generate(keep_cache=True): `cache_tensors`
 
 
 @dataclass
@@ -255,6 +259,7 @@ class Runtime:
         names_filter: NamesFilter | None = None,
         max_tokens: int = settings.MAX_PROMPT_TOKENS,
         side_branch: list[int] | None = None,
+        keep_cache: bool = False,
     ) -> tuple[list[int], Truncation | None, list[GenerationStep]]:
         """Generate token by token with a KV cache (greedy when temperature is 0).
 
@@ -263,6 +268,7 @@ class Runtime:
         `side_branch`: token ids also read in the first pass, after the prompt, in a branch that the
         generation never sees (tree mask, as in `branch_logits`; the cache drops them afterwards);
         their next-token logits [len(side_branch), vocab] are in the first step's `side_logits`.
+        `keep_cache`: the last step also holds every tensor of the KV cache object (`cache_tensors`).
         """
         from transformers import DynamicCache
 
@@ -292,13 +298,16 @@ class Runtime:
                 else:
                     probabilities = torch.softmax(logits, dim=-1)
                     chosen = int(probabilities.argmax())
+            held = sum(tensor.numel() for tensor in cache_tensors(cache).values())
             steps.append(GenerationStep(
                 chosen, tokenizer.decode([chosen]), float(probabilities[chosen]),
-                cache.get_seq_length(), activations, side_logits,
+                cache.get_seq_length(), activations, side_logits, logits, held,
             ))
             if chosen == tokenizer.eos_token_id:
                 break
             inputs = torch.tensor([[chosen]])
+        if keep_cache:  # the tensors as they are now (a copy of the dict, not of the numbers)
+            steps[-1] = dataclasses.replace(steps[-1], cache=cache_tensors(cache))
         return ids, truncation, steps
 
     def parameter_hashes(self, model: str = SMOLLM2) -> dict[str, bytes]:
@@ -424,20 +433,47 @@ def _reference_logits(model: torch.nn.Module, tokenizer: transformers.PreTrained
         return model(torch.tensor([ids]), use_cache=False, logits_to_keep=1).logits[0, -1].clone()
 
 
+def cache_tensors(cache: object) -> dict[str, torch.Tensor]:
+    """Every tensor a transformers cache object holds, by attribute path (e.g. "layers.3.keys"): found by
+    walking the object itself, not by asking it what it should hold, so a tensor kept by mistake shows."""
+    found: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+
+    def walk(value: object, path: str) -> None:
+        if isinstance(value, torch.Tensor):
+            found[path] = value
+        elif id(value) in seen:
+            return
+        elif isinstance(value, (list, tuple)):
+            seen.add(id(value))
+            for index, item in enumerate(value):
+                walk(item, f"{path}.{index}" if path else str(index))
+        elif isinstance(value, dict):
+            seen.add(id(value))
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif type(value).__module__.startswith("transformers.cache_utils"):  # the cache and its layers
+            seen.add(id(value))
+            walk(vars(value), path)
+
+    walk(cache, "")
+    return found
+
+
+def tensor_hash(name: str, tensor: torch.Tensor) -> bytes:
+    """BLAKE3 of a tensor's name and bytes. BLAKE3 is a cryptographic hash: a change to any bit of the
+    tensor changes it, except with odds of 2^-256."""
+    hasher = blake3.blake3(name.encode() + b"\0")
+    hasher.update(memoryview(tensor.detach().contiguous().numpy()).cast("B"))
+    return hasher.digest()
+
+
 def weight_hashes(model: torch.nn.Module) -> dict[str, bytes]:
-    """A BLAKE3 hash of every weight tensor's name and bytes, by name (two threads; blake3 releases
-    the GIL). BLAKE3 is a cryptographic hash: a change to any bit of any weight changes its tensor's
-    hash, except with odds of 2^-256. It hashes SmolLM2's 538 MB in about 60 ms here."""
+    """`tensor_hash` of every weight tensor, by name (two threads; blake3 releases the GIL).
+    It hashes SmolLM2's 538 MB in about 60 ms here."""
     named = list(model.named_parameters())
-
-    def hash_of(item: tuple[str, torch.nn.Parameter]) -> bytes:
-        name, parameter = item
-        hasher = blake3.blake3(name.encode() + b"\0")
-        hasher.update(memoryview(parameter.detach().contiguous().numpy()).cast("B"))
-        return hasher.digest()
-
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip((name for name, _ in named), pool.map(hash_of, named)))
+        return dict(zip((name for name, _ in named), pool.map(lambda item: tensor_hash(*item), named)))
 
 
 def hashes_digest(hashes: dict[str, bytes]) -> str:

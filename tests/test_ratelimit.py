@@ -53,12 +53,6 @@ def test_sessions_have_buckets_of_their_own():
     assert limiter.take("a") > 0 and limiter.take("b") == 0.0
 
 
-def test_wait_seconds_spends_nothing():
-    limiter = RateLimiter(LIMIT, Clock())
-    assert [limiter.wait_seconds("a") for _ in range(5)] == [0.0] * 5
-    assert [limiter.take("a") for _ in range(3)] == [0.0] * 3
-
-
 def test_check_raises_a_user_input_error_that_says_how_long_to_wait():
     clock = Clock()
     limiter = RateLimiter(CHAT, clock)
@@ -82,7 +76,7 @@ def test_concurrent_requests_of_one_session_never_spend_more_than_the_burst():
     sys.setswitchinterval(1e-6)  # switch threads as often as possible, so that a race shows
     try:
         for _ in range(20):
-            limiter = RateLimiter(Limit("t", burst=50, every_seconds=60.0), Clock())
+            limiter = RateLimiter(Limit("t", burst=50, every_seconds=60.0, template="wait {wait}."), Clock())
             granted = []
             start = threading.Barrier(8)
 

@@ -19,7 +19,7 @@ from kqv_demo.classroom.keys import dummy_hash, hash_key, key_matches, new_key
 from kqv_demo.content.loader import Bank
 from kqv_demo.errors import UserInputError
 from kqv_demo.quiz.resolve import round_items
-from kqv_demo.quiz.rounds import RoundSpec
+from kqv_demo.quiz.rounds import MAX_ROUND_ITEMS, RoundSpec
 from kqv_demo.storage import DEFAULT_MAX_STUDENTS, Membership, Store, StoredClass
 
 CODE_ATTEMPTS = 5
@@ -61,7 +61,7 @@ def class_spec(stored: StoredClass) -> RoundSpec:
     """The class's round as a spec whose items are exactly the class's items."""
     return RoundSpec.model_validate({
         **stored.spec, "id": f"class-{stored.code.lower()}", "title": stored.title,
-        "item_ids": stored.item_ids, "count": max(1, min(200, len(stored.item_ids))),
+        "item_ids": stored.item_ids, "count": max(1, min(MAX_ROUND_ITEMS, len(stored.item_ids))),
     })
 
 

@@ -44,6 +44,9 @@ class Bank:
     dialogue: Dialogue | None = None
     errors: list[ContentError] = field(default_factory=list)
     warnings: list[ContentError] = field(default_factory=list)
+    # every phrasing seen so far (lower-cased) and the claim or topic it belongs to: one phrasing may not
+    # stand for two things, or the chat's stance model would learn both labels for the same words
+    phrasing_owners: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -181,7 +184,7 @@ def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Di
         error(("id",), f"duplicate id; also used in {bank.claim_files[claim.id]}")
     if claim.demo is not None and claim.demo.id not in demo_ids:
         error(("demo", "id"), f"no demo {shown(claim.demo.id)}; known demos: {', '.join(sorted(demo_ids))}")
-    if dialogue is not None:
+    if dialogue is not None and claim.origin == "dialogue":
         found = dialogue.find(claim.quote)
         if found is None:
             error(("quote",), "not found in the dialogue (it must be verbatim, apart from whitespace)")
@@ -189,7 +192,19 @@ def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Di
             error(("line",), f"the quote starts at line {found} of the dialogue, not {claim.line}")
         else:
             bank.quote_lines[claim.id] = found
+    for kind in ("states", "presupposes", "asks", "corrections"):
+        for index, text in enumerate(getattr(claim.phrasings, kind)):
+            owner = _claim_phrasing(bank, text, f"claim {claim.id}")
+            if owner:
+                error(("phrasings", kind, index), f"the same phrasing is already used by {owner}")
     return errors
+
+
+def _claim_phrasing(bank: Bank, text: str, owner: str) -> str | None:
+    """Record `text` as `owner`'s phrasing; the earlier owner when another one already has it."""
+    key = " ".join(text.lower().split())
+    earlier = bank.phrasing_owners.setdefault(key, owner)
+    return earlier if earlier != owner else None
 
 
 def _load_topics(file: Path, bank: Bank, require_all: bool = True) -> None:
@@ -216,6 +231,8 @@ def _checked_topics(file: Path, bank: Bank, require_all: bool) -> list[ContentEr
         page, invalid = validate_model(TopicPage, entry, document, ("topics", index))
         if page is not None and page.id in bank.topics:
             invalid.append(document.error(("topics", index, "id"), "duplicate topic"))
+        if page is not None:
+            invalid += _topic_phrasing_errors(page, bank, document, ("topics", index))
         errors += invalid
         if page is not None and not invalid:
             bank.topics[page.id] = page
@@ -223,6 +240,22 @@ def _checked_topics(file: Path, bank: Bank, require_all: bool) -> list[ContentEr
         missing = [topic for topic in TOPICS if topic not in bank.topics]
         if missing:
             errors.append(ContentError(file, 1, "topics", f"no page for: {', '.join(missing)}"))
+    return errors
+
+
+def _topic_phrasing_errors(page: TopicPage, bank: Bank, document: YamlDocument,
+                           at: YamlPath) -> list[ContentError]:
+    owner = f"topic {page.id}"
+    places = [(("asks", index), text) for index, text in enumerate(page.asks)]
+    for number, truth in enumerate(page.truths):
+        places += [(("truths", number, "statement"), truth.statement)]
+        places += [(("truths", number, kind, index), text)
+                   for kind in ("states", "asks") for index, text in enumerate(getattr(truth, kind))]
+    errors = []
+    for path, text in places:
+        earlier = _claim_phrasing(bank, text, owner)
+        if earlier:
+            errors.append(document.error(at + path, f"the same phrasing is already used by {earlier}"))
     return errors
 
 

@@ -11,6 +11,7 @@ TOPICS: tuple[str, ...] = (
     "layer-iteration", "heads", "residual-stream", "causal-mask", "bert", "decoder", "encoder",
     "sampling", "logits-confidence", "prompt-context", "learning-at-inference", "training",
     "neurons-concepts", "embeddings", "attention-weights-explanation", "early-exit", "scaling",
+    "kv-cache", "positions", "tokens", "feed-forward",
 )
 Topic = Literal[TOPICS]  # type: ignore[valid-type]
 Verdict = Literal["false", "partly", "true"]
@@ -109,21 +110,50 @@ class Quiz(Strict):
     spot_the_error: SpotTheError | None = None
 
 
+# How many phrasings of each kind a claim needs: they teach the chat's stance model what asserting,
+# presupposing, asking about and contradicting the claim look like, and they test it.
+MIN_PHRASINGS = {"states": 5, "presupposes": 2, "asks": 2}
+MIN_CORRECTIONS = 2  # false and partly claims
+MIN_TRUTH_STATES, MIN_TRUTH_ASKS = 3, 2  # a topic's vetted true statements
+
+
+class Phrasings(Strict):
+    """How learners say things about a claim, by what the message does with the claim's statement."""
+
+    states: list[Text] = Field(default_factory=list)  # asserts it ("so keys are stored, right?")
+    presupposes: list[Text] = Field(default_factory=list)  # takes it for granted ("why does attention use KL?")
+    asks: list[Text] = Field(default_factory=list)  # a neutral question the claim answers: never refuted
+    corrections: list[Text] = Field(default_factory=list)  # the truth in the misconception's own words
+
+    def all(self) -> list[str]:
+        return [*self.states, *self.presupposes, *self.asks, *self.corrections]
+
+
 class Claim(Strict):
     id: Slug
-    quote: Text  # verbatim from the dialogue (whitespace-normalised match)
-    speaker: Literal["User", "Assistant"]
-    line: int = Field(ge=1)
+    # Where the claim comes from: the source dialogue (quote, speaker and line required) or public posts
+    # by learners (`seen_at`: the addresses where it was seen).
+    origin: Literal["dialogue", "public"] = "dialogue"
+    quote: str | None = None  # verbatim from the dialogue (whitespace-normalised match)
+    speaker: Literal["User", "Assistant"] | None = None
+    line: int | None = Field(default=None, ge=1)
     also_at: list[int] = Field(default_factory=list)
+    seen_at: list[HttpUrl] = Field(default_factory=list)
     verdict: Verdict
     core: bool
     difficulty: Literal[1, 2, 3]
     topics: list[Topic] = Field(min_length=1, max_length=3)
+    # False and partly claims: the wrong part alone, as one plain sentence a learner could say. The chat
+    # refutes a message only when it asserts this (a partly claim's right part is never refuted).
+    misconception: str | None = None
     refutation: Refutation
     references: list[Reference] = Field(min_length=1)
     demo: DemoLink | None = None
+    # A false or partly claim that no model run can show (history, a product's behaviour, scaling results)
+    # says why instead of linking a demo; its evidence then rests on its references.
+    no_demo: str | None = None
     quiz: Quiz
-    asked_as: list[Text] = Field(min_length=5)
+    phrasings: Phrasings
 
     @field_validator("verdict", mode="before")
     @classmethod
@@ -139,20 +169,77 @@ class Claim(Strict):
             raise ValueError("topics repeat")
         return self
 
+    @model_validator(mode="after")
+    def origin_is_documented(self) -> Claim:
+        if self.origin == "dialogue":
+            missing = [name for name in ("quote", "speaker", "line") if getattr(self, name) in (None, "")]
+            if missing:
+                raise ValueError(f"a claim from the dialogue needs {', '.join(missing)}")
+            if self.seen_at:
+                raise ValueError("seen_at is for public claims (origin: public)")
+        else:
+            if not self.seen_at:
+                raise ValueError("a public claim needs seen_at: the address(es) where learners state it")
+            if self.quote or self.speaker or self.line or self.also_at:
+                raise ValueError("quote, speaker, line and also_at are for claims from the dialogue")
+        return self
+
+    @model_validator(mode="after")
+    def enough_phrasings_of_each_kind(self) -> Claim:
+        for kind, least in MIN_PHRASINGS.items():
+            found = len(set(getattr(self.phrasings, kind)))
+            if found < least:
+                raise ValueError(f"phrasings.{kind} needs at least {least} different lines, has {found}")
+        corrections = len(set(self.phrasings.corrections))
+        if self.verdict == "true":
+            if self.misconception or corrections:
+                raise ValueError("a true claim has no misconception and no corrections")
+        else:
+            if not self.misconception or not self.misconception.strip():
+                raise ValueError("a false or partly claim needs `misconception`: its wrong part in one sentence")
+            if corrections < MIN_CORRECTIONS:
+                raise ValueError(f"phrasings.corrections needs at least {MIN_CORRECTIONS} different lines, "
+                                 f"has {corrections}")
+        return self
+
+    @model_validator(mode="after")
+    def a_demo_or_why_not(self) -> Claim:
+        if self.demo is not None and self.no_demo:
+            raise ValueError("a claim has a demo or says why it has none (no_demo), not both")
+        return self
+
+    @property
+    def statement(self) -> str:
+        """What the claim says, as the chat compares messages with it: the misconception of a false or
+        partly claim (its wrong part only), the claim itself when it is true."""
+        return self.misconception if self.misconception else self.refutation.claim
+
+
+class TrueStatement(Strict):
+    """A vetted true statement a learner may make; the chat agrees with it (sourced by the topic's
+    references), and its phrasings keep true near-misses of a misconception apart from it."""
+
+    statement: Text
+    states: list[Text] = Field(min_length=MIN_TRUTH_STATES)  # a learner asserting it
+    asks: list[Text] = Field(min_length=MIN_TRUTH_ASKS)  # neutral questions it answers
+
 
 class TopicPage(Strict):
     id: Topic
     title: Text
     summary: Text  # a short, correct explanation (Markdown with $LaTeX$)
-    asked_as: list[Text] = Field(min_length=3)
+    asks: list[Text] = Field(min_length=3)  # neutral questions the page answers
     references: list[Reference] = Field(min_length=1)
-    # Short, vetted, true statements a learner may make about this topic (sourced by `references`):
-    # the explainer chat agrees with them, which keeps true near-misses of a misconception apart from it.
-    true_statements: list[Text] = Field(default_factory=list)
+    truths: list[TrueStatement] = Field(default_factory=list)
 
-    @field_validator("true_statements")
+    @field_validator("truths")
     @classmethod
-    def statements_differ(cls, statements: list[str]) -> list[str]:
-        if len(set(statements)) != len(statements):
-            raise ValueError("true_statements repeat")
-        return statements
+    def statements_differ(cls, truths: list[TrueStatement]) -> list[TrueStatement]:
+        texts = [truth.statement for truth in truths]
+        if len(set(texts)) != len(texts):
+            raise ValueError("true statements repeat")
+        return truths
+
+    @property
+    def true_statements(self) -> list[str]:
+        return [truth.statement for truth in self.truths]

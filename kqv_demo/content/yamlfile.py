@@ -11,7 +11,6 @@ document or errors with a line, never an exception.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +81,15 @@ class _BoundedLoader(yaml.SafeLoader):
         self.depth = 0
         self.last_scalar: yaml.ScalarNode | None = None  # to see a runaway quote behind a later error
 
+    def fetch_flow_collection_start(self, TokenClass) -> None:  # noqa: N803 (PyYAML's name)
+        """Flow lists and mappings (`[[[...`) nested more than MAX_DEPTH deep are refused as the scanner
+        opens them: PyYAML's scanner does work for every open flow level at every token, so 5,000 opening
+        brackets cost half a second of CPU (holding the GIL) before the composer's depth check is reached.
+        The scanner's own flow level counts, so brackets in quotes, comments and block text never do."""
+        if self.flow_level >= MAX_DEPTH:
+            raise _LimitError(f"lists and mappings nested more than {MAX_DEPTH} levels deep", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
@@ -141,31 +149,6 @@ class _BoundedLoader(yaml.SafeLoader):
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
 
 
-# Brackets of flow collections, and what may hide one: quoted strings and comments (each on one line).
-_FLOW_TOKENS = re.compile(r"""[\[\]{}]|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|(?:^|(?<=\s))#[^\n]*""", re.MULTILINE)
-
-
-def _flow_nesting_problem(text: str) -> _LimitError | None:
-    """Flow lists and mappings (`[[[...`) nested more than MAX_DEPTH deep, found before parsing:
-    PyYAML's scanner does work for every open flow level at every token, so 5,000 opening brackets
-    cost half a second of CPU (holding the GIL, stalling every session) before the composer's depth
-    check is reached. Brackets inside quotes and comments do not count; a stray one in prose can only
-    make the count lower, and then the composer's check still applies."""
-    depth = 0
-    for match in _FLOW_TOKENS.finditer(text):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = text.count("\n", 0, match.start())
-                column = match.start() - (text.rfind("\n", 0, match.start()) + 1)
-                mark = yaml.Mark("<text>", match.start(), line, column, None, None)
-                return _LimitError(f"lists and mappings nested more than {MAX_DEPTH} levels deep", mark)
-        elif token in ("]", "}"):
-            depth = max(0, depth - 1)
-    return None
-
-
 class YamlDocument:
     """A parsed YAML document and the line of every key and list item in it."""
 
@@ -173,9 +156,6 @@ class YamlDocument:
         self.file = file
         self.lines: dict[YamlPath, int] = {(): 1}
         self.duplicates: list[ContentError] = []
-        too_deep = _flow_nesting_problem(text)
-        if too_deep is not None:
-            raise too_deep
         loader = _BoundedLoader(text)
         try:
             node = loader.get_single_node()

@@ -13,6 +13,8 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 MASKED_GREY = "#d9d9d9"
 # Two attention maps side by side fit the page's ~800 px up to this many pixels each (axes and legend included).
 PAIR_SIDE_BY_SIDE_MAX = 270
+SIDE_BY_SIDE_LABEL_PX = 16  # a token label on the query axis needs about this much height
+LABEL_CHAR_PX = 7  # width of one character of an axis label (10 px sans-serif), with room to spare
 
 
 def palette(n: int) -> alt.Scale:
@@ -93,3 +95,13 @@ def attention_pair(left: alt.LayerChart, right: alt.LayerChart, size: int) -> al
     """Two attention maps with one colour scale: side by side when they fit the page, else one above the other."""
     pair = alt.hconcat(left, right) if size <= PAIR_SIDE_BY_SIDE_MAX else alt.vconcat(left, right)
     return pair.resolve_scale(color="shared")
+
+
+def pair_size(n_tokens: int, longest_label: int) -> int | None:
+    """Side of each of two maps side by side within the page's ~800 px: each map also needs its query
+    labels (`longest_label` characters, LABEL_CHAR_PX each) and axis title, and the legend ~60 px.
+    None when that leaves less than SIDE_BY_SIDE_LABEL_PX per token: then the maps go one above the
+    other, at the usual size."""
+    room = (800 - 60) // 2 - 30 - LABEL_CHAR_PX * longest_label
+    size = min(attention_map_size(n_tokens), PAIR_SIDE_BY_SIDE_MAX, room)
+    return size if size >= SIDE_BY_SIDE_LABEL_PX * n_tokens else None

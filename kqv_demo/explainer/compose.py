@@ -1,4 +1,5 @@
-"""Answer texts, built only from the bank's vetted fields (Markdown with $LaTeX$). No user text here."""
+"""Answer texts, built only from the bank's vetted fields (Markdown with $LaTeX$). The only learner text is
+the quoted part of a refuted message, which the caller passes already escaped (kqv_demo.markup.literal)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,16 @@ def references_block(references: list[Reference]) -> str:
     return "**References**\n\n" + "\n".join(f"- {reference.cite()}" for reference in references)
 
 
-def refutation(claim: Claim, authority: bool) -> str:
+def refutation(claim: Claim, authority: bool, quoted_literal: str | None = None) -> str:
+    """The correction. `quoted_literal`: the part of the learner's message that states the misconception,
+    escaped by the caller."""
     text = claim.refutation
     parts = [OPENINGS[claim.verdict]]
+    if quoted_literal:
+        parts.append(f"**You wrote:** “{quoted_literal}”")
     if authority:
         parts.append(AUTHORITY_NOTE)
-    parts.append(f"**The claim.** {text.claim}")
+    parts.append(f"**The misconception.** {claim.statement}")
     parts.append(f"**Verdict.** {text.verdict}")
     if claim.verdict == "partly" and text.right_part:
         parts.append(f"**What is right.** {text.right_part}")
@@ -75,8 +80,29 @@ def claim_affirmation(claim: Claim) -> str:
     return f"**Yes, that is right.** {text.verdict}\n\n{text.truth}\n\n**The evidence.** {text.evidence}"
 
 
+def correction_affirmation(claim: Claim, correction: str) -> str:
+    """The learner stated the truth that corrects a misconception of the bank."""
+    text = claim.refutation
+    return (f"**Yes, that is right.** {correction}\n\n**What is actually true.**\n\n{text.truth}\n\n"
+            f"**A common misconception here.** {claim.statement} {text.verdict}\n\n**The evidence.** {text.evidence}")
+
+
 def topic_explanation(topic: TopicPage) -> str:
     return f"**{topic.title}**\n\n{topic.summary.strip()}"
+
+
+def truth_explanation(topic: TopicPage, statement: str) -> str:
+    """A question answered from a vetted true statement, with its topic page."""
+    return f"**What the vetted bank says.** {statement}\n\n{topic_explanation(topic)}"
+
+
+def nearest_page(topic: TopicPage) -> str:
+    """On topic, but nothing vetted answers exactly this message: say so before giving the nearest page."""
+    return (
+        "**I have no vetted answer for exactly that.** Rather than guess, here is the nearest topic page I have; "
+        "it may not answer your question.\n\n"
+        f"**Nearest page: {topic.title}**\n\n{topic.summary.strip()}"
+    )
 
 
 def topic_affirmation(topic: TopicPage, statement: str) -> str:

@@ -81,7 +81,8 @@ def note_tags(bank: Bank, item: Item) -> list[str]:
     claim = bank.claims.get(item.claim_id)
     tags = [f"kind::{item.kind}"]
     if claim is not None:
-        tags += [f"topic::{topic}" for topic in claim.topics] + [f"verdict::{claim.verdict}"]
+        tags += [f"topic::{topic}" for topic in claim.topics]
+        tags += [f"verdict::{claim.verdict}", f"source::{claim.origin}"]  # dialogue or public
     return tags
 
 

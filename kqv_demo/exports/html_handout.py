@@ -6,6 +6,7 @@ import base64
 import html
 from datetime import date
 
+from kqv_demo.claim_source import SAID_IN_THE_DIALOGUE, WHERE_LEARNERS_SAY_IT, addresses
 from kqv_demo.content.loader import Bank
 from kqv_demo.content.schema import Claim, Reference
 from kqv_demo.content.search import VERDICT_LABELS
@@ -116,18 +117,32 @@ def reference_html(reference: Reference) -> str:
 
 
 def refutation_rows(claim: Claim) -> list[tuple[str, str]]:
-    """(label, bank text) for the refutation text, in the order a reader needs it."""
+    """(label, bank text) for the refutation text, in the order a reader needs it. Where the claim
+    comes from is printed before these rows (`source_html`), since public claims have no quote."""
     refutation = claim.refutation
-    rows = [("Said in the dialogue", f"“{claim.quote}”"), ("Verdict", refutation.verdict)]
+    rows = [("Verdict", refutation.verdict)]
     if refutation.right_part:
         rows.append(("What is right about it", refutation.right_part))
-    rows += [("Why it is tempting", refutation.tempting), ("What is true", refutation.truth),
-             ("What the model shows", refutation.evidence)]
+    rows += [("Why it is tempting", refutation.tempting), ("What is true", refutation.truth)]
+    if claim.no_demo:  # no model run shows it: the evidence rests on the references
+        rows += [("The evidence", refutation.evidence), ("Why there is no live demo", claim.no_demo)]
+    else:
+        rows.append(("What the model shows", refutation.evidence))
     return rows
 
 
+def source_html(claim: Claim) -> str:
+    """The dialogue's quote, or the addresses where learners state a public claim, each a link to
+    exactly that address (escaped: the address is never read as markup)."""
+    if claim.origin == "public":
+        links = "".join(f'<li><a href="{_e(address)}">{_e(address)}</a></li>' for address in addresses(claim))
+        return f'<dt>{WHERE_LEARNERS_SAY_IT}</dt><dd><ul class="refs">{links}</ul></dd>'
+    return f"<dt>{SAID_IN_THE_DIALOGUE}</dt><dd>{to_html(f'“{claim.quote}”')}</dd>"
+
+
 def claim_html(claim: Claim) -> str:
-    rows = "".join(f"<dt>{_e(label)}</dt><dd>{to_html(text)}</dd>" for label, text in refutation_rows(claim))
+    rows = source_html(claim) + "".join(
+        f"<dt>{_e(label)}</dt><dd>{to_html(text)}</dd>" for label, text in refutation_rows(claim))
     references = "".join(reference_html(reference) for reference in claim.references)
     return (f'<article class="claim"><h3>{_e(VERDICT_LABELS[claim.verdict])}: {to_html(claim.refutation.claim, inline=True)}</h3>'
             f'<dl>{rows}</dl><p><strong>References</strong></p><ul class="refs">{references}</ul></article>')

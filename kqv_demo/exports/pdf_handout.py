@@ -11,6 +11,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from PIL import Image
 
+from kqv_demo.claim_source import SAID_IN_THE_DIALOGUE, WHERE_LEARNERS_SAY_IT, addresses
 from kqv_demo.content.loader import Bank
 from kqv_demo.content.schema import Claim
 from kqv_demo.content.search import VERDICT_LABELS
@@ -162,6 +163,19 @@ def _key_entry(pdf: FPDF, entry: KeyEntry) -> None:
     pdf.ln(1.5)
 
 
+def _source(pdf: FPDF, claim: Claim) -> None:
+    """The dialogue's quote, or the addresses where learners state a public claim (as plain text:
+    an address is not bank Markdown, and its underscores or asterisks must stay)."""
+    if claim.origin == "public":
+        _write(pdf, WHERE_LEARNERS_SAY_IT, 9.5, bold=True)
+        for address in addresses(claim):
+            _write(pdf, "• " + address, 8.5, indent=4, line=4.3)
+        pdf.ln(1)
+    else:
+        _write(pdf, SAID_IN_THE_DIALOGUE, 9.5, bold=True)
+        _write_bank_text(pdf, f"“{claim.quote}”", 9.5, indent=4)
+
+
 def _claim(pdf: FPDF, claim: Claim) -> None:
     if pdf.will_page_break(40):
         pdf.add_page()
@@ -169,6 +183,7 @@ def _claim(pdf: FPDF, claim: Claim) -> None:
     pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + pdf.epw, pdf.get_y())
     pdf.ln(2)
     _write(pdf, f"{VERDICT_LABELS[claim.verdict]}: {to_plain(claim.refutation.claim)}", 10.5, bold=True)
+    _together(pdf, lambda doc: _source(doc, claim))
     for label, text in refutation_rows(claim):
         _together(pdf, lambda doc, label=label, text=text: (
             _write(doc, label, 9.5, bold=True), _write_bank_text(doc, text, 9.5, indent=4)))

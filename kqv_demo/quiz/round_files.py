@@ -35,7 +35,7 @@ MAX_ROUND_FILE_BYTES = 64 * 1024
 SUGGESTED = 3  # unknown ids that get a "did you mean": each costs a comparison with every known id
 SUGGESTED_MAX_LENGTH = 120  # longer unknown ids get no suggestion (comparing them costs more)
 CACHED_UPLOADS = 16  # parsed uploads kept per process, so that a page rerun does not parse again
-CLAIM_ONLY_FIELDS = {"quote", "speaker", "refutation", "quiz", "asked_as", "references"}
+CLAIM_ONLY_FIELDS = {"quote", "speaker", "refutation", "quiz", "phrasings", "misconception", "seen_at", "references"}
 
 
 def rounds_dir(root: Path | None = None) -> Path:

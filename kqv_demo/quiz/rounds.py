@@ -9,9 +9,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kqv_demo.claim_source import Origin
 from kqv_demo.content.loader import Bank
 from kqv_demo.content.schema import Topic, Verdict
 from kqv_demo.quiz.items import ITEM_KINDS, Item, ItemKind, items_for_claim
+
+# The most items one round may hold. Rounds are stored per learner and a round link may ask for any count,
+# so the count stays bounded; but "Everything" must really be everything, so the cap sits well above the
+# bank's size (about 380 items with predictions; tests/quiz/test_engine.py fails when the bank outgrows it).
+MAX_ROUND_ITEMS = 1000
 
 
 class RoundSpec(BaseModel):
@@ -26,8 +32,9 @@ class RoundSpec(BaseModel):
     verdicts: tuple[Verdict, ...] = ()
     kinds: tuple[ItemKind, ...] = ("verdict", "multiple_choice", "numeric", "spot_the_error")
     claims: tuple[str, ...] = ()
+    origins: tuple[Origin, ...] = ()  # where the claims come from: the source dialogue, public posts, or both
     core_only: bool = False
-    count: int = Field(default=10, ge=1, le=200)
+    count: int = Field(default=10, ge=1, le=MAX_ROUND_ITEMS)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     order: Literal["shuffled", "bank"] = "shuffled"  # bank: claims in bank order, kinds in the listed order
     time_limit_minutes: int | None = Field(default=None, ge=1, le=180)  # counted from when a learner starts
@@ -48,7 +55,10 @@ BUILT_IN: dict[str, RoundSpec] = {
                   description="Fixed depth, what a layer does once, and what early exit really is."),
         RoundSpec(id="see-it-happen", title="See it happen", count=8, kinds=("predict",),
                   description="Predict what the real model will do, then watch it run."),
-        RoundSpec(id="everything", title="Everything", count=200, kinds=ITEM_KINDS,
+        RoundSpec(id="common-misconceptions", title="Common misconceptions", count=10, origins=("public",),
+                  description="Ten questions on what learners often believe about attention and LLMs, "
+                              "found in public posts."),
+        RoundSpec(id="everything", title="Everything", count=MAX_ROUND_ITEMS, kinds=ITEM_KINDS,
                   description="Every item in the bank, shuffled, predictions included."),
     )
 }
@@ -59,6 +69,7 @@ def matching_claims(bank: Bank, spec: RoundSpec) -> list[str]:
         claim.id
         for claim in bank.claims.values()
         if (not spec.claims or claim.id in spec.claims)
+        and (not spec.origins or claim.origin in spec.origins)
         and (not spec.core_only or claim.core)
         and (not spec.verdicts or claim.verdict in spec.verdicts)
         and (not spec.topics or set(spec.topics) & set(claim.topics))

@@ -73,7 +73,7 @@ def spec_from_link(params: Mapping[str, str]) -> RoundSpec:
             update["seed"] = int(params["seed"])
         except ValueError:
             raise UserInputError(f"The seed must be a whole number, not {params['seed']!r}.") from None
-    for field in ("topics", "verdicts", "kinds", "claims"):
+    for field in ("topics", "verdicts", "kinds", "claims", "origins"):
         if params.get(field):
             update[field] = tuple(part.strip() for part in params[field].split(",") if part.strip())
     if "count" in params:
@@ -91,7 +91,7 @@ def link_for(spec: RoundSpec) -> dict[str, str]:
     if spec.id in BUILT_IN and spec.model_copy(update={"seed": 0}) == BUILT_IN[spec.id]:
         return {"round": spec.id, "seed": str(spec.seed)}
     params = {"round": "custom", "seed": str(spec.seed), "count": str(spec.count)}
-    for field in ("topics", "verdicts", "kinds", "claims"):
+    for field in ("topics", "verdicts", "kinds", "claims", "origins"):
         if getattr(spec, field):
             params[field] = ",".join(getattr(spec, field))
     return params

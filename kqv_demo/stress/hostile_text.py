@@ -26,7 +26,6 @@ for the chat, `demo_p95_ms`/`demo_max_ms` for the demos.
 
 from __future__ import annotations
 
-import math
 import random
 import re
 import statistics
@@ -41,6 +40,7 @@ from kqv_demo.demos import DEMOS
 from kqv_demo.errors import UserInputError
 from kqv_demo.explainer.chat import Conversation, Explainer, Reply
 from kqv_demo.markup import literal_block
+from kqv_demo.stats import percentile
 
 # Demos whose inputs are free text beyond the prompt (and one whose prompt is parsed as a word list).
 DEMOS_WITH_TEXT = (
@@ -152,13 +152,6 @@ def _rendered_chat(text: str, reply: Reply) -> list[str]:
     return [literal_block(reply.text if reply.text else text), reply.answer, *reply.notices]
 
 
-def _percentile(values: list[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
-
-
 def run(count: int = 1000, seed: int = 0, *, demo_every: int = 10, explainer: Explainer | None = None) -> dict:
     """Send `count` hostile texts through the chat, and every `demo_every`-th through a demo (0: none;
     a demo on a 256-token prompt takes seconds of CPU, the chat a fraction of one); the figures above."""
@@ -209,12 +202,12 @@ def run(count: int = 1000, seed: int = 0, *, demo_every: int = 10, explainer: Ex
         "messages": count,
         "exceptions": exceptions,
         "links_rendered": links,
-        "p95_ms": round(_percentile(chat_ms, 0.95), 1),
+        "p95_ms": round(percentile(chat_ms, 0.95), 1),
         "max_ms": round(max(chat_ms, default=0.0), 1),
         "median_ms": round(statistics.median(chat_ms), 1) if chat_ms else 0.0,
         "demo_runs": len(demo_ms),
         "demo_refused": refused,
-        "demo_p95_ms": round(_percentile(demo_ms, 0.95), 1),
+        "demo_p95_ms": round(percentile(demo_ms, 0.95), 1),
         "demo_max_ms": round(max(demo_ms, default=0.0), 1),
         "errors": errors[:10],
     }

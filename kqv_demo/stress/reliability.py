@@ -25,7 +25,6 @@ import glob
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,10 +32,9 @@ from dataclasses import dataclass
 
 from kqv_demo.settings import PROJECT_ROOT
 from kqv_demo.stress import crash, service
+from kqv_demo.stress.service import MAX_P95_RATIO, POSTGRES_VARIABLE
 
-MAX_P95_RATIO = 2.0
 CI_PG = PROJECT_ROOT / ".ci" / "pg"
-POSTGRES_VARIABLE = "KQV_TEST_DATABASE_URL"
 
 
 @dataclass(frozen=True)
@@ -105,14 +103,13 @@ def _postgres_figures(sizes: Sizes, database_url: str | None, progress: Callable
         skipped = {"skipped": f"no PostgreSQL: {problem}"}
         return {"kill9_postgresql": skipped, "two_servers_postgresql": skipped}
     progress("starting a throw-away PostgreSQL (.ci/pg) for the PostgreSQL runs")
-    command = [str(CI_PG), sys.executable, "-m", "kqv_demo.stress.reliability", "--postgres-part",
-               *(["--quick"] if sizes == QUICK else [])]
-    finished = subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True, check=False)
-    lines = [line for line in finished.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        failed = {"error": f".ci/pg exited with code {finished.returncode} without a result (messages above)"}
-        return {"kill9_postgresql": failed, "two_servers_postgresql": failed}
-    return json.loads(lines[-1])
+    # No time limit: killed at one, .ci/pg could not stop its server; each run inside has limits of its own.
+    found = service.own_process_json("kqv_demo.stress.reliability",
+                                     ["--postgres-part", *(["--quick"] if sizes == QUICK else [])],
+                                     timeout=None, prefix=(str(CI_PG),))
+    if "error" in found:
+        return {"kill9_postgresql": found, "two_servers_postgresql": found}
+    return found
 
 
 def throwaway_postgres_problem() -> str | None:
@@ -163,7 +160,8 @@ def _misses(name: str, r: dict) -> list[str]:
                   (r["resume_failures"] == 0, f"{r['resume_failures']} rounds did not resume"),
                   (r["errors"] == 0, f"{r['errors']} errors: {r['error_samples'][:2]}")]
     elif name == "hostile_visitor":
-        checks = [(r["p95_ratio"] <= MAX_P95_RATIO, f"students' p95 {r['p95_ratio']}x the quiet run (bar 2x)"),
+        checks = [(r["p95_ratio"] <= MAX_P95_RATIO,
+                   f"students' p95 {r['p95_ratio']}x the quiet run (bar {MAX_P95_RATIO:g}x)"),
                   (r["errors"] == 0, f"{r['errors']} errors")]
     elif name.startswith("two_servers"):
         checks = [(r["errors"] == 0, f"{r['errors']} errors: {r['error_samples'][:2]}"),
@@ -205,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kqv_demo.stress.reliability")
     parser.add_argument("--postgres-part", action="store_true", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true", help="(always: it prints one JSON object)")
     args = parser.parse_args(argv)
     url = os.environ.get(POSTGRES_VARIABLE)
     if not url:

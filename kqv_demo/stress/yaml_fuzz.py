@@ -31,7 +31,6 @@ import logging
 import random
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from kqv_demo.content.loader import Bank, content_dir, load_bank, load_dialogue
 from kqv_demo.content.yamlfile import INTERNAL, ContentError, shown_path
 from kqv_demo.quiz.items import items_for_claim
 from kqv_demo.quiz.round_files import load_round_files, parse_round_upload
+from kqv_demo.stats import percentile
 
 TARGETS = ("bank", "round file", "upload")
 Mutation = Callable[[bytes, random.Random], bytes]
@@ -347,13 +347,6 @@ def run(count: int = 1000, seed: int = 0) -> dict:
     return _summary(outcomes, baseline)
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
 def _summary(outcomes: list[Outcome], bank_baseline_seconds: float) -> dict:
     seconds = [outcome.seconds for outcome in outcomes]
     cpu_seconds = [outcome.cpu_seconds for outcome in outcomes]
@@ -366,9 +359,9 @@ def _summary(outcomes: list[Outcome], bank_baseline_seconds: float) -> dict:
         "tracebacks": sum(outcome.traceback for outcome in outcomes),
         "errors_without_line": sum(outcome.errors_without_line for outcome in outcomes),
         "max_seconds_per_file": round(max(seconds, default=0.0), 4),
-        "p95_seconds_per_file": round(_percentile(seconds, 0.95), 4),
+        "p95_seconds_per_file": round(percentile(seconds, 0.95), 4),
         "max_cpu_seconds_per_file": round(max(cpu_seconds, default=0.0), 4),
-        "p95_cpu_seconds_per_file": round(_percentile(cpu_seconds, 0.95), 4),
+        "p95_cpu_seconds_per_file": round(percentile(cpu_seconds, 0.95), 4),
         "other_files_lost": sum(outcome.other_files_lost for outcome in outcomes),
         "inconsistent": sum(outcome.inconsistent for outcome in outcomes),
         "files_with_errors": sum(bool(outcome.errors) for outcome in outcomes),
@@ -386,9 +379,9 @@ def _target_summary(outcomes: list[Outcome]) -> dict:
     times, cpu_times = [o.seconds for o in outcomes], [o.cpu_seconds for o in outcomes]
     return {
         "files": len(outcomes),
-        "p95_seconds": round(_percentile(times, 0.95), 4),
+        "p95_seconds": round(percentile(times, 0.95), 4),
         "max_seconds": round(max(times, default=0.0), 4),
-        "p95_cpu_seconds": round(_percentile(cpu_times, 0.95), 4),
+        "p95_cpu_seconds": round(percentile(cpu_times, 0.95), 4),
         "max_cpu_seconds": round(max(cpu_times, default=0.0), 4),
         "slowest": _described(max(outcomes, key=lambda o: o.cpu_seconds)) if outcomes else None,
     }

@@ -103,15 +103,3 @@ def own_servers(database_url: str, count: int, scratch: Path,
         for server in servers:
             server.wait_healthy()
         yield servers
-
-
-@contextmanager
-def own_server(database_url: str, log: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port with this database; its URL. Stopped on the way out."""
-    server = AppServer(database_url, log)
-    server.start()
-    try:
-        server.wait_healthy()
-        yield server.url
-    finally:
-        server.stop()

@@ -69,13 +69,19 @@ def reply_view(reply: Reply, turn: int, models: Runtime) -> None:
 
 
 def evidence(reply: Reply) -> None:
-    with st.expander("Why this answer (what matched, and how closely)"):
+    with st.expander("Why this answer (what matched, and how it was read)"):
         st.caption(
-            "The closest vetted phrasings to your message. Score = cosine similarity of MiniLM sentence "
-            "embeddings plus 0.15 × the share of your content words the phrasing contains."
+            "The vetted statements closest to your message. Similarity: cosine of MiniLM sentence embeddings "
+            "(what your message is about). Asserts: how surely the stance model, which reads your message and "
+            "the statement together, finds that you assert it. The chat corrects only a misconception you "
+            "assert, more surely than its correction."
         )
+        if reply.rule:
+            decided = f"Decided by the rule `{reply.rule}`"
+            st.markdown(decided + (f", about: {literal(reply.statement)}" if reply.statement else "."))
         table = pd.DataFrame([
-            {"source": f"{m.source}: {m.id}", "field": m.field, "phrasing": m.phrasing, "score": round(m.similarity, 3)}
+            {"source": f"{m.source}: {m.id}", "kind": m.field, "statement": m.phrasing,
+             "similarity": round(m.similarity, 3), "asserts": None if m.asserts is None else round(m.asserts, 3)}
             for m in reply.matches
         ])
         st.dataframe(table, hide_index=True, width="stretch")

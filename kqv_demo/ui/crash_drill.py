@@ -40,10 +40,11 @@ from kqv_demo.classroom import create_class
 from kqv_demo.content.loader import load_bank
 from kqv_demo.errors import KqvError, UserInputError
 from kqv_demo.quiz.rounds import RoundSpec
+from kqv_demo.stats import percentile
 from kqv_demo.storage import Store
-from kqv_demo.ui.app_server import AppServer
+from kqv_demo.ui.app_server import AppServer, own_servers
 from kqv_demo.ui.loadtest import (
-    QUIZ_PAGE, Stuck, Student, _answer_button, _next_step, _query_value, _shown, item_of_form, percentile,
+    QUIZ_PAGE, Stuck, Student, _answer_button, _next_step, _query_value, _shown, item_of_form, stored_answers,
 )
 from kqv_demo.ui.wire_client import AppTab, Page, ProtocolError
 
@@ -277,15 +278,10 @@ def run_drill(kills: int = 20, students: int = 6, database_url: str | None = Non
             questions = min(150, 30 + 6 * kills)
             spec = RoundSpec(id="crash-drill", title="Crash drill", count=questions, kinds=DRILL_KINDS, seed=seed)
             code, _key = create_class(store, bank, spec)
-            server = AppServer(store.engine.url.render_as_string(hide_password=False), Path(scratch) / "streamlit.log",
-                               env=env)
             progress(f"starting the server ({store.engine.dialect.name})")
-            server.start()
-            try:
-                server.wait_healthy()
+            url = store.engine.url.render_as_string(hide_password=False)
+            with own_servers(url, 1, Path(scratch), env=env) as (server,):
                 return _run(server, store, code, kills, students, seed, think, play, progress)
-            finally:
-                server.stop()
         finally:
             store.engine.dispose()
 
@@ -301,19 +297,8 @@ def _run(server: AppServer, store: Store, code: str, kills: int, count: int, see
     in_flight_kills = asyncio.run(_drill(drill, students, f"class={code}", kills, play, seed))
     elapsed = time.perf_counter() - started
     progress("checking every acknowledged answer in the database")
-    lost = stored = duplicated = 0
-    errors = list(drill.errors)
-    for student in students:
-        found = store.round(student.round_key) if student.round_key else None
-        items = [answer.item_id for answer in store.answers(found.id)] if found else []
-        missing = [item for item in student.acknowledged if item not in items]
-        lost += len(missing)
-        stored += len(set(items))
-        duplicated += len(items) - len(set(items))
-        if missing:
-            errors.append(f"student {student.number}: acknowledged answers missing from the database: "
-                          f"{', '.join(missing[:3])}")
-        errors.extend(student.errors)
+    stored, duplicated, lost = stored_answers(store, students)  # before gathering the errors: it may add some
+    errors = drill.errors + [error for student in students for error in student.errors]
     restarts, resumed = drill.restart_seconds or [0.0], drill.resume_seconds or [0.0]
     return CrashReport(
         kills=drill.generation, database=store.engine.dialect.name, students=count,

@@ -18,7 +18,8 @@ Reported: both runs' class figures, `p95_ratio` = the students' p95 during the a
 in the quiet run (the two are measured minutes apart on the same server, so the ratio is the
 comparable figure on a shared machine), and what the visitor got: messages answered or refused by the
 rate limit, uploads refused with a message or by the server's size limit, any exception shown to it
-and any link to the attacker's hosts left unescaped on its pages.
+and any link or image its pages would render (counted as kqv_demo/stress/hostile_text.py counts them;
+the bank's own references are links on purpose).
 """
 
 from __future__ import annotations
@@ -34,45 +35,41 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from kqv_demo.content.loader import load_bank
 from kqv_demo.errors import KqvError
+from kqv_demo.ratelimit import CHAT
 from kqv_demo.settings import PROJECT_ROOT
+from kqv_demo.stats import percentile
 from kqv_demo.storage import Store
+from kqv_demo.stress.hostile_text import PIECES, links_rendered, vetted_addresses
+from kqv_demo.stress.service import MAX_P95_RATIO
+from kqv_demo.stress.yaml_fuzz import alias_bomb
 from kqv_demo.ui.app_server import own_servers
-from kqv_demo.ui.loadtest import ClassReport, Run, _shown, check_limits, measure_class, new_class, percentile
+from kqv_demo.ui.loadtest import ClassReport, Run, _shown, check_limits, measure_class, new_class
 from kqv_demo.ui.wire_client import AppTab, Page, ProtocolError, Widget
 
 MESSAGE_CHARS = 1000
-RATE_LIMITED = "faster than I can answer"
-ATTACKER_HOSTS = ("://evil.example", "://tracker.example")  # unbroken in a Markdown body: a link would form
-MARKUP = (
-    "[claim your prize](https://evil.example/login?next=/)", "![pixel](https://tracker.example/p.png)",
-    "<https://evil.example>", "<img src=x onerror=alert(1)>", "<script>alert('x')</script>", "**bold** _it_",
-    "`code`", "$\\frac{QK^T}{\\sqrt{d}}$", ":red[red] :material/home:", "# heading", "> quote", "| a | b |",
-)
+RATE_LIMITED = CHAT.template.partition("{wait}")[0]  # how the Ask page's warning begins
+ATTACKER_HOSTS = ("://evil.example", "://tracker.example")  # where MARKUP_PIECES link to
+MARKUP_PIECES = ("markdown link", "markdown image", "autolink", "reference link", "html", "markdown marks",
+                 "latex and directives")  # of hostile_text.PIECES: the ones that are markup
+MARKUP_SHARE = 0.14  # of the parts: pieces of ~60 characters, so about a third of the characters are markup
 UPLOAD_SOURCE = "An uploaded file"
 ATTACKS = ("chat", "upload")
 SERVER_UPLOAD_LIMIT = 1024 * 1024  # .streamlit/config.toml server.maxUploadSize
 RUN_TIMEOUT_S = 120
-MAX_P95_RATIO = 2.0  # issue 12: the students' p95 within 2x of the quiet run
 
 
 def hostile_message(rng: random.Random, chars: int = MESSAGE_CHARS) -> str:
     """`chars` characters of short sentences (each one a sentence the explainer embeds) and markup."""
     parts: list[str] = []
     while len(" ".join(parts)) < chars:
-        if rng.random() < 0.3:
-            parts.append(rng.choice(MARKUP))
+        if rng.random() < MARKUP_SHARE:
+            parts.append(PIECES[rng.choice(MARKUP_PIECES)](rng))
         else:
             parts.append(rng.choice(("Keys {} are stored.", "Attention is KL {}.", "Values are text {}.",
                                      "Why {}?", "No {}.")).format(rng.randrange(10_000)))
     return " ".join(parts)[:chars]
-
-
-def _alias_bomb(levels: int = 8, width: int = 9) -> str:
-    """The review's 430-byte file: each level lists the one before `width` times (9^8 nodes if expanded)."""
-    lines = ["a0: &a0 [" + ", ".join(['"x"'] * width) + "]"]
-    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * width) + "]" for n in range(1, levels + 1)]
-    return "\n".join(lines) + "\n"
 
 
 def hostile_uploads(rng: random.Random, number: int) -> tuple[str, bytes]:
@@ -81,7 +78,7 @@ def hostile_uploads(rng: random.Random, number: int) -> tuple[str, bytes]:
     salt = f"# {number} {rng.randrange(10**9)}\n".encode()  # new bytes every time: no parse cache answers it
     unknown_ids = b"claims: [" + b", ".join(b"no-such-claim-%d" % n for n in range(6000)) + b"]\n"
     kinds = [
-        ("alias-bomb.yaml", salt + _alias_bomb().encode()),
+        ("alias-bomb.yaml", alias_bomb(salt, rng)),
         ("deep.yaml", salt + b"id: deep\ntitle: " + b"[" * 5000 + b"]" * 5000 + b"\n"),
         ("huge-int.yaml", salt + base.replace(b"count: 20", b"count: " + b"9" * 5000)),
         ("unknown-ids.yaml", (salt + base + unknown_ids)[:64 * 1024 - 2] + b"]\n"),
@@ -106,7 +103,7 @@ class VisitorReport(BaseModel):
     upload_p95_ms: float = 0.0
     upload_max_ms: float = 0.0
     exceptions: int = 0  # an exception shown on the visitor's page, or a run that never finished
-    links_rendered: int = 0  # page texts with an unescaped link to the attacker's hosts
+    links_rendered: int = 0  # page texts that would render a link or image (not a bank reference)
     error_samples: list[str] = []
 
 
@@ -146,6 +143,7 @@ class Visitor:
     ws_url: str
     rng: random.Random
     attacks: tuple[str, ...] = ATTACKS
+    vetted: frozenset[str] = frozenset()  # the bank's own reference addresses: links on purpose
     chat_ms: list[float] = field(default_factory=list)
     upload_ms: list[float] = field(default_factory=list)
     report: VisitorReport = field(default_factory=VisitorReport)
@@ -226,7 +224,7 @@ class Visitor:
     def _inspect(self, page: Page, where: str) -> None:
         for problem in page.problems:
             self._problem(f"{where}: {problem}")
-        unescaped = [text for text in page.texts if any(host in text for host in ATTACKER_HOSTS)]
+        unescaped = [text for text in page.texts if links_rendered(text, self.vetted)]
         if unescaped:
             self.report.links_rendered += len(unescaped)
             self.report.error_samples.append(f"{where}: unescaped link in {unescaped[0][:120]!r}")
@@ -278,11 +276,12 @@ def run_hostile_class(students: int = 30, round_name: str = "core-10", think: tu
                 progress("opening the Ask and Instructor pages once")
                 asyncio.run(_warm_up_visitor_pages(server.ws_url))
                 run = Run(round_name, None, students, think, False, seconds, seed, progress)
+                bank = load_bank(dialogue=False)
                 progress("the quiet class")
-                quiet = measure_class([server.url], store, new_class(store, round_name, None), run)
-                visitor = Visitor(server.ws_url, random.Random(seed), attacks)
+                quiet = measure_class([server.url], store, bank, new_class(store, bank, round_name, None), run)
+                visitor = Visitor(server.ws_url, random.Random(seed), attacks, vetted_addresses(bank))
                 progress("the same class with a hostile visitor")
-                hostile = measure_class([server.url], store, new_class(store, round_name, None), run,
+                hostile = measure_class([server.url], store, bank, new_class(store, bank, round_name, None), run,
                                         alongside=visitor.attack)
         finally:
             store.engine.dispose()

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import math
 import os
 import random
 import sys
@@ -42,14 +41,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import BaseModel
-from sqlalchemy import make_url
 
 from kqv_demo.classroom import class_results, create_class
 from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.errors import KqvError, UserInputError
 from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.stats import percentile
 from kqv_demo.storage import Store
-from kqv_demo.ui.app_server import own_server, own_servers  # noqa: F401  (own_server: for the UI tests)
+from kqv_demo.stress.service import POSTGRES_VARIABLE
+from kqv_demo.ui.app_server import own_servers
 from kqv_demo.ui.wire_client import AppTab, Page, ProtocolError, Widget
 
 MAX_STUDENTS = 300  # a class round admits 300 unless its instructor sets another cap (storage.DEFAULT_MAX_STUDENTS)
@@ -58,7 +58,6 @@ MAX_SECONDS = 1800
 QUIZ_PAGE = "quiz"
 INSTRUCTOR_PAGE = "instructor"
 NUMERIC_GUESS = "1"
-SHARED_DATABASE_VARIABLE = "KQV_TEST_DATABASE_URL"  # what .ci/pg sets: the shared database of several servers
 DASHBOARD_FIGURES = ("Joined", "Finished", "Answers")
 
 
@@ -145,14 +144,6 @@ def check_limits(students: int, seconds: float, think: tuple[float, float], serv
     low, high = think
     if not 0 <= low <= high <= 60:
         raise UserInputError(f"Think time must be 0 <= min <= max <= 60 seconds, not {low:g}-{high:g}.")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 # --- one student -----------------------------------------------------------------------------
@@ -360,23 +351,24 @@ async def _warm_up(plan: Plan) -> None:
                            f"{'; '.join(page.problems)}")
 
 
-def stored_answers(store: Store, students: list[Student]) -> tuple[int, int]:
-    """(answers stored, answers stored more than once) for the students' rounds.
+def stored_answers(store: Store, students: list[Student]) -> tuple[int, int, int]:
+    """(answers stored, answers stored more than once, acknowledged answers missing) for the students' rounds.
 
     A student whose stored answers differ from the answers the server confirmed gets an error.
     """
-    stored = duplicated = 0
+    stored = duplicated = lost = 0
     for student in students:
         found = store.round(student.round_key) if student.round_key else None
         item_ids = [answer.item_id for answer in store.answers(found.id)] if found else []
         stored += len(set(item_ids))
         duplicated += len(item_ids) - len(set(item_ids))
         missing = [item for item in student.acknowledged if item not in item_ids]
+        lost += len(missing)
         if missing or len(set(item_ids)) != student.answered:
             student.errors.append(f"student {student.number}: {student.answered} answers confirmed on the page, "
                                   f"{len(set(item_ids))} in the database"
                                   + (f", missing {', '.join(missing[:3])}" if missing else ""))
-    return stored, duplicated
+    return stored, duplicated, lost
 
 
 async def read_dashboard(ws_url: str, code: str, key: str, run_timeout: float = 120) -> DashboardView:
@@ -425,25 +417,20 @@ def run_class(students: int = 30, url: str | list[str] | None = None, round_name
     """
     urls = [url] if isinstance(url, str) else list(url or [])
     check_limits(students, seconds, think, len(urls) or servers)
-    if urls:
-        urls = [loopback_url(one) for one in urls]
-        store = Store(database_url)
-        run = Run(round_name, feedback, students, think, burst, seconds, seed, progress,
-                  store.engine.dialect.name)
-        try:
-            return measure_class(urls, store, new_class(store, round_name, feedback), run)
-        finally:
-            store.engine.dispose()
+    urls = [loopback_url(one) for one in urls]
     with tempfile.TemporaryDirectory(prefix="kqv-class-") as scratch:
-        database = shared_database(database_url, servers, Path(scratch))
+        database = database_url if urls else shared_database(database_url, servers, Path(scratch))
         store = Store(database)
         run = Run(round_name, feedback, students, think, burst, seconds, seed, progress,
                   store.engine.dialect.name)
         try:
-            link = new_class(store, round_name, feedback)
-            progress(f"starting {servers} own server(s) on {make_url(database).get_backend_name()}")
+            bank = load_bank(dialogue=False)
+            link = new_class(store, bank, round_name, feedback)
+            if urls:
+                return measure_class(urls, store, bank, link, run)
+            progress(f"starting {servers} own server(s) on {run.database}")
             with own_servers(database, servers, Path(scratch)) as started:
-                return measure_class([server.url for server in started], store, link, run)
+                return measure_class([server.url for server in started], store, bank, link, run)
         finally:
             store.engine.dispose()
 
@@ -453,14 +440,13 @@ def shared_database(database_url: str | None, servers: int, scratch: Path) -> st
     (what `.ci/pg` starts); otherwise a temporary SQLite file (which several processes can share too)."""
     if database_url:
         return database_url
-    if servers > 1 and os.environ.get(SHARED_DATABASE_VARIABLE):
-        return os.environ[SHARED_DATABASE_VARIABLE]
+    if servers > 1 and os.environ.get(POSTGRES_VARIABLE):
+        return os.environ[POSTGRES_VARIABLE]
     return f"sqlite:///{scratch / 'class.sqlite3'}"
 
 
-def new_class(store: Store, round_name: str, feedback: str | None, bank: Bank | None = None) -> ClassLink:
+def new_class(store: Store, bank: Bank, round_name: str, feedback: str | None) -> ClassLink:
     """A new class round of `round_name`, students admitted and started at once."""
-    bank = bank or load_bank(dialogue=False)
     spec = resolve_round(bank, round_name, store)
     if feedback is not None:
         spec = spec.model_copy(update={"feedback": feedback})
@@ -468,7 +454,7 @@ def new_class(store: Store, round_name: str, feedback: str | None, bank: Bank | 
     return ClassLink(urlencode({"class": code}), len(round_items(bank, spec)), code, key)
 
 
-def measure_class(urls: list[str], store: Store, link: ClassLink, run: Run,
+def measure_class(urls: list[str], store: Store, bank: Bank, link: ClassLink, run: Run,
                   alongside: Callable[[], Coroutine[Any, Any, None]] | None = None) -> ClassReport:
     """The class on these servers (students split in turn), its answers in the database, and every
     server's dashboard. `alongside` runs during the class (e.g. a hostile visitor)."""
@@ -485,8 +471,8 @@ def measure_class(urls: list[str], store: Store, link: ClassLink, run: Run,
     asyncio.run(_run_class(students, plans, run.seconds, alongside))
     elapsed = time.perf_counter() - started
     run.progress("checking the answers in the database and the dashboard on every server")
-    stored, duplicated = stored_answers(store, students)  # before counting errors: it may add some
-    truth = library_view(store, load_bank(dialogue=False), link.code)
+    stored, duplicated, _lost = stored_answers(store, students)  # before counting errors: it may add some
+    truth = library_view(store, bank, link.code)
     views = [asyncio.run(read_dashboard(plan.ws_url, link.code, link.key)) for plan in plans]
     dashboard_errors = check_dashboards(views, truth)
     latencies = [ms for student in students for ms in student.latencies_ms]
@@ -530,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     class30.add_argument("--timeout", type=float, default=300, help="limit for the whole class, seconds (10-1800)")
     class30.add_argument("--database-url",
                          help="the servers' database: with --url the one they use (default: $DATABASE_URL); "
-                              f"for own servers the one to start them on (default: ${SHARED_DATABASE_VARIABLE} "
+                              f"for own servers the one to start them on (default: ${POSTGRES_VARIABLE} "
                               "with --servers 2 or more, else a temporary SQLite file)")
     class30.add_argument("--seed", type=int, default=0, help="seed for the students' choices and think times")
     class30.add_argument("--json", action="store_true", help="print one JSON object")

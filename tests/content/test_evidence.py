@@ -666,8 +666,13 @@ WITH_DEMO = sorted(claim_id for claim_id, claim in BANK.claims.items() if claim.
 NUMBER = re.compile(r"(?<![\w.\-])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\w)")
 
 
+# A citation's year or section ("Radford et al. 2018", "Vaswani et al. (2017)", "§6.2.2") names a source,
+# it quotes no figure.
+CITATION = re.compile(r"\bet al\.,? \(?(?:19|20)\d\d\)?|\((?:19|20)\d\d\)|§\s*[\d.]*\d")
+
+
 def numbers_in(text: str) -> set[str]:
-    return set(NUMBER.findall(text))
+    return set(NUMBER.findall(CITATION.sub(" ", text)))
 
 
 def inputs_removed(claim_id: str) -> str:

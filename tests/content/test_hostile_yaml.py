@@ -186,18 +186,32 @@ def test_validate_reports_every_hostile_file_with_its_line(content: Path):
     assert f"{len(list(claim.parent.glob('*.yaml'))) - 1} claims and 0 topic pages valid, 1 round files valid" in result.stdout
 
 
-def test_deep_brackets_are_refused_before_the_parser_reads_them(monkeypatch):
+def test_deep_brackets_are_refused_as_soon_as_they_are_too_deep(monkeypatch):
     """PyYAML's scanner works on every open bracket at every token: 5,000 of them cost half a second of
-    CPU before the composer's depth check. They are counted first, and the parser never sees them."""
-    def no_parser(text):
-        raise AssertionError("the parser was asked to read 5,000 nested brackets")
+    CPU before the composer's depth check. The scanner stops at the first bracket past MAX_DEPTH."""
+    opened = []
+    fetch = yamlfile._BoundedLoader.fetch_flow_collection_start
 
-    monkeypatch.setattr(yamlfile, "_BoundedLoader", no_parser)
+    def counting(self, token_class):
+        opened.append(self.flow_level)
+        return fetch(self, token_class)
+
+    monkeypatch.setattr(yamlfile._BoundedLoader, "fetch_flow_collection_start", counting)
     errors = parse_yaml(Path("deep.yaml"), "id: x\ntitle: " + "[" * 5000 + "]" * 5000 + "\n")[1]
     assert [(e.line, e.message) for e in errors] == [(2, f"lists and mappings nested more than {MAX_DEPTH} levels deep")]
+    assert len(opened) == MAX_DEPTH + 1
 
 
 def test_brackets_in_quotes_and_comments_are_not_nesting():
     text = 'a: "' + "[" * 60 + '"\nb: 1  # ' + "{" * 60 + "\nc: '" + "[" * 60 + "'\n"
     document, errors = parse_yaml(Path("ok.yaml"), text)
     assert errors == [] and document.data == {"a": "[" * 60, "b": 1, "c": "[" * 60}
+
+
+def test_brackets_in_block_text_do_not_count_as_nesting(tmp_path):
+    """Half-open intervals in prose ("[0, 1)") open no flow list: a block scalar full of them is valid."""
+    notes = "\n".join(f"  interval {n} is [0, 1)" for n in range(MAX_DEPTH + 10))
+    path = tmp_path / "notes.yaml"
+    path.write_text(f"notes: |\n{notes}\n")
+    document, errors = parse_yaml(path, path.read_text())
+    assert errors == [] and document.data["notes"].count("[0, 1)") == MAX_DEPTH + 10

@@ -200,10 +200,10 @@ def test_not_a_mapping_and_empty_files(root: Path):
 def test_missing_topic_pages_are_named(root: Path):
     topics = root / "topics.yaml"
     text = topics.read_text()
-    start = text.index("  - id: scaling")
+    start = text.index("  - id: feed-forward")  # the last page, in TOPICS order
     topics.write_text(text[:start])
     bank = load_bank(root, dialogue=DIALOGUE)
-    assert [e.message for e in bank.errors] == ["no page for: scaling"]
+    assert [e.message for e in bank.errors] == ["no page for: feed-forward"]
 
 
 def test_error_lines_read_like_compiler_output(root: Path):
@@ -236,9 +236,9 @@ def test_dialogue_excerpt_marks_the_quoted_lines():
 
 
 def test_a_claim_file_lists_at_most_twenty_errors_then_counts_the_rest(root: Path):
-    edit(root, "asked_as:\n", "asked_as:\n" + '  - ""\n' * 45)
+    edit(root, "  asks:\n", "  asks:\n" + '    - ""\n' * 45)
     errors = load_bank(root, dialogue=DIALOGUE).errors
     assert len(errors) == MAX_ERRORS + 1 and {e.field for e in errors[:MAX_ERRORS]} == {
-        f"asked_as[{index}]" for index in range(MAX_ERRORS)}
+        f"phrasings.asks[{index}]" for index in range(MAX_ERRORS)}
     assert (errors[-1].field, errors[-1].message) == (
         "(more)", f"and {45 - MAX_ERRORS} more problems in this file, not listed; fix these first")

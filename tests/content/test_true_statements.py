@@ -97,3 +97,88 @@ def test_learning_from_feedback_offline_rests_on_the_rlhf_paper():
                                        "used to fine-tune a new model version.")
     titles = [reference.title for reference in BANK.topics["learning-at-inference"].references]
     assert "Training language models to follow instructions with human feedback" in titles
+
+
+# --- tokens, positions and the MLP: the figures the topic pages quote about our models ---------------
+
+
+def summary_says(topic: str, text: str) -> str:
+    """`text` as the topic's summary says it (line breaks in the YAML count as spaces)."""
+    summary = " ".join(BANK.topics[topic].summary.split())
+    assert text in summary, f"{topic}'s summary no longer says: {text}"
+    return text
+
+
+def test_minilm_has_a_wordpiece_vocabulary_of_30522_tokens(runtime: Runtime):
+    minilm = runtime.minilm
+    vocabulary = minilm.model.config.vocab_size
+    summary_says("tokens", f"MiniLM uses BERT's WordPiece vocabulary of {vocabulary:,} tokens.")
+    assert len(minilm.tokenizer) == vocabulary == minilm.model.embeddings.word_embeddings.num_embeddings
+    assert minilm.tokenizer.tokenize("tokenization")[1:] and all(  # WordPiece marks a word's later pieces with ##
+        piece.startswith("##") for piece in minilm.tokenizer.tokenize("tokenization")[1:])
+
+
+def test_minilm_adds_learned_absolute_position_embeddings_for_up_to_512_positions(runtime: Runtime):
+    model = runtime.minilm.model
+    embeddings = model.embeddings
+    positions = embeddings.position_embeddings.num_embeddings
+    summary_says("positions", f"BERT and MiniLM add **learned absolute** position embeddings (up to {positions} "
+                              "positions).")
+    assert model.config.position_embedding_type == "absolute"
+    assert positions == model.config.max_position_embeddings == 512
+    # learned: a trained weight of the model (a fixed sinusoidal table would be a buffer, not a parameter)
+    learned = dict(model.named_parameters())["embeddings.position_embeddings.weight"]
+    assert learned is embeddings.position_embeddings.weight
+    # added: the embedding layer's output is LayerNorm(token + segment + position), in the model's own order of
+    # adding (the same float32 operations on the same numbers, so the same bits on any CPU)
+    ids, _ = runtime.tokenize("The bank of the river", runtime.minilm.name)
+    tokens = torch.tensor([ids])
+    with torch.inference_mode():
+        added = (embeddings.word_embeddings(tokens) + embeddings.token_type_embeddings(torch.zeros_like(tokens))
+                 + embeddings.position_embeddings(torch.arange(len(ids))[None]))
+        assert torch.equal(embeddings(input_ids=tokens), embeddings.LayerNorm(added))
+
+
+def test_smollm2_gives_bank_with_and_without_a_leading_space_different_ids(runtime: Runtime):
+    statement("tokens", "In SmolLM2, \" bank\" with a leading space and \"bank\" without one are different tokens "
+                        "with different ids.")
+    spaced, bare = runtime.tokenize(" bank")[0], runtime.tokenize("bank")[0]
+    assert len(spaced) == len(bare) == 1, "each is one token"
+    assert spaced != bare
+
+
+def test_smollm2_mlp_is_swiglu_with_a_silu_gate(runtime: Runtime):
+    statement("feed-forward", "SmolLM2's MLP uses SwiGLU: a SiLU-activated gate projection multiplied element-wise "
+                              "by a second linear projection.")
+    config = runtime.smollm2.model.config
+    assert config.hidden_act == "silu"
+    summary_says("feed-forward", "$576 \\to 1536 \\to 576$ with no biases")
+    for layer in runtime.smollm2.model.model.layers:
+        mlp = layer.mlp
+        linears = {name for name, module in mlp.named_children() if isinstance(module, torch.nn.Linear)}
+        assert linears == {"gate_proj", "up_proj", "down_proj"}
+        assert (mlp.gate_proj.in_features, mlp.gate_proj.out_features) == (config.hidden_size, config.intermediate_size)
+    # what the block computes: down(SiLU(gate x) ⊙ up x), exactly (the same float32 operations on one CPU)
+    mlp = runtime.smollm2.model.model.layers[4].mlp
+    x = torch.randn(5, config.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        swiglu = mlp.down_proj(torch.nn.functional.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+        assert torch.equal(mlp(x), swiglu)
+
+
+def test_the_mlps_hold_three_quarters_of_each_layer_and_80m_of_the_134_5m_parameters(runtime: Runtime):
+    statement("feed-forward", "The MLP blocks hold most of SmolLM2's parameters, about three quarters of the weights "
+                              "in each layer.")
+    model = runtime.smollm2.model
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    layer, mlp, attention = [count(m) for m in (model.model.layers[0], model.model.layers[0].mlp,
+                                                 model.model.layers[0].self_attn)]
+    assert all(count(block) == layer and count(block.mlp) == mlp for block in model.model.layers)
+    mlps, total = mlp * len(model.model.layers), count(model)  # tied embeddings counted once
+    latex = lambda n: f"{n:,}".replace(",", "{,}")  # noqa: E731
+    summary_says("feed-forward", f"Its three matrices hold $3 \\times {model.config.hidden_size} \\times "
+                                 f"{model.config.intermediate_size} = {latex(mlp)}$ weights per layer, about three "
+                                 f"quarters of the layer's {layer:,} (attention has {attention:,}), and about "
+                                 f"{mlps / 1e6:.0f}M of the model's {total / 1e6:.1f}M parameters.")
+    assert round(mlp / layer, 2) == 0.75, "about three quarters of each layer"
+    assert mlps > total / 2, "most of the parameters"

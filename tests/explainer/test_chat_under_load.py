@@ -13,7 +13,8 @@ import time
 import pytest
 
 from kqv_demo.content.loader import Bank, load_bank
-from kqv_demo.explainer.chat import MAX_SENTENCES, Explainer, _sentences
+from kqv_demo.explainer.chat import Explainer
+from kqv_demo.explainer.reading import MAX_PARTS, sentences, split_parts
 from kqv_demo.exports.live import _runs_needed, compute_run
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.runtime import EMBED_MAX_TOKENS, Runtime
@@ -70,9 +71,9 @@ class PaddedTokens:
 
 
 def test_the_hostile_messages_are_what_they_claim(runtime: Runtime):
-    assert len(HOSTILE) == 1000 and HOSTILE.count(". ") > 2 * MAX_SENTENCES
-    assert len(_sentences(HOSTILE)) == MAX_SENTENCES
-    dense = _sentences(DENSE)
+    assert len(HOSTILE) == 1000 and HOSTILE.count(". ") > 2 * MAX_PARTS
+    assert len(split_parts(HOSTILE)) == MAX_PARTS  # the whole message and its first sentences
+    dense = sentences(DENSE)
     assert len(dense) >= 10 and sum(runtime.token_counts(dense)) > 3 * EMBED_MAX_TOKENS
 
 

@@ -23,8 +23,14 @@ def _texts(value, skip=("references",)):
             yield from _texts(item, skip)
 
 
+# Phrasings are learners' plain words for the chat's stance model (a learner may write "$set"); they are
+# never rendered as bank Markdown, and seen_at holds addresses. Everything else is exported as Markdown.
+NOT_MARKDOWN = ("references", "phrasings", "seen_at")
+
+
 def bank_texts(bank) -> list[str]:
-    texts = [text for claim in bank.claims.values() for text in _texts(claim.model_dump(mode="json"))]
+    texts = [text for claim in bank.claims.values()
+             for text in _texts(claim.model_dump(mode="json"), NOT_MARKDOWN)]
     texts += [text for topic in bank.topics.values() for text in _texts(topic.model_dump(mode="json"))]
     return texts
 

@@ -8,7 +8,9 @@ import pytest
 
 from kqv_demo.content.loader import load_bank
 from kqv_demo.quiz.items import check, items_for_claim, parse_number
-from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec, build_round, matching_claims
+from kqv_demo.quiz.predict import prediction_items
+from kqv_demo.quiz.resolve import round_items
+from kqv_demo.quiz.rounds import BUILT_IN, MAX_ROUND_ITEMS, RoundSpec, build_round, matching_claims
 from kqv_demo.quiz.scheduling import INTERVALS, Card, due, next_box, schedule
 from kqv_demo.quiz.scoring import Answer, cbm_mark, summarise
 
@@ -106,6 +108,43 @@ def test_rounds_respect_their_filters_and_spread_over_claims(bank):
     assert numeric_only and all(i.kind == "numeric" for i in numeric_only)
     everything = build_round(bank, BUILT_IN["everything"])
     assert len(everything) == sum(len(items_for_claim(c)) for c in bank.claims.values())
+
+
+def test_everything_is_every_item_of_the_bank_predictions_included(bank):
+    """The round says "every item in the bank": it must stay so as the bank grows (raise MAX_ROUND_ITEMS)."""
+    expected = {item.id for claim in bank.claims.values() for item in items_for_claim(claim)}
+    expected |= {item.id for item in prediction_items() if item.claim_id in bank.claims}
+    everything = [item.id for item in round_items(bank, BUILT_IN["everything"])]
+    assert len(everything) == len(set(everything)) and set(everything) == expected
+    assert len(expected) < MAX_ROUND_ITEMS
+
+
+def test_rounds_draw_from_the_dialogue_the_public_posts_or_both(bank):
+    public = {claim.id for claim in bank.claims.values() if claim.origin == "public"}
+    dialogue = set(bank.claims) - public
+    assert public and dialogue
+    spec = BUILT_IN["common-misconceptions"]
+    assert set(matching_claims(bank, spec)) == public
+    round_ = build_round(bank, spec)
+    assert len(round_) == spec.count and len({item.claim_id for item in round_}) == spec.count
+    assert {item.claim_id for item in round_} <= public
+    only_dialogue = RoundSpec(id="d", title="d", origins=("dialogue",), count=MAX_ROUND_ITEMS)
+    assert {item.claim_id for item in build_round(bank, only_dialogue)} == dialogue
+    both = RoundSpec(id="b", title="b", origins=("dialogue", "public"), count=MAX_ROUND_ITEMS)
+    assert build_round(bank, both) == build_round(bank, both.model_copy(update={"origins": ()}))
+    with pytest.raises(ValueError):
+        RoundSpec(id="x", title="x", origins=("reddit",))
+
+
+def test_every_built_in_round_is_full_and_spread_over_its_claims(bank):
+    for spec in BUILT_IN.values():
+        if spec.id == "everything":
+            continue
+        items = round_items(bank, spec)
+        all_of_it = spec.model_copy(update={"count": MAX_ROUND_ITEMS})
+        claims_with_items = {item.claim_id for item in round_items(bank, all_of_it)}
+        assert len(items) == spec.count, spec.id
+        assert len({item.claim_id for item in items}) == min(spec.count, len(claims_with_items)), spec.id
 
 
 def test_a_round_with_no_matching_claims_is_empty(bank):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kqv_demo.ui.loadtest import own_server
+from kqv_demo.ui.app_server import own_servers
 
 CHROMIUM = os.environ.get("KQV_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,12 +38,12 @@ class AppServer:
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory) -> Iterator[AppServer]:
-    """The app on a free loopback port, with a database of its own (see kqv_demo.ui.loadtest)."""
+    """The app on a free loopback port, with a database of its own (see kqv_demo.ui.app_server)."""
     require_chromium()  # before starting a server that no browser would open
     scratch = tmp_path_factory.mktemp("server")
     database_url = f"sqlite:///{scratch / 'browser.sqlite3'}"
-    with own_server(database_url, scratch / "streamlit.log") as url:
-        yield AppServer(url, database_url)
+    with own_servers(database_url, 1, scratch) as (server,):
+        yield AppServer(server.url, database_url)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode, urlparse
 import pytest
 
 from kqv_demo import classroom
+from kqv_demo.claim_source import addresses
 from kqv_demo.content.loader import load_bank
 from kqv_demo.quiz.rounds import RoundSpec
 from kqv_demo.storage import Store
@@ -21,8 +22,10 @@ pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 # Our own pages link to the references the bank cites (arxiv.org, ...); nothing else leaves the app.
-CITED_HOSTS = {urlparse(str(reference.url)).hostname for claim in load_bank(dialogue=False).claims.values()
-               for reference in claim.references if reference.url}
+# The bank's own links: its references, and the public posts where learners state a claim (seen_at).
+_CLAIMS = load_bank(dialogue=False).claims.values()
+CITED_HOSTS = {urlparse(str(reference.url)).hostname for claim in _CLAIMS for reference in claim.references
+               if reference.url} | {urlparse(address).hostname for claim in _CLAIMS for address in addresses(claim)}
 
 DOM_LINKS_AND_IMAGES = """() => [
   ...[...document.querySelectorAll('a')].map(a => ['a', a.getAttribute('href') || '', a.innerText]),

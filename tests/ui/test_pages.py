@@ -25,6 +25,9 @@ def open_page(page: str, **query: str) -> AppTest:
     test = app(**query).run()
     test.switch_page(f"{PAGES}/{page}.py").run()
     assert not test.exception, test.exception
+    # errors the page caught itself are shown, not raised: test.exception does not list them
+    caught = [error.value for error in test.error if "it is our fault" in error.value]
+    assert not caught, caught
     return test
 
 

@@ -73,7 +73,10 @@ def test_a_whole_round_with_feedback_and_summary(database: str):
         state, item = current_item(test, database)
         assert item is not None
         if index % 3 == 0:  # answer wrongly, and be sure about it
-            response = next(c for c in item.choices if c != item.answer)
+            if item.choices:
+                response = next(c for c in item.choices if c != item.answer)
+            else:  # a numeric item: well outside its tolerance
+                response = str(float(item.answer) + 2 * item.tolerance + 1)
             answer(test, response, 3)
             assert "Not quite" in test.error[0].value
             assert "most valuable kind of mistake" in test.warning[0].value
@@ -190,6 +193,38 @@ def test_a_prediction_runs_the_real_model_and_reveals_it(database: str, runtime)
     assert len(test.metric) >= 2, "with its numbers"
     state, _ = current_item(test, database)
     assert state.position == 1 and next(iter(state.answers.values())).item_id == item.id
+
+
+def _caught_failures(test: AppTest) -> list[str]:
+    """Errors the page caught itself ("it is our fault"): `test.exception` does not list them."""
+    return [error.value for error in test.error if "it is our fault" in error.value]
+
+
+def test_the_common_misconceptions_round_shows_where_learners_say_it(database: str):
+    from kqv_demo.claim_source import addresses
+
+    test = sign_in()
+    test.button(key="start-common-misconceptions").click().run()
+    state, item = current_item(test, database)
+    bank = load_bank()
+    assert len(state.items) == 10 and all(bank.claims[i.claim_id].origin == "public" for i in state.items)
+    answer(test, item.choices[0] if item.choices else "1", 2)
+    assert not _caught_failures(test)
+    text = " ".join(m.value for m in test.markdown)
+    assert "**Where learners say it:**" in text and "of the dialogue" not in text and "None" not in text
+    external = [link.proto.page for link in test.get("page_link") if link.proto.external]
+    assert external == addresses(bank.claims[item.claim_id])
+
+
+def test_a_custom_round_draws_from_the_chosen_source(database: str):
+    test = sign_in()
+    next(radio for radio in test.radio if radio.label == "Claims from").set_value("dialogue")
+    test.number_input[0].set_value(30)
+    next(b for b in test.button if b.label == "Start my round").click().run()
+    assert not test.exception and not _caught_failures(test)
+    state, _ = current_item(test, database)
+    bank = load_bank()
+    assert len(state.items) == 30 and {bank.claims[i.claim_id].origin for i in state.items} == {"dialogue"}
 
 
 PAYLOAD = "[prize](https://evil.example) ![x](https://t.example/p.png) **bold** :red[red]"

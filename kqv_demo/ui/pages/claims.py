@@ -1,17 +1,23 @@
-"""Claims: browse and search every checkable claim of the source dialogue."""
+"""Claims: browse and search every checkable claim of the source dialogue and the common misconceptions
+that learners state in public posts."""
 
 import streamlit as st
 
+from kqv_demo.claim_source import ORIGIN_LABELS, from_origin, headline
 from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.search import VERDICT_LABELS, VERDICT_ORDER, filter_claims
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.claim_card import CLAIMS, claim_card
 from kqv_demo.markup import literal
 
+SOURCES = {"all": "All", **ORIGIN_LABELS}
+ORIGIN_ORDER = {"dialogue": 0, "public": 1}
+
 st.title("Claims")
 st.caption(
-    "Every checkable claim of the source dialogue, quoted, with a verdict and a correction "
-    "that cites its sources. Click a claim to read it."
+    "Every checkable claim of the source dialogue, quoted, and the common misconceptions that learners "
+    "state in public posts, each with the addresses where it was seen. Every claim has a verdict and a "
+    "correction that cites its sources. Click a claim to read it."
 )
 loaded = bank()
 show_content_errors(loaded)
@@ -37,9 +43,20 @@ topics = left.multiselect("Topics", TOPICS)
 verdicts = middle.pills("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, selection_mode="multi")
 core_only = right.toggle("Core only")
 
+matching = filter_claims(loaded.claims.values(), search, topics, verdicts, core_only)
+# Each source's count within the other filters. The radio's key is its identity, so the labels may
+# change with the counts without resetting the choice; `?source=public` opens the page on one source.
+per_source = {"all": len(matching), **{origin: len(from_origin(matching, origin))
+                                       for origin in ORIGIN_LABELS}}
+linked = st.query_params.get("source")
+source = st.radio("Source", list(SOURCES), index=list(SOURCES).index(linked) if linked in SOURCES else 0,
+                  format_func=lambda key: f"{SOURCES[key]} · {per_source[key]}", horizontal=True,
+                  key="source")
+
 claims = sorted(
-    filter_claims(loaded.claims.values(), search, topics, verdicts, core_only),
-    key=lambda c: (not c.core, VERDICT_ORDER[c.verdict], loaded.quote_lines.get(c.id, c.line)),
+    from_origin(matching, source),
+    key=lambda c: (not c.core, VERDICT_ORDER[c.verdict], ORIGIN_ORDER[c.origin],
+                   loaded.quote_lines.get(c.id, c.line or 0), c.id),
 )
 counts = {v: sum(c.verdict == v for c in claims) for v in VERDICT_LABELS}
 st.markdown(
@@ -49,6 +66,5 @@ st.markdown(
 if not claims:
     st.info("No claim matches these filters. Clear the search or pick fewer filters.")
 for claim in claims:
-    title = f"**{VERDICT_LABELS[claim.verdict]}** · {claim.quote}"
-    with st.expander(title):
+    with st.expander(f"**{VERDICT_LABELS[claim.verdict]}** · {headline(claim)}"):
         claim_card(claim, loaded.quote_lines.get(claim.id), loaded.dialogue)

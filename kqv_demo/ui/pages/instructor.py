@@ -4,6 +4,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from kqv_demo import classroom
+from kqv_demo.claim_source import headline
 from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.yamlfile import problem_count
 from kqv_demo.errors import UserInputError
@@ -11,7 +12,7 @@ from kqv_demo.markup import literal
 from kqv_demo.quiz.items import ITEM_KINDS
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.quiz.round_files import MAX_ROUND_FILE_BYTES, load_round_files, parse_round_upload
-from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec
+from kqv_demo.quiz.rounds import BUILT_IN, MAX_ROUND_ITEMS, RoundSpec
 from kqv_demo.ratelimit import BULK_REQUESTS
 from kqv_demo.ui.bank import bank, show_content_errors
 from kqv_demo.ui.classroom_views import class_dashboard, created_notice, round_outline
@@ -64,12 +65,12 @@ def spec_from_choices() -> RoundSpec | None:
     with st.form("new-round"):
         title = st.text_input("Title the class sees", "Class round", max_chars=120)
         claims = st.multiselect("Claims (none = any)", list(loaded.claims),
-                                format_func=lambda cid: f"{cid}: “{loaded.claims[cid].quote[:70]}”")
+                                format_func=lambda cid: f"{cid}: “{headline(loaded.claims[cid])[:70]}”")  # plain-text sink
         topics = st.multiselect("Topics (none = any)", TOPICS)
         kinds = st.multiselect("Item types", list(ITEM_KINDS), default=["verdict", "multiple_choice"],
                                format_func=KIND_LABELS.get)
         left, middle, right = st.columns(3)
-        count = left.number_input("Questions", 1, 200, 10)
+        count = left.number_input("Questions", 1, MAX_ROUND_ITEMS, 10)
         limit = middle.number_input("Time limit in minutes (0 = none)", 0, 180, 0)
         order = right.radio("Order", list(ORDER_LABELS), format_func=ORDER_LABELS.get,
                             help="Bank order: claims in the bank's order, each claim's item types in the order chosen.")

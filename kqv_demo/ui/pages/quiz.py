@@ -8,6 +8,7 @@ from kqv_demo.quiz import session
 from kqv_demo.quiz.items import VERDICT_CHOICES
 from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec
 from kqv_demo.quiz.scoring import CONFIDENCE_LABELS
+from kqv_demo.claim_source import ORIGIN_LABELS
 from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.ui.bank import bank, show_content_errors
@@ -230,15 +231,19 @@ if "round" in params:
             go(r=session.start_round(db, loaded, learner_id, linked), round=None, seed=None)
 
 st.subheader("Start a round")
-columns = st.columns(len(BUILT_IN))
-for column, spec in zip(columns, BUILT_IN.values()):
-    with column.container(border=True):
-        st.markdown(f"**{spec.title}**")
-        st.caption(spec.description)
-        if st.button("Start", key=f"start-{spec.id}"):
-            go(r=session.start_round(db, loaded, learner_id, spec))
+ROUNDS_PER_ROW = 3  # six rounds side by side would squeeze each description into a sliver
+built_in = list(BUILT_IN.values())
+for row in range(0, len(built_in), ROUNDS_PER_ROW):
+    for column, spec in zip(st.columns(ROUNDS_PER_ROW), built_in[row:row + ROUNDS_PER_ROW]):
+        with column.container(border=True):
+            st.markdown(f"**{spec.title}**")
+            st.caption(spec.description)
+            if st.button("Start", key=f"start-{spec.id}"):
+                go(r=session.start_round(db, loaded, learner_id, spec))
 with st.expander("Build your own round"):
     with st.form("custom"):
+        source = st.radio("Claims from", ["all", *ORIGIN_LABELS], horizontal=True,
+                          format_func=lambda key: "All" if key == "all" else ORIGIN_LABELS[key])
         topics = st.multiselect("Topics (none = all)", TOPICS)
         verdicts = st.multiselect("Verdicts (none = all)", list(VERDICT_CHOICES), format_func=VERDICT_LABELS.get)
         kinds = st.multiselect("Item types", ["verdict", "multiple_choice", "numeric", "spot_the_error"],
@@ -248,7 +253,8 @@ with st.expander("Build your own round"):
         if st.form_submit_button("Start my round"):
             try:
                 spec = RoundSpec(id="custom", title="Custom round", topics=tuple(topics), verdicts=tuple(verdicts),
-                                 kinds=tuple(kinds) or ("verdict",), count=int(count), seed=int(seed))
+                                 kinds=tuple(kinds) or ("verdict",), count=int(count), seed=int(seed),
+                                 origins=() if source == "all" else (source,))
                 go(r=session.start_round(db, loaded, learner_id, spec))
             except UserInputError as problem:
                 st.error(literal(str(problem)))
