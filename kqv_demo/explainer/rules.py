@@ -81,6 +81,8 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
         cues = reading.parts[candidate.part].cues
         if not _may_refute(reading, candidate, limits) or _repeats_a_denial(candidate, limits):
             continue
+        if _open_question(cues) and not _PRESUPPOSING_QUESTION.search(cues.core):
+            continue  # "what do the keys represent?" asks; "why does attention use KL?" takes it for granted
         opposite = _opposite(reading, candidate)
         # The model reads true statements on the same subject as asserting the misconception (sentences of
         # public tutorials, "before softmax, each score is divided by the square root of the key dimension"
@@ -107,8 +109,10 @@ def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | No
     trained on; a near-verbatim match with the misconception's phrasings, and clearly not with its
     correction's, settles those."""
     for candidate in reading.of_kind("misconception"):
+        said = reading.parts[candidate.part].cues.core
         if (candidate.similarity < limits.known_phrasing_similarity or candidate.kind_margin > 0
                 or candidate.asserts < limits.known_phrasing_asserts
+                or polarity(said) != polarity(candidate.closest_line)  # it must repeat the wording, negation too
                 or not _may_refute(reading, candidate, limits)):
             continue
         opposite = _opposite(reading, candidate)
@@ -121,12 +125,11 @@ def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | No
 
 def _may_refute(reading: Reading, candidate: Candidate, limits: Thresholds) -> bool:
     """What every refutation needs: the message is close to the misconception; it is not a neutral
-    question ("Is attention KL-based?") or an open one that does not take it for granted ("what do the
-    keys represent?", unlike "why does attention use KL?"); and it does not negate where the misconception
-    does not."""
+    question ("Is attention KL-based?"); and it does not negate where the misconception does not. (A
+    message that all but repeats a vetted wording that states it is judged as that wording is, question
+    mark or not; any other open question is refuted only when it takes the misconception for granted.)"""
     cues = reading.parts[candidate.part].cues
     return (candidate.similarity >= limits.judge_similarity and not _neutral_question(cues)
-            and not (_open_question(cues) and not _PRESUPPOSING_QUESTION.search(cues.core))
             and not _polarity_mismatch(cues.core, candidate))
 
 
@@ -203,17 +206,10 @@ _PRESUPPOSING_QUESTION = re.compile(
     re.IGNORECASE)
 
 
-# A wh-word that opens the question or a clause of it ("what ...", "for a layer, how many ...", "in which
-# ..."), not one inside a statement ("the biases are what switch the neurons on, rite?").
-_WH_WORD = re.compile(r"(?:^|[,;:]\s*|\b(?:in|for|on|at|by|with|from|of|to|and|but|so)\s+)"
-                      r"(?:what|which|who|whom|whose|where|when|why|how)\b", re.IGNORECASE)
-
-
 def _open_question(cues) -> bool:
-    """A question that asks for an answer ("what ...?", "for a layer, how many ...?"), not for agreement,
-    and not a statement said as a question ("so you divide the scores by 64?")."""
-    return (cues.question and not cues.yes_no and not cues.confirmation and not cues.authority
-            and bool(_WH_WORD.search(cues.core)))
+    """A question that does not ask for agreement: "what ...?", "for a layer, how many ...?", and a
+    statement said as a question ("so the prompt is both the key and the query?"), which asks whether."""
+    return cues.question and not cues.yes_no and not cues.confirmation and not cues.authority
 
 
 def _neutral_question(cues) -> bool:

@@ -14,7 +14,7 @@ _FLAGS = re.IGNORECASE
 
 # "..., right?", "isn't it?", "confirm?": the learner wants agreement with what precedes.
 _CONFIRMATION_TAIL = re.compile(
-    r"[\s,;:.!-]*\b(?:right|correct|true|yes|yeah|no|ok|okay|agree|agreed|confirm|confirmed|am i right|"
+    r"[\s,;:.!-]*\b(?:right|rite|ryt|correct|true|yes|yeah|no|ok|okay|agree|agreed|confirm|confirmed|am i right|"
     r"is that (?:right|correct|true|so)|isn'?t (?:it|that|this) (?:right|so|true|correct)?|"
     r"(?:is|are|do|does|did|was|were|can|could|would|will|has|have)n'?t (?:it|they|there|he|she|that|this|we|you)|"
     r"(?:is|are|do|does|did) (?:it|they|there) not|yes or no|true or false|innit|eh|huh|no\?)"
