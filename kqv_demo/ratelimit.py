@@ -45,15 +45,20 @@ class _Bucket:
     updated: float
 
 
+def now_seconds() -> float:
+    """The rate limits' clock: monotonic seconds."""
+    return time.monotonic()
+
+
 class RateLimiter:
     """A token bucket per session id, thread-safe. At most `max_sessions` buckets are kept (the least
     recently used go first; a forgotten session starts again with a full bucket, as a new one does)."""
 
-    def __init__(self, limit: Limit, clock: Clock = time.monotonic, max_sessions: int = 10_000) -> None:
+    def __init__(self, limit: Limit, clock: Clock | None = None, max_sessions: int = 10_000) -> None:
         if limit.burst < 1 or limit.every_seconds <= 0:
             raise ValueError(f"{limit.name}: burst must be at least 1 and every_seconds positive")
         self.limit = limit
-        self._clock = clock
+        self._clock = clock  # None: `now()`, looked up at each call (so a test can stop the clock)
         self._max_sessions = max_sessions
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._lock = threading.Lock()
@@ -69,7 +74,7 @@ class RateLimiter:
             return (cost - bucket.tokens) * self.limit.every_seconds
 
     def _refilled(self, session: str) -> _Bucket:
-        now = self._clock()
+        now = self._clock() if self._clock else now_seconds()
         bucket = self._buckets.get(session)
         if bucket is None:
             bucket = self._buckets[session] = _Bucket(float(self.limit.burst), now)
