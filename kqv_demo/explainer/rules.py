@@ -107,8 +107,10 @@ def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | No
     """Refute: the message all but repeats a vetted wording of a misconception (not of its correction), and
     the model leans to reading it as asserting it. The stance model is unsure on some wordings it was
     trained on; a near-verbatim match with the misconception's phrasings, and clearly not with its
-    correction's, settles those."""
-    for candidate in reading.of_kind("misconception"):
+    correction's, settles those. Only the misconception closest to the message: a message nearer another
+    one is about that one ("attention does not compare queries and keys with KL divergence" is nearer the KL
+    claim than a wording of another claim that mentions KL)."""
+    for candidate in reading.of_kind("misconception")[:1]:
         said = reading.parts[candidate.part].cues.core
         if (candidate.similarity < limits.known_phrasing_similarity or candidate.kind_margin > 0
                 or candidate.asserts < limits.known_phrasing_asserts
