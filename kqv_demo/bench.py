@@ -81,15 +81,20 @@ def chat_dev_scores(runtime) -> dict[str, object]:
     from kqv_demo.content.loader import load_bank
     from kqv_demo.explainer.chat import Explainer
     from kqv_demo.explainer.evaluate import load_eval_set, run_eval
-
     from kqv_demo.explainer.stance_model import build
+    from kqv_demo.stress import chat_under_load
 
     bank = load_bank(dialogue=False)
     model, facts = build(bank)  # trained now if the bank changed since the last build, else cached
-    _replies, scores, median = run_eval(Explainer(bank, runtime, stance_model=model), load_eval_set())
+    explainer = Explainer(bank, runtime, stance_model=model)
+    _replies, scores, median = run_eval(explainer, load_eval_set())
     scores.pop("messages")
+    load = chat_under_load.measure(explainer, bank, runtime)
     return {"chat_ms_p50": median, "chat_model_build_s": facts.get("seconds"), "chat_model_pairs": facts["pairs"],
-            **{f"chat_dev_{name}": value for name, value in scores.items()}}
+            **{f"chat_dev_{name}": value for name, value in scores.items()},
+            # target: at most chat_under_load.SLOWDOWN_TARGET (a hostile visitor and an export running)
+            "chat_slowdown_under_load": load["slowdown"], "chat_under_load_quiet_ms": load["quiet_ms"],
+            "chat_under_load_busy_ms": load["busy_ms"]}
 
 
 def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, object]:
