@@ -228,7 +228,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _build_stance(args: argparse.Namespace) -> int:
-    """Train the chat's stance model from the bank (once per bank change; the cache makes reruns instant)."""
+    """Train the chat's stance model from the bank and its training text (once per change; the cache makes
+    reruns instant)."""
     from kqv_demo.content.loader import load_bank
     from kqv_demo.explainer.stance_model import build
 
@@ -245,7 +246,8 @@ def _build_stance(args: argparse.Namespace) -> int:
         print(json.dumps(facts, indent=1))
     else:
         how = f"trained now in {facts['seconds']} s" if facts["trained_now"] else "already built (cached)"
-        print(f"stance model {facts['key']}: {facts['pairs']} training pairs from the bank, {how}")
+        print(f"stance model {facts['key']}: {facts['pairs']} training pairs from the bank and its training "
+              f"text, {how}")
     return 0
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kqv_demo.content.schema import TOPICS, Claim, TopicPage
+from kqv_demo.content.stance_texts import FILE_NAME as STANCE_TEXTS_FILE
+from kqv_demo.content.stance_texts import StanceText, load_stance_texts
 from kqv_demo.content.yamlfile import (
     ContentError, YamlDocument, YamlPath, capped, internal_error, read_yaml, shown, validate_model,
 )
@@ -47,6 +49,8 @@ class Bank:
     # every phrasing seen so far (lower-cased) and the claim or topic it belongs to: one phrasing may not
     # stand for two things, or the chat's stance model would learn both labels for the same words
     phrasing_owners: dict[str, str] = field(default_factory=dict, repr=False)
+    # real text by others that the chat's stance model also learns from (content/stance_training.yaml)
+    stance_texts: list[StanceText] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +142,8 @@ def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True)
     if root.is_file():
         if root.name == "topics.yaml":
             _load_topics(root, bank, require_all=False)
+        elif root.name == STANCE_TEXTS_FILE:
+            _load_stance_texts(root, bank)
         else:
             _load_claim(root, bank, dialogue or None, demo_ids)
         return bank
@@ -147,7 +153,17 @@ def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True)
     for file in sorted((root / "claims").glob("*.y*ml")):
         _load_claim(file, bank, dialogue or None, demo_ids)
     _load_topics(root / "topics.yaml", bank)
+    if (root / STANCE_TEXTS_FILE).exists():  # optional: without it the model learns from the bank alone
+        _load_stance_texts(root / STANCE_TEXTS_FILE, bank)
     return bank
+
+
+def _load_stance_texts(file: Path, bank: Bank) -> None:
+    try:
+        bank.stance_texts, errors = load_stance_texts(file)
+    except Exception as error:  # a bug met on this file must not take down the claims
+        errors = [internal_error(file, error)]
+    bank.errors += capped(errors)
 
 
 def _load_claim(file: Path, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> None:

@@ -4,9 +4,13 @@ Each pair is (message, statement, label): does the message assert the statement 
 granted), deny it, only ask about its subject, or say nothing about it? The bank's phrasings give most
 pairs; the hardest are a misconception against its own correction (the same words, the opposite claim),
 which is exactly where similarity alone fails ("keys are stored in the model" / "keys are computed from
-the context, not stored in the model").
+the context, not stored in the model"), and a true statement against the misconceptions of other claims
+that share most of its words: "both add the position vector to the token embedding" does not assert
+"the positional encoding is concatenated to the token embedding" (a partial label, NOT_ASSERTS). Real
+text by others (content/stance_training.yaml: accurate sentences and learners' questions) is paired the
+same way, so that the model does not learn only how this project's authors write.
 
-    pairs = training_pairs(vetted_statements(bank))
+    pairs = training_pairs(vetted_statements(bank), bank.stance_texts)
     pairs[0]    # Pair("so attention uses KL divergence, right?", "Attention compares ... KL ...", ASSERTS)
 """
 
@@ -16,14 +20,27 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kqv_demo.content.stance_texts import StanceText
 from kqv_demo.explainer.statements import Statement
 
 ASSERTS, DENIES, ASKS, UNRELATED = 0, 1, 2, 3
-LABELS = ("asserts", "denies", "asks", "unrelated")
-PAIRS_FORMAT = 1
+LABELS = ("asserts", "denies", "asks", "unrelated")  # what the model outputs
+# A partial label, for training only: the message does NOT assert the statement, and which of the other three
+# it does is not known (a true sentence against a misconception it shares words with may deny it or be about
+# something else; either way it must never be read as asserting it). Trained with -log(1 - P(asserts)).
+NOT_ASSERTS = 4
+PAIRS_FORMAT = 3
 UNRELATED_PER_PHRASING = 1  # one other statement per phrasing: a nearby one on a shared topic, else any
+# Lexical neighbours: a true statement's phrasings against the misconception of another claim whose words
+# overlap most with them; a public sentence or question against its two closest misconceptions. Word
+# overlap, not MiniLM similarity, picks them: it needs no model (the pairs stay the same on every CPU) and
+# shared words are what misleads the model.
+NEIGHBOURS_PER_PHRASING = 1
+NEIGHBOURS_PER_PUBLIC_TEXT = 2
+MIN_WORD_OVERLAP = 0.12  # Jaccard of content words; below it the two share too little to mislead
 
 
 @dataclass(frozen=True)
@@ -41,14 +58,21 @@ _DENYING = ("I don't think {x}.", "It's not true that {x}.", "People say {x}, bu
 _ASKING = ("Is it true that {x}?", "Is it the case that {x}?", "I'm not sure whether {x}. Is it?")
 
 
-def training_pairs(statements: list[Statement], seed: int = 0) -> list[Pair]:
-    """Every pair the bank gives, in a fixed order; the same statements always give the same list."""
+def training_pairs(statements: list[Statement], public_texts: Sequence[StanceText] = (),
+                   seed: int = 0) -> list[Pair]:
+    """Every pair the bank (and the public texts) give, in a fixed order; the same input always gives the
+    same list."""
     rng = random.Random(seed)
+    words = _Words(statements)
     pairs: list[Pair] = []
     for statement in statements:
         pairs += _phrasing_pairs(statement)
         pairs += _template_pairs(statement, rng)
         pairs += _unrelated_pairs(statement, statements, rng)
+    for statement in statements:
+        pairs += _lexical_neighbour_pairs(statement, words)
+    for text in public_texts:
+        pairs += _public_text_pairs(text, words)
     return _without_duplicates(pairs)
 
 
@@ -93,6 +117,78 @@ def _unrelated_pairs(statement: Statement, statements: list[Statement], rng: ran
             if pool:
                 pairs.append(Pair(line, rng.choice(pool).text, UNRELATED))
     return pairs
+
+
+def _lexical_neighbour_pairs(statement: Statement, words: _Words) -> list[Pair]:
+    """Each phrasing that asserts a true `statement` does not assert the misconception of another claim that
+    shares most of its words (a truth cannot assert a misconception; it may deny it or be about something
+    else, so the label is partial). Its own opposite is left out: that pair is a denial, learned from the
+    `denies` phrasings."""
+    if statement.kind != "truth":
+        return []
+    return [Pair(line, neighbour.text, NOT_ASSERTS)
+            for line in (statement.text, *statement.lines("states"))
+            for neighbour in words.closest(line, "misconception", NEIGHBOURS_PER_PHRASING, besides=statement)]
+
+
+def _public_text_pairs(text: StanceText, words: _Words) -> list[Pair]:
+    """Neither an accurate sentence nor a question that asserts nothing asserts the misconceptions it shares
+    words with (whether it denies one, asks about it or is about something else is not known)."""
+    return [Pair(text.text, neighbour.text, NOT_ASSERTS)
+            for neighbour in words.closest(text.text, "misconception", NEIGHBOURS_PER_PUBLIC_TEXT)]
+
+
+_WORD = re.compile(r"[a-z0-9_√]+")
+_STOPWORDS = frozenset(
+    "a an the of to in on for by with from and or but not no is are was were be been being it its this that "
+    "these those there their they them as at so than then into each every any all can could will would should "
+    "may might do does did has have had which what when where who whom why how i you we he she my your our me "
+    "us if only just also more most very such same other some one two".split())
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The words that carry a sentence's subject, lower-cased, a plural or -ing/-ed ending cut off."""
+    return frozenset(_stem(word) for word in _WORD.findall(text.lower()) if word not in _STOPWORDS)
+
+
+def _stem(word: str) -> str:
+    """"queries" -> "query", "keys" -> "key", "computed"/"computes"/"computing" -> "comput"."""
+    if len(word) >= 5 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) >= 4 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for ending in ("ing", "ed", "e"):
+        if len(word) >= len(ending) + 3 and word.endswith(ending):
+            return word[: -len(ending)]
+    return word
+
+
+class _Words:
+    """The statements' content words, to find the ones a text shares most words with (Jaccard, against the
+    closest of each statement's wordings)."""
+
+    def __init__(self, statements: list[Statement]) -> None:
+        self.statements = statements
+        # each statement's wordings apart: one long union would make every short text look far from it
+        self.wordings = [[content_words(line) for line in (s.text, *s.lines("states"))] for s in statements]
+
+    def closest(self, text: str, kind: str, count: int, besides: Statement | None = None) -> list[Statement]:
+        """The `count` statements of `kind` sharing most words with `text` (at least MIN_WORD_OVERLAP),
+        leaving out `besides`, its opposite and its claim's other statements; ties by bank order."""
+        own = content_words(text)
+        scored = []
+        for index, (statement, wordings) in enumerate(zip(self.statements, self.wordings)):
+            if statement.kind != kind or not own or (besides and _related(statement, besides)):
+                continue
+            overlap = max(len(own & words) / len(own | words) for words in wordings)
+            if overlap >= MIN_WORD_OVERLAP:
+                scored.append((-overlap, index))
+        return [self.statements[index] for _, index in sorted(scored)[:count]]
+
+
+def _related(one: Statement, other: Statement) -> bool:
+    return (one.id in (other.id, other.opposite)
+            or (one.claim_id is not None and one.claim_id == other.claim_id))
 
 
 def _as_clause(text: str) -> str:

