@@ -20,10 +20,12 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kqv_demo.content.stance_texts import StanceText
+from kqv_demo.explainer.message import ENGLISH_WORDS
 from kqv_demo.explainer.statements import Statement
 
 ASSERTS, DENIES, ASKS, UNRELATED = 0, 1, 2, 3
@@ -139,11 +141,9 @@ def _public_text_pairs(text: StanceText, words: _Words) -> list[Pair]:
 
 
 _WORD = re.compile(r"[a-z0-9_√]+")
-_STOPWORDS = frozenset(
-    "a an the of to in on for by with from and or but not no is are was were be been being it its this that "
-    "these those there their they them as at so than then into each every any all can could will would should "
-    "may might do does did has have had which what when where who whom why how i you we he she my your our me "
-    "us if only just also more most very such same other some one two".split())
+# English function words, and quantifiers that say nothing about a sentence's subject.
+_STOPWORDS = ENGLISH_WORDS | frozenset(
+    "all any being each every more most one other same some such their two".split())
 
 
 def content_words(text: str) -> frozenset[str]:
@@ -165,25 +165,36 @@ def _stem(word: str) -> str:
 
 class _Words:
     """The statements' content words, to find the ones a text shares most words with (Jaccard, against the
-    closest of each statement's wordings)."""
+    closest of each statement's wordings). An index from each word to the wordings that hold it means a text
+    is compared only with wordings it shares a word with (a plain scan cost about a second per Explainer)."""
 
     def __init__(self, statements: list[Statement]) -> None:
         self.statements = statements
         # each statement's wordings apart: one long union would make every short text look far from it
-        self.wordings = [[content_words(line) for line in (s.text, *s.lines("states"))] for s in statements]
+        self.wordings: list[tuple[int, frozenset[str]]] = [
+            (index, content_words(line)) for index, statement in enumerate(statements)
+            for line in (statement.text, *statement.lines("states"))]
+        # kind -> word -> the wordings of that kind's statements that contain the word
+        self.holding: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for wording, (index, words) in enumerate(self.wordings):
+            for word in words:
+                self.holding[statements[index].kind][word].append(wording)
 
     def closest(self, text: str, kind: str, count: int, besides: Statement | None = None) -> list[Statement]:
         """The `count` statements of `kind` sharing most words with `text` (at least MIN_WORD_OVERLAP),
         leaving out `besides`, its opposite and its claim's other statements; ties by bank order."""
         own = content_words(text)
-        scored = []
-        for index, (statement, wordings) in enumerate(zip(self.statements, self.wordings)):
-            if statement.kind != kind or not own or (besides and _related(statement, besides)):
-                continue
-            overlap = max(len(own & words) / len(own | words) for words in wordings)
-            if overlap >= MIN_WORD_OVERLAP:
-                scored.append((-overlap, index))
-        return [self.statements[index] for _, index in sorted(scored)[:count]]
+        holding = self.holding[kind]
+        shared = Counter(wording for word in own for wording in holding.get(word, ()))
+        overlap: dict[int, float] = {}
+        for wording, common in shared.items():
+            index, words = self.wordings[wording]
+            jaccard = common / (len(own) + len(words) - common)
+            if jaccard > overlap.get(index, 0.0):
+                overlap[index] = jaccard
+        scored = sorted((-value, index) for index, value in overlap.items() if value >= MIN_WORD_OVERLAP
+                        and not (besides and _related(self.statements[index], besides)))
+        return [self.statements[index] for _, index in scored[:count]]
 
 
 def _related(one: Statement, other: Statement) -> bool:

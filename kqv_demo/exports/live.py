@@ -64,7 +64,10 @@ def _run_key(demo_id: str, prompt: str | None, params: dict[str, Any]) -> RunKey
     return demo_id, prompt or demo.default_prompt, tuple(sorted(params.items()))
 
 
-def _runs_needed(bank: Bank, items: Iterable[Item], figures: bool) -> tuple[dict[str, RunKey], dict[str, RunKey]]:
+def runs_needed(bank: Bank, items: Iterable[Item],
+                figures: bool) -> tuple[dict[str, RunKey], dict[str, RunKey]]:
+    """The live demo runs the items' figures need: (claim id -> run, prediction item id -> run). Claim
+    figures only when `figures`; prediction items always, since their answer is a live run."""
     claim_runs: dict[str, RunKey] = {}
     prediction_runs: dict[str, RunKey] = {}
     for item in items:
@@ -173,7 +176,7 @@ def demo_run(runtime: Any, key: RunKey) -> DemoRun:
 
 def runs_to_compute(bank: Bank, items: Iterable[Item], runtime: Any, figures: bool = True) -> int:
     """How many demo runs an export of `items` would compute now (0: all cached, no model work)."""
-    claim_runs, prediction_runs = _runs_needed(bank, items, figures)
+    claim_runs, prediction_runs = runs_needed(bank, items, figures)
     keys = set(claim_runs.values()) | set(prediction_runs.values())
     return sum((id(runtime), key) not in RUNS for key in keys)
 
@@ -193,7 +196,7 @@ def run_live(bank: Bank, items: list[Item], runtime: Any, progress: Progress = l
              figures: bool = True) -> Live:
     """Run every demo the items need (once per distinct input, and once per process: see `RUNS`)
     and answer the prediction items."""
-    claim_runs, prediction_runs = _runs_needed(bank, items, figures)
+    claim_runs, prediction_runs = runs_needed(bank, items, figures)
     ordered = list(dict.fromkeys([*claim_runs.values(), *prediction_runs.values()]))
     results: dict[RunKey, Any] = {}
     live = Live(claim_figure=claim_runs, prediction_figure=prediction_runs if figures else {})

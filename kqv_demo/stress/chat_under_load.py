@@ -16,7 +16,7 @@ import time
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.explainer.chat import Explainer
-from kqv_demo.exports.live import _runs_needed, compute_run
+from kqv_demo.exports.live import runs_needed, compute_run
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.runtime import Runtime
 
@@ -45,7 +45,7 @@ def _export_work(bank: Bank, runtime: Runtime, stop: threading.Event) -> None:
     """What an export of the core round does when nothing is cached: every demo it needs, computed
     and charted (exports.live.compute_run, the work behind the process-wide cache), over and over."""
     spec = resolve_round(bank, "core-10")
-    claim_runs, prediction_runs = _runs_needed(bank, round_items(bank, spec), figures=True)
+    claim_runs, prediction_runs = runs_needed(bank, round_items(bank, spec), figures=True)
     keys = list(dict.fromkeys([*claim_runs.values(), *prediction_runs.values()]))
     while not stop.is_set():
         for key in keys:

@@ -8,8 +8,8 @@ from kqv_demo.content.loader import load_bank
 from kqv_demo.content.stance_texts import StanceText
 import torch
 
-from kqv_demo.explainer.pairs import (ASSERTS, DENIES, NOT_ASSERTS, _Words, content_words, pairs_digest,
-                                      training_pairs)
+from kqv_demo.explainer.pairs import (ASSERTS, DENIES, MIN_WORD_OVERLAP, NOT_ASSERTS, _Words, content_words,
+                                      pairs_digest, training_pairs)
 from kqv_demo.explainer.stance_model import training_loss
 from kqv_demo.explainer.statements import vetted_statements
 
@@ -89,3 +89,34 @@ def test_every_truth_phrasing_label_is_kept_over_a_neighbour_label():
         labels.setdefault((pair.message.lower(), pair.statement.lower()), set()).add(pair.label)
     assert all(len(found) == 1 for found in labels.values())
     assert any(ASSERTS in found for found in labels.values())
+
+
+def _closest_by_plain_scan(text: str, count: int, besides=None) -> list[str]:
+    """What `_Words.closest` must return, computed the slow, obvious way: Jaccard against every wording."""
+    own = content_words(text)
+    scored = []
+    for index, statement in enumerate(STATEMENTS):
+        if statement.kind != "misconception" or not own:
+            continue
+        same_claim = (besides is not None and statement.claim_id is not None
+                      and statement.claim_id == besides.claim_id)
+        if besides is not None and (statement.id in (besides.id, besides.opposite) or same_claim):
+            continue
+        wordings = [content_words(line) for line in (statement.text, *statement.lines("states"))]
+        overlap = max(len(own & words) / len(own | words) for words in wordings)
+        if overlap >= MIN_WORD_OVERLAP:
+            scored.append((-overlap, index))
+    return [STATEMENTS[index].id for _, index in sorted(scored)[:count]]
+
+
+def test_the_word_index_finds_what_a_plain_scan_finds():
+    """The index only skips wordings that share no word with the text; every text of the bank and of the
+    public file gets the same neighbours, in the same order, as a scan of every wording."""
+    words = _Words(STATEMENTS)
+    truths = [(line, statement) for statement in STATEMENTS if statement.kind == "truth"
+              for line in (statement.text, *statement.lines("states"))]
+    public = [(text.text, None) for text in BANK.stance_texts]
+    assert len(truths) > 300 and len(public) > 300
+    for text, besides in truths + public:
+        found = [statement.id for statement in words.closest(text, "misconception", 3, besides=besides)]
+        assert found == _closest_by_plain_scan(text, 3, besides), text

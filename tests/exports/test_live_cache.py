@@ -8,7 +8,7 @@ import pytest
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.exports import model_runs_needed
-from kqv_demo.exports.live import RUN_CACHE_ENTRIES, RUNS, OnceCache, _runs_needed, run_live, runs_to_compute
+from kqv_demo.exports.live import RUN_CACHE_ENTRIES, RUNS, OnceCache, runs_needed, run_live, runs_to_compute
 from kqv_demo.quiz.resolve import resolve_round, round_items
 
 
@@ -37,7 +37,7 @@ def test_another_round_shares_the_runs_but_numbers_its_own_figures(bank: Bank, s
 def test_runs_to_compute_says_whether_an_export_needs_the_model(bank: Bank, small_round, runtime):
     _, items = small_round
     RUNS.clear()
-    claim_runs, prediction_runs = _runs_needed(bank, items, figures=True)
+    claim_runs, prediction_runs = runs_needed(bank, items, figures=True)
     distinct = len(set(claim_runs.values()) | set(prediction_runs.values()))
     assert runs_to_compute(bank, items, runtime) == model_runs_needed(bank, items, "html", runtime) == distinct > 0
     assert model_runs_needed(bank, [item for item in items if item.kind != "predict"], "gift", runtime) == 0
@@ -49,7 +49,7 @@ def test_the_cache_holds_every_run_that_any_export_of_the_bank_can_need(bank: Ba
     """Exports take their demo inputs from the bank (each claim's demo, each prediction): the whole bank
     fits, so no sequence of exports makes the process compute a figure twice."""
     everything = round_items(bank, resolve_round(bank, "everything"))
-    claim_runs, prediction_runs = _runs_needed(bank, everything, figures=True)
+    claim_runs, prediction_runs = runs_needed(bank, everything, figures=True)
     assert len(set(claim_runs.values()) | set(prediction_runs.values())) <= RUN_CACHE_ENTRIES == RUNS.max_entries
 
 
