@@ -24,7 +24,7 @@ $(STAMP): $(REQS)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The chat's stance model is trained from the bank and content/stance_training.yaml (about 21 minutes on 2 cores, once
+# The chat's stance model is trained from the bank and content/stance_training.yaml (about 25 minutes on 2 cores, once
 # per change; cached by a hash of the training pairs, the settings and MiniLM, so a second `make` reuses it).
 stance: setup
 	$(PY) -m kqv_demo build-stance
