@@ -2,9 +2,10 @@
 notes and answers, and learners' questions, each with the address of its page (content/stance_training.yaml).
 
 The bank's own phrasings were written here; a model trained only on them learns that a sentence about the
-same thing as a misconception asserts it. These lines teach it otherwise: an accurate sentence is paired with
-the misconceptions that share most of its words as saying nothing for them, and a question with the one it
-is closest to as only asking (explainer/pairs.py). Never a page of the chat's held-out sets.
+same thing as a misconception asserts it. These lines teach it otherwise: each sentence or question is
+paired with the two misconceptions that share most of its words, labelled "does not assert" (whether it
+denies them, asks about them or is about something else is left open; explainer/pairs.py). `kind` records
+which of the two it is. Never a page of the chat's held-out sets.
 """
 
 from __future__ import annotations
