@@ -118,9 +118,9 @@ def load_dialogue(path: Path | None = None) -> Dialogue | None:
 
 
 def _known_demo_ids() -> set[str]:
-    from kqv_demo.demos import DEMOS
+    from kqv_demo.demos import DEMO_IDS  # the ids only: checking the bank must not import torch
 
-    return set(DEMOS)
+    return set(DEMO_IDS)
 
 
 def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True) -> Bank:
@@ -160,7 +160,9 @@ def load_bank(root: Path | None = None, dialogue: Dialogue | None | bool = True)
 
 def _load_stance_texts(file: Path, bank: Bank) -> None:
     try:
-        bank.stance_texts, errors = load_stance_texts(file)
+        # a folder's claims are loaded first, so misconception lines can be checked against them
+        verdicts = {claim.id: claim.verdict for claim in bank.claims.values()} if bank.claims else None
+        bank.stance_texts, errors = load_stance_texts(file, verdicts)
     except Exception as error:  # a bug met on this file must not take down the claims
         errors = [internal_error(file, error)]
     bank.errors += capped(errors)

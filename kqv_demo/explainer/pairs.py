@@ -7,8 +7,9 @@ which is exactly where similarity alone fails ("keys are stored in the model" / 
 the context, not stored in the model"), and a true statement against the misconceptions of other claims
 that share most of its words: "both add the position vector to the token embedding" does not assert
 "the positional encoding is concatenated to the token embedding" (a partial label, NOT_ASSERTS). Real
-text by others (content/stance_training.yaml: accurate sentences and learners' questions) is paired the
-same way, so that the model does not learn only how this project's authors write.
+text by others (content/stance_training.yaml) is paired too, so that the model does not learn only how this
+project's authors write: accurate sentences and learners' questions like a true phrasing, and sentences
+that assert a misconception like the bank's own `states` phrasings (asserting it, denying its correction).
 
     pairs = training_pairs(vetted_statements(bank), bank.stance_texts)
     pairs[0]    # Pair("so attention uses KL divergence, right?", "Attention compares ... KL ...", ASSERTS)
@@ -73,8 +74,10 @@ def training_pairs(statements: list[Statement], public_texts: Sequence[StanceTex
         pairs += _unrelated_pairs(statement, statements, rng)
     for statement in statements:
         pairs += _lexical_neighbour_pairs(statement, words)
+    by_id = {statement.id: statement for statement in statements}
     for text in public_texts:
-        pairs += _public_text_pairs(text, words)
+        pairs += (_public_misconception_pairs(text, by_id) if text.kind == "misconception"
+                  else _public_text_pairs(text, words))
     return _without_duplicates(pairs)
 
 
@@ -138,6 +141,18 @@ def _public_text_pairs(text: StanceText, words: _Words) -> list[Pair]:
     words with (whether it denies one, asks about it or is about something else is not known)."""
     return [Pair(text.text, neighbour.text, NOT_ASSERTS)
             for neighbour in words.closest(text.text, "misconception", NEIGHBOURS_PER_PUBLIC_TEXT)]
+
+
+def _public_misconception_pairs(text: StanceText, by_id: dict[str, Statement]) -> list[Pair]:
+    """A sentence that asserts a claim's misconception asserts it and denies its correction, as the claim's
+    own `states` phrasings do (statements.py). A claim missing from the bank gives no pair."""
+    wrong = by_id.get(f"misconception:{text.claim}")
+    if wrong is None:
+        return []
+    pairs = [Pair(text.text, wrong.text, ASSERTS)]
+    if wrong.opposite in by_id:
+        pairs.append(Pair(text.text, by_id[wrong.opposite].text, DENIES))
+    return pairs
 
 
 _WORD = re.compile(r"[a-z0-9_√]+")

@@ -10,10 +10,34 @@ from kqv_demo.content.stance_texts import FILE_NAME, load_stance_texts
 
 
 def test_the_shipped_file_loads_with_addresses_and_both_kinds():
-    texts, errors = load_stance_texts(CONTENT_DIR / FILE_NAME)
+    bank = load_bank(dialogue=False)
+    verdicts = {claim.id: claim.verdict for claim in bank.claims.values()}
+    texts, errors = load_stance_texts(CONTENT_DIR / FILE_NAME, verdicts)
     assert errors == [] and texts
+    # no misconception line ships yet (README, "Fifth later score"); the kind is checked below on its own
     assert {text.kind for text in texts} == {"true", "question"}
     assert all(text.source.startswith(("http://", "https://")) for text in texts)
+
+
+def test_a_misconception_line_must_name_a_false_or_partly_claim_of_the_bank(tmp_path: Path):
+    file = tmp_path / FILE_NAME
+    file.write_text(
+        "texts:\n"
+        '  - {text: "Keys are stored in the model.", kind: misconception, claim: keys-stored, source: "https://e.org/a"}\n'
+        '  - {text: "Keys are kept in a lookup table.", kind: misconception, source: "https://e.org/b"}\n'
+        '  - {text: "Keys come from the tokens.", kind: true, claim: keys-stored, source: "https://e.org/c"}\n'
+        '  - {text: "Attention uses KL divergence.", kind: misconception, claim: kl, source: "https://e.org/d"}\n'
+        '  - {text: "Softmax weights sum to one per row.", kind: misconception, claim: rows, source: "https://e.org/e"}\n',
+        encoding="utf-8")
+    verdicts = {"keys-stored": "false", "rows": "true"}
+    texts, errors = load_stance_texts(file, verdicts)
+    assert [(text.kind, text.claim) for text in texts] == [("misconception", "keys-stored")]
+    shown = [str(error) for error in errors]
+    assert [error.line for error in errors] == [3, 4, 5, 6], shown
+    assert "needs `claim:`" in shown[0] and "only a misconception line names a claim" in shown[1]
+    assert "no claim has the id 'kl'" in shown[2] and "'rows' is true" in shown[3]
+    alone, errors_alone = load_stance_texts(file)  # checked alone, the ids cannot be checked
+    assert len(alone) == 3 and [error.line for error in errors_alone] == [3, 4]
 
 
 def test_each_bad_entry_is_reported_at_its_line_and_left_out(tmp_path: Path):

@@ -54,6 +54,19 @@ def test_a_public_question_does_not_assert_the_misconceptions_it_shares_words_wi
     assert concatenated in {pair.statement for pair in asked}
 
 
+def test_a_public_misconception_line_asserts_its_misconception_and_denies_its_correction():
+    """Like the claim's own `states` phrasings: asserting the misconception, denying the correction, nothing
+    else (its word neighbours are not labelled: it may assert a related misconception too)."""
+    line = StanceText(text="The sine/cosine values are appended to the token's input embedding.",
+                      kind="misconception", claim="positional-encoding-is-concatenated", source=ADDRESS)
+    labels = {pair.statement: pair.label for pair in training_pairs(STATEMENTS, [line])
+              if pair.message == line.text}
+    assert labels == {BY_ID["misconception:positional-encoding-is-concatenated"].text: ASSERTS,
+                      BY_ID["correction:positional-encoding-is-concatenated"].text: DENIES}
+    unknown = StanceText(text=line.text, kind="misconception", claim="no-such-claim", source=ADDRESS)
+    assert not [pair for pair in training_pairs(STATEMENTS, [unknown]) if pair.message == line.text]
+
+
 def test_the_partial_label_only_pushes_down_p_asserts():
     """NOT_ASSERTS costs -log(1 - P(asserts)): nothing for a reading that does not assert, whichever of the
     other three it is; a full label costs the usual cross-entropy."""
