@@ -73,6 +73,20 @@ def _cut(text: str, max_chars: int | None) -> str:
     return text
 
 
+def shortened(text: str, limit: int) -> str:
+    """Bank text cut to at most `limit` characters for a title: at a word boundary, with "…", never inside
+    $math$ (an unpaired "$" would swallow the rest of the line)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut[: cut.rindex(" ")]
+    if cut.count("$") % 2:
+        cut = cut[: cut.rindex("$")]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def literal(text: object, max_chars: int | None = None) -> str:
     """`text` for a Markdown sink, shown exactly as typed: one line, no link, image, emphasis,
     heading, HTML, LaTeX, icon or colour. `max_chars` cuts it first (with "…")."""

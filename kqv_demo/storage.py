@@ -243,6 +243,17 @@ class StoredRound:
 
 
 @dataclass(frozen=True)
+class FinishedRound:
+    """A finished round as the learner's page lists it: when, what, and the score."""
+    key: str
+    title: str
+    finished: datetime
+    items: int
+    answered: int
+    correct: int
+
+
+@dataclass(frozen=True)
 class StoredAnswer:
     item_id: str
     claim_id: str
@@ -400,6 +411,19 @@ class Store:
                               .order_by(rounds.c.id.desc())).all()
         return [_stored_round(row) for row in rows]
 
+    def finished_rounds(self, learner_id: int, limit: int = 5) -> list[FinishedRound]:
+        """The learner's most recently finished rounds, newest first, each with its score."""
+        scores = (select(answers.c.round_id, func.count().label("answered"), func.sum(answers.c.correct).label("correct"))
+                  .group_by(answers.c.round_id).subquery())
+        query = (select(rounds, scores.c.answered, scores.c.correct)
+                 .outerjoin(scores, scores.c.round_id == rounds.c.id)
+                 .where(rounds.c.learner_id == learner_id, rounds.c.finished.is_not(None))
+                 .order_by(rounds.c.finished.desc(), rounds.c.id.desc()).limit(limit))
+        with self._tx() as tx:
+            rows = tx.execute(query).all()
+        return [FinishedRound(row.key, json.loads(row.spec).get("title", "round"), row.finished,
+                              len(json.loads(row.item_ids)), row.answered or 0, int(row.correct or 0)) for row in rows]
+
     def finish_round(self, round_id: int) -> None:
         with self._tx() as tx:
             tx.execute(update(rounds).where(rounds.c.id == round_id, rounds.c.finished.is_(None)).values(finished=now()))
@@ -481,12 +505,27 @@ class Store:
             if joined >= stored.max_students:
                 raise UserInputError(f"This class round is full ({stored.max_students} students). "
                                      "If you should be in it, ask your instructor.")
+            self._refuse_a_taken_name(tx, class_id, learner_id)
             key = secrets.token_urlsafe(9)
             round_id = tx.execute(insert(rounds).values(
                 key=key, learner_id=learner_id, spec=json.dumps(spec), item_ids=json.dumps(item_ids), created=now(),
             )).inserted_primary_key[0]
             tx.execute(insert(class_rounds).values(class_id=class_id, round_id=round_id, learner_id=learner_id))
         return key
+
+    @staticmethod
+    def _refuse_a_taken_name(tx: Connection, class_id: int, learner_id: int) -> None:
+        """A second "Ada" in one class is most often Ada again, in another browser: joining anew would give
+        her a fresh round at 0 and the dashboard two rows. Her own link brings her round back instead."""
+        name = tx.execute(select(learners.c.name).where(learners.c.id == learner_id)).scalar_one()
+        members = tx.execute(
+            select(learners.c.name).select_from(class_rounds.join(learners, learners.c.id == class_rounds.c.learner_id))
+            .where(class_rounds.c.class_id == class_id, class_rounds.c.removed.is_(None))).scalars()
+        if any(member.casefold() == name.casefold() for member in members):  # in Python: SQL lower() is ASCII-only
+            raise UserInputError(
+                f"A student called “{name}” has already joined this class round. If that is you, open the link "
+                "to your round that you saved (it brings your answers back, in any browser). If not, join "
+                "under a name your instructor can tell apart (add an initial, for example).")
 
     def membership(self, round_id: int) -> Membership | None:
         """The class of a class round (None for a learner's own round), with the student's removal."""

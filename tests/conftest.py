@@ -19,8 +19,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from kqv_demo.runtime import Runtime, shared_runtime
-
-POSTGRES_VARIABLE = "KQV_TEST_DATABASE_URL"
+from kqv_demo.stress.service import POSTGRES_VARIABLE  # one home: what .ci/pg sets
 
 
 @pytest.fixture(scope="session")

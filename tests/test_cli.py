@@ -80,6 +80,9 @@ def test_bench_json_has_the_contract_keys():
     assert figures["class30_errors"] == 0 and 0 < figures["class30_p50_ms"] <= figures["class30_p95_ms"]
     assert figures["class30_answers_stored"] == figures["class30_answers_expected"] == 300
     assert figures["chat_under_load_busy_ms"] > 0 and figures["chat_under_load_quiet_ms"] > 0
+    for fmt in ("moodle", "gift", "html", "pdf"):
+        assert figures[f"export_core10_{fmt}_s"] > 0, fmt
+    assert figures["export_core10_demo_runs_s"] > 0
     assert figures["chat_slowdown_under_load"] == pytest.approx(
         figures["chat_under_load_busy_ms"] / figures["chat_under_load_quiet_ms"], rel=0.01)
 

@@ -77,3 +77,13 @@ def test_any_mix_of_payload_fragments_stays_literal(text: str):
 def test_plain_reads_literal_back_as_the_visible_text(text: str):
     """For media that do not read Markdown (a PDF caption made from a demo's headline)."""
     assert plain(literal(text)) == visible(text)
+
+
+def test_a_shortened_title_ends_at_a_word_and_never_inside_math():
+    from kqv_demo.markup import shortened
+
+    text = "Attention compares each query with every key by $q_i \\cdot k_j / \\sqrt{d_k}$ and then normalises them"
+    cut = shortened(text, 60)
+    assert len(cut) <= 60 and cut.endswith("…") and cut.count("$") % 2 == 0
+    assert text.startswith(cut[:-1]) and text[len(cut) - 1] in " $"  # a whole word (or before the math) was kept
+    assert shortened("Short enough.", 60) == "Short enough."

@@ -264,3 +264,23 @@ def test_connections_cut_by_a_server_restart_are_replaced_before_an_answer_needs
     admin.dispose()
     assert cut >= 1
     assert store.record_answer(stored, "a:verdict", "a", "true", True, 2) is True
+
+
+def test_finished_rounds_are_listed_newest_first_with_their_scores(url: str):
+    """The progress link lists what the learner finished (issue #14, 10): title, score, date; open rounds and
+    other learners' rounds are not listed."""
+    store = Store(url)
+    ada, _ = store.learner(store.create_learner("Ada"))
+    bo, _ = store.learner(store.create_learner("Bo"))
+    first = store.round(store.start_round(ada, {"title": "Core 10"}, ["a:verdict", "b:verdict", "c:verdict"]))
+    store.record_answer(first, "a:verdict", "a", "false", True, 2)
+    store.record_answer(first, "b:verdict", "b", "true", False, 3)
+    store.finish_round(first.id)
+    empty = store.round(store.start_round(ada, {"title": "Timed out"}, ["a:verdict"]))
+    store.finish_round(empty.id)  # closed by its time limit with no answer
+    store.start_round(ada, {"title": "Still open"}, ["a:verdict"])
+    other = store.round(store.start_round(bo, {"title": "Bo's"}, ["a:verdict"]))
+    store.finish_round(other.id)
+    listed = store.finished_rounds(ada)
+    assert [(r.title, r.items, r.answered, r.correct) for r in listed] == [("Timed out", 1, 0, 0), ("Core 10", 3, 2, 1)]
+    assert listed[1].key == first.key and listed[0].finished >= listed[1].finished

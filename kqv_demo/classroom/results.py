@@ -16,6 +16,9 @@ from kqv_demo.storage import Store, StoredAnswer
 
 CSV_COLUMNS = ("student", "item_id", "claim_id", "kind", "response", "correct", "confidence", "answered_at")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What the coded columns mean: shown beside the download and in the README (the file stays plain CSV).
+CSV_LEGEND = ("correct: 1 right, 0 wrong; confidence: 1 unsure, 2 fairly sure, 3 sure (given before the answer "
+              "was shown); answered_at: UTC; empty cells: not answered.")
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ class NumericItem(Strict):
 
 class SpotTheError(Strict):
     text: Text  # usually the quote
+    # who wrote `text`, about what: shown before it (without it, a line from the claim's origin)
+    context: Text | None = None
     spans: list[Text] = Field(min_length=3, max_length=6)  # phrases of `text` to choose from
     wrong: int = Field(ge=0)  # index into spans of the wrong phrase
     feedback: Text

@@ -18,6 +18,7 @@ import torch
 from kqv_demo import numerics
 from kqv_demo.demos import charts
 from kqv_demo.demos.base import Demo, Param
+from kqv_demo.trace import token_display
 
 DIALOGUE_Q = (0.3, 0.5, 0.2)
 DIALOGUE_K = (0.2, 0.4, 0.4)
@@ -60,7 +61,7 @@ class DotProductNotKL:
     truncation: str | None
     layer: int
     head: int
-    query_token: str
+    query_token: str  # the last token's text (not its axis label "11 ·.", which reads as a token "11 .")
     key_tokens: list[str]
     query_min: float
     query_sum: float
@@ -96,7 +97,7 @@ def compute(runtime, prompt: str, layer: int, head: int) -> DotProductNotKL:
         truncation=trace.notice,
         layer=layer,
         head=head,
-        query_token=labels[-1],
+        query_token=trace.tokens[-1],
         key_tokens=labels,
         query_min=float(q.min()),
         query_sum=float(q.sum()),
@@ -125,7 +126,8 @@ def chart(result: DotProductNotKL):
                  for token, w in zip(result.key_tokens, weights)]
     return charts.grouped_bars(
         pd.DataFrame(rows), "key token", "weight", "computed as",
-        f"Attention of the last token “{result.query_token}” over the context (layer {result.layer}, head {result.head})",
+        f"Attention of the last token “{token_display(result.query_token)}” (position {len(result.key_tokens) - 1}) "
+        f"over the context (layer {result.layer}, head {result.head})",
         x_order=result.key_tokens, y_title="attention weight",
     )
 

@@ -16,7 +16,7 @@ from kqv_demo.exports.handout import INSTRUCTIONS, answer_feedback, shown
 from kqv_demo.exports.live import Figure, Live, with_answers
 from kqv_demo.exports.text import mathjax_math, to_html
 from kqv_demo.markup import plain, visible
-from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.items import Item, numeric_rule
 from kqv_demo.quiz.rounds import RoundSpec
 
 MODEL_ID = 1834619649  # chosen once at random; never change (Anki matches models by id)
@@ -47,8 +47,10 @@ def _question(item: Item) -> str:
     body = _html(item.prompt)
     if item.kind in ("verdict", "spot_the_error"):
         body = f"<blockquote>{body}</blockquote>"
+    if item.lead:
+        body = f"<p>{_html(item.lead, True)}</p>{body}"
     choices = "".join(f"<li>{_html(shown(item, choice), True)}</li>" for choice in item.choices)
-    unit = f"<p>Answer in {_html(item.unit, True)}.</p>" if item.kind == "numeric" and item.unit else ""
+    unit = f"<p>{_html(numeric_rule(item), True)}</p>" if item.kind == "numeric" else ""
     return f"<p><strong>{INSTRUCTIONS[item.kind]}</strong></p>{body}" + (f"<ol type=\"a\">{choices}</ol>" if choices else unit)
 
 
@@ -61,7 +63,7 @@ def media_name(figure: Figure) -> str:
 def card_figure(figure: Figure) -> str:
     caption = html.escape(visible(plain(figure.description)))  # the demo's headline: Markdown
     return (f'<div class="figure"><img src="{media_name(figure)}" style="max-width:100%;height:auto" '
-            f'alt="{html.escape(figure.title)}"><p style="font-size:13px;color:#444">{caption}</p></div>')
+            f'alt="{html.escape(figure.title + ". " + plain(figure.caption))}"><p style="font-size:13px;color:#444">{caption}</p></div>')
 
 
 def note_fields(bank: Bank, item: Item, figure: Figure | None = None) -> list[str]:

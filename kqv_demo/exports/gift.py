@@ -56,8 +56,9 @@ def question_gift(bank: Bank, item: Item) -> str:
 def gift(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None = None, made_on: date | None = None) -> str:
     """The round as a GIFT file. Prediction items need `live` (their answers come from the model)."""
     items = with_answers(items, live)
-    # Words only: GIFT has no escape inside $CATEGORY, whose "/" would also start a subcategory.
-    category = " ".join(re.sub(r"[^\w .,()'-]", " ", visible(spec.title)).split()) or spec.id
+    # Words and plain punctuation only: GIFT has no escape inside $CATEGORY, whose "/" would also start a
+    # subcategory. A colon is kept ("Workshop: attention"): Moodle reads the whole rest of the line.
+    category = " ".join(re.sub(r"[^\w .,:()'-]", " ", visible(spec.title)).split()) or spec.id
     header = [
         f"// KQV Tutor: {category} ({len(items)} questions), exported {(made_on or date.today()).isoformat()}.",
         f"$CATEGORY: {CATEGORY_ROOT}/{category}",

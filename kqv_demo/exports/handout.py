@@ -12,6 +12,7 @@ from kqv_demo.content.loader import Bank
 from kqv_demo.content.schema import Claim
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.exports.live import Figure, Live, with_answers
+from kqv_demo.exports.text import readable_subscripts
 from kqv_demo.quiz.items import Item, format_number
 from kqv_demo.quiz.rounds import RoundSpec
 
@@ -30,8 +31,6 @@ class Question:
     item: Item
     instruction: str
     choices: tuple[str, ...]  # as printed (verdicts spelled out); empty for numeric
-    figure: Figure | None  # shown with the question (never for predictions: it would give the answer away)
-    figure_shown_before: bool  # the figure was printed with an earlier question
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,10 @@ class KeyEntry:
     item: Item
     answer: str  # as printed
     feedback: str  # bank text: why this is the answer
-    figure: Figure | None  # predictions: the run that decided the answer
+    # The live run that shows the answer (a claim's demo, or the run that decided a prediction). In the key,
+    # not with the question: a demo is chosen to show the answer, and its title or numbers would give it away.
+    figure: Figure | None
+    figure_shown_before: bool  # printed with an earlier key entry: refer to it instead of repeating it
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def shown(item: Item, value: str) -> str:
         return VERDICT_LABELS.get(value, value)
     if item.kind == "numeric":
         return f"{format_number(float(value))} {item.unit}".strip()
-    return value
+    return readable_subscripts(value)
 
 
 def _feedback(item: Item) -> str:
@@ -90,10 +92,10 @@ def header_note(items: list[Item], made_on: date) -> str:
     """What a reader should know: when the figures were computed and where prediction answers come from."""
     predictions = sum(item.kind == "predict" for item in items)
     note = (f"The figures were computed by the real models (SmolLM2-135M, all-MiniLM-L6-v2) when this "
-            f"handout was made, on {made_on.isoformat()}.")
+            f"handout was made, on {made_on.isoformat()}. They are in the answer key, beside the answers they "
+            "show: with the questions they would give the answers away.")
     if predictions:
-        note += (f" The answers to the {predictions} prediction question(s) are what the model did in that run; "
-                 "their figures are in the answer key, since they would give the answer away.")
+        note += f" The answers to the {predictions} prediction question(s) are what the model did in that run."
     return note
 
 
@@ -102,15 +104,13 @@ def build_handout(bank: Bank, spec: RoundSpec, items: list[Item], live: Live, ma
     items = with_answers(items, live)
     questions, key, seen_figures, claims = [], [], set(), {}
     for number, item in enumerate(items, start=1):
-        figure = None if item.kind == "predict" else live.figure_for(item)
         questions.append(Question(
-            number, item, INSTRUCTIONS[item.kind], tuple(shown(item, choice) for choice in item.choices),
-            figure, figure is not None and figure.number in seen_figures,
-        ))
+            number, item, INSTRUCTIONS[item.kind], tuple(shown(item, choice) for choice in item.choices)))
+        figure = live.figure_for(item)
+        key.append(KeyEntry(number, item, shown(item, item.answer), _feedback(item), figure,
+                            figure is not None and figure.number in seen_figures))
         if figure is not None:
             seen_figures.add(figure.number)
-        key.append(KeyEntry(number, item, shown(item, item.answer), _feedback(item),
-                            live.figure_for(item) if item.kind == "predict" else None))
         if item.claim_id in bank.claims:
             claims.setdefault(item.claim_id, bank.claims[item.claim_id])
     return Handout(spec.title, spec.description, header_note(items, made_on or date.today()), questions, key,

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from datetime import date
+
+from PIL import Image
 
 from kqv_demo.claim_source import SAID_IN_THE_DIALOGUE, WHERE_LEARNERS_SAY_IT, addresses
 from kqv_demo.content.loader import Bank
 from kqv_demo.content.schema import Claim, Reference
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.exports.handout import Handout, KeyEntry, Question, build_handout
-from kqv_demo.exports.live import Figure, Live
+from kqv_demo.exports.live import PNG_PIXELS_PER_CSS_PX, Figure, Live
 from kqv_demo.exports.text import to_html
 from kqv_demo.markup import plain, visible
-from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.items import Item, numeric_rule
 from kqv_demo.quiz.rounds import RoundSpec
 
 CSS = """
@@ -41,7 +44,7 @@ ul.choices li { margin: .25em 0; padding-left: 1.7em; text-indent: -1.7em; }
 .lines div { border-bottom: 1px solid #999; height: 1.9em; }
 .lines-label { font-size: 9pt; color: #555; margin: .4em 0 0; }
 figure { margin: .5em 0 .6em; break-inside: avoid; page-break-inside: avoid; }
-figure img { display: block; max-width: 100%; max-height: 105mm; height: auto; margin: 0 auto; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { font-size: 9pt; color: #333; margin-top: .3em; }
 .see { font-size: 9.5pt; color: #444; }
 .answer-key { break-before: page; page-break-before: always; }
@@ -73,13 +76,18 @@ def figure_html(figure: Figure) -> str:
     if figure.png is None:
         return f"<figure>{caption}</figure>"
     data = base64.b64encode(figure.png).decode("ascii")
-    alt = _e(f"Figure {figure.number}: {figure.title}")
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">{caption}</figure>'
+    alt = _e(f"Figure {figure.number}: {figure.title}. {plain(figure.caption)}")  # with the numbers it shows
+    # At its natural size (the PNG has 2 pixels per CSS px): its 10 px labels print at 7.5 pt, not shrunk
+    # to fit a height (they printed at 4-5 pt); only a chart wider than the page is scaled to fit it.
+    width = Image.open(io.BytesIO(figure.png)).size[0] / PNG_PIXELS_PER_CSS_PX
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{alt}" style="width: {width:.0f}px">'
+            f"{caption}</figure>")
 
 
 def _prompt(item: Item) -> str:
+    lead = f"<p>{to_html(item.lead, inline=True)}</p>" if item.lead else ""
     if item.kind in ("verdict", "spot_the_error"):
-        return f"<blockquote>{to_html(item.prompt)}</blockquote>"
+        return f"{lead}<blockquote>{to_html(item.prompt)}</blockquote>"
     return f'<div class="prompt">{to_html(item.prompt)}</div>'
 
 
@@ -87,6 +95,7 @@ def _answer_space(question: Question) -> str:
     if question.item.kind == "numeric":
         unit = f" {_e(question.item.unit)}" if question.item.unit else ""
         return (f'<p>Your answer: <span class="blank short"></span>{unit}</p>'
+                f'<p class="rule">{_e(numeric_rule(question.item))}</p>'
                 '<p class="lines-label">Working:</p><div class="lines"><div></div><div></div></div>')
     choices = "".join(f'<li><span class="circle"></span>{to_html(choice, inline=True)}</li>'
                       for choice in question.choices)
@@ -95,17 +104,16 @@ def _answer_space(question: Question) -> str:
 
 
 def question_html(question: Question) -> str:
-    figure = ""
-    if question.figure is not None:
-        figure = (f'<p class="see">Evidence: see Figure {question.figure.number} above.</p>'
-                  if question.figure_shown_before else figure_html(question.figure))
     return (f'<article class="question" id="q{question.number}"><h3>Question {question.number}. '
             f'<span class="instruction">{_e(question.instruction)}</span></h3>'
-            f"{_prompt(question.item)}{figure}{_answer_space(question)}</article>")
+            f"{_prompt(question.item)}{_answer_space(question)}</article>")
 
 
 def key_html(entry: KeyEntry) -> str:
-    figure = figure_html(entry.figure) if entry.figure is not None else ""
+    figure = ""
+    if entry.figure is not None:
+        figure = (f'<p class="see">Evidence: see Figure {entry.figure.number} above.</p>'
+                  if entry.figure_shown_before else figure_html(entry.figure))
     return (f'<div class="key-entry"><h3>{entry.number}. Answer: {to_html(entry.answer, inline=True)}</h3>'
             f"{to_html(entry.feedback) if entry.feedback else ''}{figure}</div>")
 

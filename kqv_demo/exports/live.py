@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kqv_demo.content.loader import Bank
-from kqv_demo.demos import DEMOS
+from kqv_demo import demos  # demos.DEMOS (and torch) is imported on first use: Moodle and GIFT need no model
 from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM, check_observed
-from kqv_demo.runtime import one_thread
 
 Progress = Callable[[str], None]
 RunKey = tuple[str, str, tuple[tuple[str, Any], ...]]  # demo id, prompt, sorted params
@@ -60,7 +61,7 @@ class Live:
 
 
 def _run_key(demo_id: str, prompt: str | None, params: dict[str, Any]) -> RunKey:
-    demo = DEMOS[demo_id]
+    demo = demos.DEMOS[demo_id]
     return demo_id, prompt or demo.default_prompt, tuple(sorted(params.items()))
 
 
@@ -76,7 +77,7 @@ def runs_needed(bank: Bank, items: Iterable[Item],
             prediction_runs[item.id] = _run_key(prediction.demo_id, prediction.prompt, prediction.params)
             continue
         claim = bank.claims.get(item.claim_id)
-        if figures and claim is not None and claim.demo is not None and claim.demo.id in DEMOS:
+        if figures and claim is not None and claim.demo is not None and claim.demo.id in demos.DEMO_IDS:
             claim_runs.setdefault(claim.id, _run_key(claim.demo.id, claim.demo.prompt, dict(claim.demo.params)))
     return claim_runs, prediction_runs
 
@@ -147,7 +148,7 @@ class DemoRun:
         """The caption (the demo's headline numbers) and the chart as a PNG (None: no chart)."""
         with self._lock:
             if self._figure is None:
-                demo = DEMOS[self.key[0]]
+                demo = demos.DEMOS[self.key[0]]
                 chart = demo.chart(self.result)
                 caption = "; ".join(f"{label}: {value}" for label, value in demo.headline(self.result))
                 self._figure = caption, chart_png(chart) if chart is not None else None
@@ -162,8 +163,10 @@ RUNS: OnceCache[DemoRun] = OnceCache(RUN_CACHE_ENTRIES)
 def compute_run(runtime: Any, key: RunKey) -> DemoRun:
     """The demo computed now on the key's inputs, on one torch thread: an export is not interactive,
     so it leaves the machine's other cores to the learners (the numbers are the same either way)."""
+    from kqv_demo.runtime import one_thread  # here: importing it imports torch
+
     demo_id, prompt, params = key
-    demo = DEMOS[demo_id]
+    demo = demos.DEMOS[demo_id]
     checked = demo.check(runtime, dict(params))
     with one_thread():
         return DemoRun(key, checked, demo.compute(runtime, prompt, **checked))
@@ -171,19 +174,39 @@ def compute_run(runtime: Any, key: RunKey) -> DemoRun:
 
 def demo_run(runtime: Any, key: RunKey) -> DemoRun:
     """The demo's result on the key's inputs: computed once per process and runtime, then shared."""
-    return RUNS.get((id(runtime), key), lambda: compute_run(runtime, key))
+    return RUNS.get((runtime_token(runtime), key), lambda: compute_run(runtime, key))
 
 
 def runs_to_compute(bank: Bank, items: Iterable[Item], runtime: Any, figures: bool = True) -> int:
     """How many demo runs an export of `items` would compute now (0: all cached, no model work)."""
     claim_runs, prediction_runs = runs_needed(bank, items, figures)
     keys = set(claim_runs.values()) | set(prediction_runs.values())
-    return sum((id(runtime), key) not in RUNS for key in keys)
+    return sum((runtime_token(runtime), key) not in RUNS for key in keys)
+
+
+# id(runtime) -> (a weak reference to that runtime, its token); a dead reference means the address was reused
+_TOKENS: dict[int, tuple[weakref.ref, int]] = {}
+_NEXT_TOKEN = itertools.count()
+_TOKENS_LOCK = threading.Lock()
+
+
+def runtime_token(runtime: Any) -> int:
+    """A number for this runtime object that no other runtime ever gets. Not id() alone: once a runtime is
+    freed, a new one can be given its address, and would be handed the old one's cached runs. (A runtime
+    is a dataclass, so it cannot be a key of a WeakKeyDictionary: it has no hash.)"""
+    with _TOKENS_LOCK:
+        entry = _TOKENS.get(id(runtime))
+        if entry is None or entry[0]() is not runtime:
+            entry = _TOKENS[id(runtime)] = (weakref.ref(runtime), next(_NEXT_TOKEN))
+        return entry[1]
+
+
+PNG_PIXELS_PER_CSS_PX = 2  # figures are drawn at twice their screen size: sharp on paper
 
 
 def chart_png(chart: Any) -> bytes:
     buffer = io.BytesIO()
-    chart.save(buffer, format="png", scale_factor=2)
+    chart.save(buffer, format="png", scale_factor=PNG_PIXELS_PER_CSS_PX)
     return buffer.getvalue()
 
 
@@ -202,7 +225,7 @@ def run_live(bank: Bank, items: list[Item], runtime: Any, progress: Progress = l
     live = Live(claim_figure=claim_runs, prediction_figure=prediction_runs if figures else {})
     for number, key in enumerate(ordered, start=1):
         demo_id, prompt, _params = key
-        demo = DEMOS[demo_id]
+        demo = demos.DEMOS[demo_id]
         progress(f"figure {number}/{len(ordered)}: {demo_id}")
         run = demo_run(runtime, key)
         results[key] = run.result
@@ -228,7 +251,8 @@ def with_answers(items: list[Item], live: Live | None) -> list[Item]:
         if item.kind == "predict":
             if live is None or item.id not in live.answered:
                 raise ValueError(f"{item.id} is answered by the live model: run the demos first (run_live)")
-            item = live.answered[item.id]
+            observed = live.answered[item.id]  # the choices stay in the round's own (shuffled) order
+            item = dataclasses.replace(item, answer=observed.answer, explanation=observed.explanation)
         answered.append(item)
     return answered
 

@@ -53,6 +53,8 @@ def question_html(item: Item, math: Callable[[str], str] = mathjax_math) -> str:
     body = to_html(item.prompt, math=math)
     if item.kind in ("verdict", "spot_the_error"):
         body = f"<blockquote>{body}</blockquote>"
+    if item.lead:
+        body = f"<p>{to_html(item.lead, math=math, inline=True)}</p>{body}"
     if item.kind == "numeric" and item.unit:
         body += f"<p>Give the answer in {to_html(item.unit, inline=True)}.</p>"
     return f"<p><strong>{instruction}</strong></p>{body}"

@@ -18,16 +18,36 @@ from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.errors import KqvError
 from kqv_demo.exports.handout import Handout, KeyEntry, Question, build_handout
 from kqv_demo.exports.html_handout import refutation_rows
-from kqv_demo.exports.live import Figure, Live
+from kqv_demo.exports.live import PNG_PIXELS_PER_CSS_PX, Figure, Live
 from kqv_demo.exports.text import blocks, plain_math, strip_marks, to_plain
-from kqv_demo.quiz.items import Item
+from kqv_demo.quiz.items import Item, numeric_rule
 from kqv_demo.quiz.rounds import RoundSpec
 from kqv_demo.markup import plain, visible
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/TTF"), Path("/usr/share/fonts/dejavu"))
 FONT = "DejaVu"
 LINE = 5.2  # mm per line of body text
-FIGURE_MAX_HEIGHT = 95.0  # mm
+FIGURE_MAX_HEIGHT = 95.0  # mm: a figure this tall or less keeps its page's other text beside it
+FIGURE_HEIGHT_LIMIT = 215.0  # mm: a figure made taller for its text still fits an A4 page with its answer
+# Chart text must print at 7 pt or more. A chart's smallest text is 10 CSS px (Vega-Lite's axis and legend
+# labels; no demo sets less), and its PNG has PNG_PIXELS_PER_CSS_PX pixels per CSS px.
+MIN_PRINTED_TEXT_PT = 7.0
+SMALLEST_CHART_TEXT_PX = 10.0
+MM_PER_PT = 25.4 / 72
+
+
+def printed_width(width_px: int, height_px: int, page_width: float) -> float:
+    """The width (mm) a figure is printed at: at most FIGURE_MAX_HEIGHT tall, unless that would shrink its
+    text below MIN_PRINTED_TEXT_PT; never wider than the page nor taller than FIGURE_HEIGHT_LIMIT (a chart
+    too big for a page at 7 pt is printed as large as a page allows)."""
+    fitting_height = FIGURE_MAX_HEIGHT * width_px / height_px
+    readable = (width_px / PNG_PIXELS_PER_CSS_PX) * MIN_PRINTED_TEXT_PT * MM_PER_PT / SMALLEST_CHART_TEXT_PX
+    return min(page_width, FIGURE_HEIGHT_LIMIT * width_px / height_px, max(fitting_height, readable))
+
+
+def printed_text_pt(width_px: int, width_mm: float) -> float:
+    """The size the chart's smallest text prints at when the PNG is `width_mm` wide."""
+    return SMALLEST_CHART_TEXT_PX * width_mm / (width_px / PNG_PIXELS_PER_CSS_PX) / MM_PER_PT
 
 
 def font_path(name: str) -> Path:
@@ -96,10 +116,10 @@ def _ruled_lines(pdf: FPDF, count: int, label: str) -> None:
 def _figure(pdf: FPDF, figure: Figure) -> None:
     if figure.png is not None:
         width_px, height_px = Image.open(io.BytesIO(figure.png)).size
-        width = min(pdf.epw, FIGURE_MAX_HEIGHT * width_px / height_px)
+        width = printed_width(width_px, height_px, pdf.epw)
         height = width * height_px / width_px
         pdf.image(io.BytesIO(figure.png), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height,
-                  alt_text=f"Figure {figure.number}: {figure.title}")
+                  alt_text=f"Figure {figure.number}: {figure.title}. {plain(figure.caption)}")
         pdf.ln(1.5)
     _write(pdf, f"Figure {figure.number}. {plain(figure.description)}",  # the headline: Markdown
            8.5, line=4.2, gray=40)
@@ -122,15 +142,15 @@ def _question_text(pdf: FPDF, question: Question) -> None:
     pdf.ln(2)
     _write(pdf, f"Question {question.number}.  {question.instruction}", 10.5, bold=True)
     pdf.ln(1)
+    if item.lead:
+        _write_bank_text(pdf, item.lead)
     _write_bank_text(pdf, item.prompt, indent=4 if item.kind in ("verdict", "spot_the_error") else 0)
-    if question.figure is not None and question.figure_shown_before:
-        _write(pdf, f"Evidence: see Figure {question.figure.number} above.", 9, gray=70)
-        pdf.ln(1)
 
 
 def _answer_space(pdf: FPDF, question: Question) -> None:
     if question.item.kind == "numeric":
         _write(pdf, "Your answer: ______________ " + question.item.unit, 10.5)
+        _write(pdf, numeric_rule(question.item), 9)
         pdf.ln(1)
         _ruled_lines(pdf, 2, "Working:")
         return
@@ -141,11 +161,7 @@ def _answer_space(pdf: FPDF, question: Question) -> None:
 
 
 def _question(pdf: FPDF, question: Question) -> None:
-    if question.figure is not None and not question.figure_shown_before:
-        _together(pdf, lambda doc: (_question_text(doc, question), _figure(doc, question.figure)))
-        _together(pdf, lambda doc: _answer_space(doc, question))
-    else:
-        _together(pdf, lambda doc: (_question_text(doc, question), _answer_space(doc, question)))
+    _together(pdf, lambda doc: (_question_text(doc, question), _answer_space(doc, question)))
     pdf.ln(2)
 
 
@@ -154,11 +170,13 @@ def _key_entry(pdf: FPDF, entry: KeyEntry) -> None:
         _write(doc, f"{entry.number}. Answer: {to_plain(entry.answer)}", 10.5, bold=True)
         if entry.feedback:
             _write_bank_text(doc, entry.feedback, 9.5, indent=4)
+        if entry.figure is not None and entry.figure_shown_before:
+            _write(doc, f"Evidence: see Figure {entry.figure.number} above.", 9, gray=70)
 
     figure = entry.figure
-    if figure is None:
+    if figure is None or entry.figure_shown_before:
         _together(pdf, text)
-    else:  # a prediction's answer stays on the page of the run that decided it
+    else:  # the answer stays on the page of the run that shows it
         _together(pdf, lambda doc: (text(doc), _figure(doc, figure)))
     pdf.ln(1.5)
 

@@ -142,6 +142,15 @@ def _outside_code(text: str, convert: Callable[[str], str]) -> str:
     return "".join(part if _CODE.fullmatch(part) else convert(part) for part in _CODE.split(text))
 
 
+_TYPED_SUBSCRIPT = re.compile(r"(?<![\w\\])([A-Za-z])_([" + re.escape("".join(k for k in _SUB if k.isalnum())) + r"])(?!\w)")
+
+
+def readable_subscripts(text: str) -> str:
+    """Subscripts typed outside math, as in an answer option "q_i · k_j / √d_k", as Unicode: "qᵢ · kⱼ / √dₖ"
+    (the feedback beside it renders LaTeX). Code spans and longer names (attention_mask) are left alone."""
+    return _outside_code(text, lambda part: _TYPED_SUBSCRIPT.sub(lambda m: m.group(1) + _SUB[m.group(2)], part))
+
+
 def plain_math(text: str) -> str:
     """A bank text with every $...$ turned into readable Unicode; Markdown is left as it is."""
     return _outside_code(text, lambda part: _MATH.sub(lambda m: latex_to_unicode(m.group(1) or m.group(2)), part))

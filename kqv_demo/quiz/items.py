@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from kqv_demo.content.schema import Claim
 from kqv_demo.markup import literal
 
 ItemKind = Literal["verdict", "multiple_choice", "numeric", "spot_the_error", "predict"]
 ITEM_KINDS: tuple[ItemKind, ...] = ("verdict", "multiple_choice", "numeric", "spot_the_error", "predict")
+KIND_LABELS: dict[str, str] = {"verdict": "True / partly / false", "multiple_choice": "Multiple choice",
+                               "numeric": "Numeric", "spot_the_error": "Spot the error",
+                               "predict": "Predict, then watch the model"}
 VERDICT_CHOICES = ("true", "partly", "false")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class Item:
     unit: str = ""
     feedback: dict[str, str] = field(default_factory=dict)  # choice -> feedback shown after picking it
     explanation: str = ""  # shown after any answer
+    lead: str = ""  # shown before the prompt: who wrote a spot-the-error text, and about what
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,8 @@ class Checked:
     feedback: str
 
 
-def _shuffled(options: list, seed: str) -> list:
+def shuffled(options: Sequence[T], seed: str) -> list[T]:
+    """`options` in an order fixed by `seed`: the same seed always gives the same order."""
     order = list(options)
     random.Random(seed).shuffle(order)
     return order
@@ -51,7 +58,7 @@ def items_for_claim(claim: Claim, seed: int = 0) -> list[Item]:
         explanation=quiz.verdict.explanation,
     ))
     mc = quiz.multiple_choice
-    options = _shuffled(mc.options, f"{claim.id}:{seed}")
+    options = shuffled(mc.options, f"{claim.id}:{seed}")
     items.append(Item(
         id=f"{claim.id}:multiple_choice", claim_id=claim.id, kind="multiple_choice", prompt=mc.question,
         choices=tuple(option.text for option in options),
@@ -70,9 +77,17 @@ def items_for_claim(claim: Claim, seed: int = 0) -> list[Item]:
         items.append(Item(
             id=f"{claim.id}:spot_the_error", claim_id=claim.id, kind="spot_the_error",
             prompt=spot.text, choices=tuple(spot.spans), answer=spot.spans[spot.wrong],
-            explanation=spot.feedback,
+            explanation=spot.feedback, lead=spot.context or _said_by(claim),
         ))
     return items
+
+
+def _said_by(claim: Claim) -> str:
+    """Where a spot-the-error text comes from, when the claim does not say: a quote from the source
+    dialogue, or a claim as learners often state it (written for the bank, not a quote)."""
+    if claim.origin == "dialogue" and claim.speaker:
+        return f"The {claim.speaker.lower()} in the source dialogue wrote:"
+    return "A claim as learners often state it:"
 
 
 def format_number(value: float) -> str:
@@ -81,13 +96,31 @@ def format_number(value: float) -> str:
 
 
 def parse_number(text: str) -> float | None:
-    """A learner's number: accepts '0.0946', '0,0946', ' 9.46e-2 '; None when it is not a number."""
-    cleaned = text.strip().replace(",", ".").replace(" ", "")
+    """A learner's number: accepts '0.0946', '0,0946' (a decimal comma), ' 9.46e-2 ', '3,540,096' and
+    '3 540 096.5' (thousands separated); None when it is not a number."""
+    cleaned = text.strip().replace(" ", "").replace("\u202f", "").replace("\u00a0", "")
+    if "." in cleaned or cleaned.count(",") > 1:
+        cleaned = cleaned.replace(",", "")  # commas beside a point, or several: thousands separators
+    else:
+        cleaned = cleaned.replace(",", ".")  # one comma and no point: a decimal comma
     try:
         value = float(cleaned)
     except ValueError:
         return None
     return value if value == value and abs(value) != float("inf") else None
+
+
+def numeric_rule(item: Item) -> str:
+    """What a numeric item accepts, said before the learner answers (page and handouts)."""
+    unit = f" {item.unit}" if item.unit else ""
+    return (f"Answers within ±{format_number(item.tolerance)}{unit} of the exact value count as right. "
+            "Type a number such as 0.25 (a decimal comma, 0,25, is read as 0.25).")
+
+
+def not_a_number(response: str) -> str:
+    """The message (plain text) for an answer that is not a number: refused before it is scored or stored."""
+    return (f"{response.strip()[:40]!r} is not a number, so it was not checked or saved. "
+            "Type digits, such as 0.25 or 3540096.")
 
 
 def check(item: Item, response: str) -> Checked:
@@ -99,7 +132,10 @@ def check(item: Item, response: str) -> Checked:
         target = float(item.answer)
         correct = abs(value - target) <= item.tolerance
         verdict = "Right" if correct else f"Not quite: the answer is {format_number(target)}{(' ' + item.unit) if item.unit else ''}"
-        return Checked(correct, f"{verdict} (accepted within ±{format_number(item.tolerance)}). {item.explanation}")
+        read_as = "" if response.strip() == format_number(value) else \
+            f"Your answer {literal(repr(response.strip()))} was read as {format_number(value)}. "
+        return Checked(correct, f"{read_as}{verdict} (accepted within ±{format_number(item.tolerance)}). "
+                                f"{item.explanation}")
     if response not in item.choices:
         raise ValueError(f"{response!r} is not one of the choices of {item.id}")
     correct = response == item.answer

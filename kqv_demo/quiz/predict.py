@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kqv_demo import numerics
 from kqv_demo.markup import literal
-from kqv_demo.quiz.items import Checked, Item
+from kqv_demo.quiz.items import Checked, Item, shuffled
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,12 @@ class Prediction:
     def item_id(self) -> str:
         return f"{self.claim_id}:predict"
 
-    def item(self) -> Item:
-        """The quiz item; its answer is unknown until the model runs (see `check_observed`)."""
+    def item(self, seed: int = 0) -> Item:
+        """The quiz item; its answer is unknown until the model runs (see `check_observed`). Its choices are
+        shuffled by `seed` like a multiple-choice item's: `choices` lists the answer the bank teaches first,
+        and a learner must not pass by always picking the first option."""
         return Item(id=self.item_id, claim_id=self.claim_id, kind="predict", prompt=self.question,
-                    choices=self.choices)
+                    choices=tuple(shuffled(self.choices, f"{self.item_id}:{seed}")))
 
 
 def check_observed(prediction: Prediction, result: Any, response: str) -> tuple[Checked, str]:
@@ -61,6 +62,8 @@ DOT_AND_KL = "Both dot products and KL, equally"
 
 def _reproduces(difference: float, noise: float) -> bool | None:
     """True: within float32 noise of the model; False: clearly not; None: too close to call."""
+    from kqv_demo import numerics  # here: it imports torch, which a quiz or export without a prediction never needs
+
     return numerics.decide(difference, at_most=noise, at_least=MARGIN * noise, below=True, above=False)
 
 
@@ -198,5 +201,6 @@ PREDICTIONS: tuple[Prediction, ...] = (
 PREDICTIONS_BY_ITEM = {prediction.item_id: prediction for prediction in PREDICTIONS}
 
 
-def prediction_items() -> list[Item]:
-    return [prediction.item() for prediction in PREDICTIONS]
+def prediction_items(seed: int = 0) -> list[Item]:
+    """Every predict-then-observe item, its choices in the order `seed` gives (a round's seed)."""
+    return [prediction.item(seed) for prediction in PREDICTIONS]

@@ -55,4 +55,4 @@ def _class_round(name: str, store: Store | None, file_ids) -> RoundSpec:
 
 def round_items(bank: Bank, spec: RoundSpec) -> list[Item]:
     """The items of a round, exactly as a learner playing it would get them."""
-    return build_round(bank, spec, prediction_items())
+    return build_round(bank, spec, prediction_items(spec.seed))

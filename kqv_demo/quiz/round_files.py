@@ -161,7 +161,7 @@ def _unknown_references(bank: Bank, data: dict, document: YamlDocument) -> list[
 def _usable(bank: Bank, spec: RoundSpec, document: YamlDocument) -> list[ContentError]:
     if spec.id in BUILT_IN:
         return [document.error(("id",), f"{shown(spec.id)} is a built-in round; choose another id")]
-    if not build_round(bank, spec, prediction_items()):
+    if not build_round(bank, spec, prediction_items(spec.seed)):
         return [document.error((), "no question matches these choices; widen the topics, claims or kinds")]
     return []
 

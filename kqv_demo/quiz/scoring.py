@@ -14,6 +14,17 @@ CONFIDENCE_LABELS = {1: "Unsure", 2: "Fairly sure", 3: "Sure"}
 CBM_MARKS = {1: (1, 0), 2: (2, -2), 3: (3, -6)}  # confidence -> (mark if right, mark if wrong)
 
 
+def _break_even(lower: int, higher: int) -> float:
+    """The share right above which confidence `higher` earns more on average than `lower`."""
+    (right_low, wrong_low), (right_high, wrong_high) = CBM_MARKS[lower], CBM_MARKS[higher]
+    return (wrong_low - wrong_high) / ((right_high - wrong_high) - (right_low - wrong_low))
+
+
+# The share right at which each confidence earns most on average: unsure below 2/3, fairly sure up to 4/5,
+# sure above (Gardner-Medwin's thresholds, from CBM_MARKS).
+BEST_RANGE = {1: (0.0, _break_even(1, 2)), 2: (_break_even(1, 2), _break_even(2, 3)), 3: (_break_even(2, 3), 1.0)}
+
+
 def cbm_mark(correct: bool, confidence: int) -> int:
     if confidence not in CBM_MARKS:
         raise ValueError(f"confidence must be 1, 2 or 3, not {confidence!r}")
@@ -52,6 +63,34 @@ class Summary:
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.answered if self.answered else None
+
+
+def calibration_advice(summary: Summary) -> str:
+    """Plain words on whether the learner was over- or under-confident, level by level, against the share
+    right at which each confidence pays off under certainty-based marking."""
+    if not summary.answered:
+        return ""
+    over, under = [], []
+    for row in summary.calibration:
+        if not row.answered:
+            continue
+        low, high = BEST_RANGE[row.confidence]
+        said = f"when you said “{CONFIDENCE_LABELS[row.confidence]}” you were right {row.correct} of {row.answered} times"
+        if row.accuracy < low:
+            over.append(f"{said}; “{CONFIDENCE_LABELS[row.confidence]}” pays off only above {low:.0%}")
+        elif row.accuracy > high:
+            better = CONFIDENCE_LABELS[row.confidence + 1]
+            under.append(f"{said}; above {high:.0%}, “{better}” would have earned more")
+    parts = []
+    if over:
+        parts.append("You were over-confident: " + "; and ".join(over) + ".")
+    if under:
+        parts.append("You were under-confident: " + "; and ".join(under) + ".")
+    if not parts:
+        parts.append("Your confidence matched how often you were right: each level paid off.")
+    if summary.answered < 10:
+        parts.append(f"With {summary.answered} answers this is a rough guide.")
+    return " ".join(parts)
 
 
 def summarise(answers: Iterable[Answer]) -> Summary:

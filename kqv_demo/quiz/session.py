@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.errors import UserInputError
-from kqv_demo.quiz.items import Checked, Item, check, items_for_claim
+from kqv_demo.quiz.items import Checked, Item, check, items_for_claim, not_a_number, parse_number
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM, check_observed, prediction_items
 from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec, build_round
 from kqv_demo.quiz.scheduling import due
@@ -99,12 +99,12 @@ def link_for(spec: RoundSpec) -> dict[str, str]:
 
 def items_by_id(bank: Bank, spec: RoundSpec) -> dict[str, Item]:
     items = {item.id: item for claim in bank.claims.values() for item in items_for_claim(claim, spec.seed)}
-    items.update({item.id: item for item in prediction_items() if item.claim_id in bank.claims})
+    items.update({item.id: item for item in prediction_items(spec.seed) if item.claim_id in bank.claims})
     return items
 
 
 def start_round(store: Store, bank: Bank, learner_id: int, spec: RoundSpec) -> str:
-    items = build_round(bank, spec, prediction_items())
+    items = build_round(bank, spec, prediction_items(spec.seed))
     if not items:
         raise UserInputError("No question matches this round's choices. Pick more topics or item types.")
     return store.start_round(learner_id, spec.model_dump(mode="json"), [item.id for item in items])
@@ -150,6 +150,8 @@ def submit(store: Store, state: RoundState, item: Item, response: str, confidenc
         raise UserInputError("Say how sure you are (1, 2 or 3) before checking your answer.")
     if not response.strip():
         raise UserInputError("Choose or type an answer first.")
+    if item.kind == "numeric" and parse_number(response) is None:
+        raise UserInputError(not_a_number(response))  # not scored: a typo must not cost the confidence penalty
     checked = check(item, response)
     stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence)
     if len(store.answers(state.stored.id)) >= len(state.items):

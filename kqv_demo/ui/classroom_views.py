@@ -11,6 +11,7 @@ import streamlit as st
 
 from kqv_demo import classroom
 from kqv_demo.classroom import ClassResults, class_results, format_code, results_csv
+from kqv_demo.classroom.results import CSV_LEGEND
 from kqv_demo.content.loader import Bank
 from kqv_demo.errors import KqvError
 from kqv_demo.markup import literal
@@ -180,21 +181,29 @@ def _remove_chosen(store: Store, code: str) -> None:
         st.session_state[REMOVE_CHOICE] = None
 
 
-def _accuracy_chart(results: ClassResults) -> alt.Chart:
+def right_label(answered: int, correct_share: float | None) -> str:
+    """What a question's bar says: "0% of 3" is a question everyone got wrong, not one nobody answered."""
+    if not answered or correct_share is None:
+        return "no answers yet"
+    return f"{round(100 * correct_share)}% of {answered}"
+
+
+def accuracy_chart(results: ClassResults) -> alt.Chart:
+    """A bar per question (its share answered right), each labelled with that share and how many answered,
+    so that 0% right shows as "0% of 3" and a question nobody answered says so."""
     rows = [{"question": f"Q{number}", "item": item.item_id, "answered": item.answered,
-             "correct share": item.correct_share} for number, item in enumerate(results.items, start=1)]
-    return (
-        alt.Chart(pd.DataFrame(rows))
-        .mark_bar(color="#0072B2")  # Okabe-Ito blue: readable with every colour-vision type
-        .encode(
-            x=alt.X("question:N", title="question (unanswered ones have no bar)",
-                    scale=alt.Scale(domain=[row["question"] for row in rows])),
-            y=alt.Y("correct share:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
-                    title="answered right"),
-            tooltip=["question", "item", "answered", alt.Tooltip("correct share:Q", format=".0%")],
-        )
-        .properties(height=240)
+             "correct share": item.correct_share or 0.0, "label": right_label(item.answered, item.correct_share)}
+            for number, item in enumerate(results.items, start=1)]
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        x=alt.X("question:N", title="question", scale=alt.Scale(domain=[row["question"] for row in rows])),
+        y=alt.Y("correct share:Q", scale=alt.Scale(domain=[0, 1.15]), axis=alt.Axis(format="%", values=[0, .25, .5, .75, 1]),
+                title="answered right"),
+        tooltip=["question", "item", "answered", alt.Tooltip("correct share:Q", format=".0%")],
     )
+    bars = base.mark_bar(color="#0072B2")  # Okabe-Ito blue: readable with every colour-vision type
+    labels = base.mark_text(dy=-8, fontSize=12, color="#222").encode(text="label:N")
+    described = "; ".join(f"{row['question']}: {row['label']}" for row in rows)
+    return (bars + labels).properties(height=260, description=f"Chart: share answered right per question. {described}.")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -212,16 +221,17 @@ def class_dashboard(store: Store, bank: Bank, code: str) -> None:
     second.metric("Finished", results.finished)
     third.metric("Answers", results.answers)
     st.markdown("#### Per question: how many answered right")
-    st.altair_chart(_accuracy_chart(results), width="stretch")
-    st.dataframe(pd.DataFrame([
-        {"question": f"Q{number}", "item": item.item_id, "prompt": item.prompt, "answered": item.answered,
-         "right": None if item.correct_share is None else round(100 * item.correct_share)}
+    st.altair_chart(accuracy_chart(results), width="stretch")
+    # st.table, not st.dataframe: a static table wraps long prompts and claims instead of cutting them
+    st.table(pd.DataFrame([
+        {"question": f"Q{number}", "prompt": item.prompt, "item": item.item_id, "answered": item.answered,
+         "right": right_label(item.answered, item.correct_share)}
         for number, item in enumerate(results.items, start=1)
-    ]), hide_index=True, column_config={"right": st.column_config.NumberColumn("right (%)")})
+    ]), hide_index=True)
     st.markdown("#### Misconceptions held with confidence")
     if results.misconceptions:
-        st.dataframe(pd.DataFrame([{"claim": m.claim, "wrong and sure": m.sure, "wrong and fairly sure": m.fairly_sure,
-                                    "claim id": m.claim_id} for m in results.misconceptions]), hide_index=True)
+        st.table(pd.DataFrame([{"claim": m.claim, "wrong and sure": m.sure, "wrong and fairly sure": m.fairly_sure,
+                                "claim id": m.claim_id} for m in results.misconceptions]), hide_index=True)
     else:
         st.caption("No confident wrong answers yet.")
     st.markdown("#### Students")
@@ -234,3 +244,4 @@ def class_dashboard(store: Store, bank: Bank, code: str) -> None:
                 "finished"]), hide_index=True)
     st.download_button("Download the results (CSV)", results_csv(results), file_name=f"class-{results.code}.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")
+    st.caption("In the CSV, " + CSV_LEGEND)

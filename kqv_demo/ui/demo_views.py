@@ -9,17 +9,58 @@ from typing import Any
 import streamlit as st
 
 import altair as alt
+import pandas as pd
 
 from kqv_demo import settings
 from kqv_demo.demos.base import Demo, Param
+from kqv_demo.markup import plain
 from kqv_demo.runtime import Runtime
 from kqv_demo.ui.resources import charge
 
 
-def show_chart(chart: alt.TopLevelMixin) -> None:
+MAX_TABLE_ROWS = 2000  # a 256-token heatmap has 65,536 cells: the first rows, and say so
+
+
+def show_chart(chart: alt.TopLevelMixin, description: str | None = None) -> None:
     """Draw at the size the chart asks for: Streamlit would otherwise squeeze a single chart's
-    legend, title and axis labels into its height, leaving a sliver of plot."""
+    legend, title and axis labels into its height, leaving a sliver of plot. `description` (what the
+    chart shows, with its headline numbers) is the chart's accessible name; its data follows as tables,
+    for a screen reader or anyone who prefers numbers."""
+    if description:
+        chart = chart.properties(description=description)
     st.altair_chart(chart.properties(autosize=alt.AutoSizeParams(type="pad")), width="content")
+    tables = chart_tables(chart)
+    if tables:
+        with st.expander("The numbers behind this chart"):
+            for table in tables:
+                if len(table) > MAX_TABLE_ROWS:
+                    st.caption(f"The first {MAX_TABLE_ROWS:,} of {len(table):,} rows.")
+                st.dataframe(table.head(MAX_TABLE_ROWS), hide_index=True)
+
+
+def chart_tables(chart: alt.TopLevelMixin) -> list[pd.DataFrame]:
+    """The data frames a chart draws (its own and its layers' and panels'), each once."""
+    found: list[pd.DataFrame] = []
+
+    def visit(part: object) -> None:
+        data = getattr(part, "data", None)
+        if isinstance(data, pd.DataFrame) and not any(data is seen for seen in found):
+            found.append(data)
+        for name in ("layer", "hconcat", "vconcat", "concat"):
+            for child in getattr(part, name, None) or ():
+                visit(child)
+        spec = getattr(part, "spec", None)  # a faceted or repeated chart
+        if spec is not None and not isinstance(spec, (str, dict)):
+            visit(spec)
+
+    visit(chart)
+    return found
+
+
+def chart_description(demo: Demo, result: Any) -> str:
+    """What a demo's chart shows, in words: its title and the run's headline numbers (plain text)."""
+    numbers = "; ".join(f"{label}: {plain(value)}" for label, value in demo.headline(result))
+    return f"Chart: {demo.title}." + (f" {numbers}." if numbers else "")
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -92,7 +133,7 @@ def demo_view(demo: Demo, models: Runtime) -> None:
         (st.success if passed else st.error)(text)
     chart = demo.chart(result)
     if chart is not None:
-        show_chart(chart)
+        show_chart(chart, chart_description(demo, result))
     st.markdown(demo.explain(result))
     if demo.details:
         with st.expander("The formula and the code"):
@@ -135,5 +176,5 @@ def demo_inline(demo: Demo, models: Runtime, prompt: str | None, params: dict[st
     show_headline(demo.headline(result))
     chart = demo.chart(result)
     if chart is not None:
-        show_chart(chart)
+        show_chart(chart, chart_description(demo, result))
     st.markdown(demo.explain(result))

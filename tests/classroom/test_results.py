@@ -74,13 +74,18 @@ def test_the_csv_has_one_row_per_student_and_item_and_defuses_formulas(store, ba
     assert all(row["answered_at"].endswith("Z") for row in table[:5])
 
 
-def test_same_names_are_told_apart_and_joining_twice_resumes(store, bank):
+def test_a_taken_name_is_refused_and_joining_twice_resumes(store, bank):
+    """A second "Sam" is most often Sam again in another browser: refused with the way back (her own link),
+    not given a fresh round at 0 and a second row on the dashboard (issue #14, 1)."""
     code, _key = create_class(store, bank, SPEC)
     first_id, first_key = play(store, bank, code, "Sam", [(True, 2)])
-    play(store, bank, code, "Sam", [])
+    for same in ("Sam", "sAM"):
+        with pytest.raises(UserInputError, match="already joined this class round"):
+            play(store, bank, code, same, [])
+    play(store, bank, code, "Sam K.", [])
     assert join_class(store, code.lower(), first_id) == first_key
     names = [s.name for s in class_results(store, bank, code).students]
-    assert names == ["Sam", "Sam (2)"]
+    assert names == ["Sam", "Sam K."]
 
 
 def test_after_the_time_limit_answers_are_refused_and_the_round_closes(store, bank):

@@ -43,3 +43,13 @@ def test_queries_are_not_distributions_and_dot_products_match(runtime: Runtime, 
 def test_a_kl_ranking_does_not_reproduce_the_weights(runtime: Runtime):
     worst = max(DEMO.run(runtime, layer=layer, head=0).kl_max_diff for layer in (3, 10, 20))
     assert worst > 0.05
+
+
+def test_the_chart_title_names_the_last_token_not_its_axis_label(runtime: Runtime):
+    """Issue #14, 12: "the last token “11 .”" read as a token "11 ."; the title gives the token and its position."""
+    result = DEMO.run(runtime, "The capital of France is Paris.")
+    title = DEMO.chart(result).to_dict()["title"]
+    text = title["text"] if isinstance(title, dict) else title
+    text = " ".join(text) if isinstance(text, list) else text
+    position = len(result.key_tokens) - 1
+    assert f"“.” (position {position})" in text and f"“{position} " not in text

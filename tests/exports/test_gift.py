@@ -205,8 +205,16 @@ def test_a_round_with_markup_and_control_characters_still_parses(bank, small_rou
     assert not any(ord(char) < 32 and char != "\n" or 0x7F <= ord(char) <= 0x9F for char in exported)
     category, questions = parse_gift(exported)
     check(questions, items)
-    assert category == "$course$/top/KQV Tutor/Round b KQVBOLD b img src x onerror alert(1) quoted x (javascript alert(1)) end"
+    assert category == "$course$/top/KQV Tutor/Round b KQVBOLD b img src x onerror alert(1) quoted : x (javascript:alert(1)) end"
     for html_text, expected in ((questions[0].text.removeprefix("[html]"), PROMPT), (questions[0].general, CLAIM)):
         fragment = lxml.html.fragment_fromstring(html_text, create_parent="div")
         assert fragment.find(".//b") is None and fragment.find(".//img") is None
         assert readable(expected) in squash(fragment.text_content())
+
+
+def test_a_colon_in_the_round_title_stays_in_the_category(bank, everything):
+    """Issue #14, 12: "Workshop: attention" is the instructor's title; Moodle reads the rest of the line."""
+    spec, items = everything
+    titled = spec.model_copy(update={"title": "Workshop: attention / day 1"})
+    category, _ = parse_gift(gift(bank, titled, items[:3]))
+    assert category == "$course$/top/KQV Tutor/Workshop: attention day 1"  # "/" would open a subcategory

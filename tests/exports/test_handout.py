@@ -9,23 +9,27 @@ import re
 
 import lxml.html
 import pypdf
+import pytest
 
 from kqv_demo.exports.handout import shown
 from kqv_demo.exports.html_handout import handout_html
 from kqv_demo.exports.live import run_live, with_answers
 from kqv_demo.exports.pdf_handout import handout_pdf
 from kqv_demo.exports.text import to_plain
+from kqv_demo.markup import plain
 
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def _figures_in_questions(live, items) -> set:
-    return {live.claim_figure[item.claim_id] for item in items if item.kind != "predict" and item.claim_id in live.claim_figure}
+def _runs(live, items) -> set:
+    """Every distinct live run the items' figures come from (claims' demos and predictions)."""
+    return {key for key in (live.prediction_figure.get(item.id) if item.kind == "predict"
+                            else live.claim_figure.get(item.claim_id) for item in items) if key is not None}
 
 
-def test_html_has_every_question_a_figure_per_demo_run_and_a_key(bank, small_round, small_live):
+def test_html_has_every_question_and_a_key_with_a_figure_per_demo_run(bank, small_round, small_live):
     spec, items = small_round
     page = handout_html(bank, spec, items, small_live)
     tree = lxml.html.fromstring(page)
@@ -35,10 +39,14 @@ def test_html_has_every_question_a_figure_per_demo_run_and_a_key(bank, small_rou
         assert _squash(to_plain(item.prompt)) in question_text, item.id
         for choice in item.choices:
             assert _squash(to_plain(shown(item, choice))) in question_text
-    runs = _figures_in_questions(small_live, items)
-    images = questions.findall(".//img")
+    runs = _runs(small_live, items)
+    assert not questions.findall(".//img") and "Figure" not in questions.text_content()
+    images = key.findall(".//img")  # beside the answers they show, each run once
     assert len(runs) >= 2 and len(images) == len(runs)
-    for image in images:
+    captions = {figure.number: plain(figure.caption) for figure in small_live.figures.values()}
+    for image in images:  # each image's text alternative gives the numbers it shows (issue #14)
+        number = int(re.match(r"Figure (\d+): ", image.get("alt")).group(1))
+        assert captions[number] and captions[number] in image.get("alt")
         source = image.get("src")
         assert source.startswith("data:image/png;base64,")
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -65,7 +73,10 @@ def test_html_escapes_bank_text(bank, small_round, small_live):
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt; &amp; <strong>bold</strong>" in page
 
 
-def test_predictions_show_their_figure_only_in_the_key(bank, prediction_round, runtime):
+def test_no_figure_stands_beside_a_question_to_give_its_answer_away(bank, prediction_round, runtime):
+    """Issue #14, 2: a figure titled "Dot product, not KL divergence" beside "how does a head score query-key
+    pairs?" answers it. Every figure is in the key; the questions part names no figure, no figure title and
+    no caption holding an item's right option or numeric answer."""
     spec, items = prediction_round
     live = run_live(bank, items, runtime)
     tree = lxml.html.fromstring(handout_html(bank, spec, items, live))
@@ -76,10 +87,10 @@ def test_predictions_show_their_figure_only_in_the_key(bank, prediction_round, r
     for item in predictions:
         assert _squash(f"Answer:{item.answer}") in key_text
     assert "prediction question" in tree.find_class("note")[0].text_content()
-    # the verdict items' own figures are in part 1; no prediction figure is
-    prediction_figures = {live.figures[live.prediction_figure[item.id]].number for item in predictions}
-    shown_in_questions = {int(re.search(r"Figure (\d+)", img.get("alt")).group(1)) for img in questions.findall(".//img")}
-    assert not prediction_figures & shown_in_questions
+    assert not questions.findall(".//img") and not questions.find_class("see")
+    questions_text = _squash(questions.text_content())
+    for figure in live.figures.values():
+        assert _squash(figure.title) not in questions_text and _squash(plain(figure.caption)) not in questions_text
 
 
 def test_pdf_text_has_every_question_and_the_key_starts_a_page(bank, small_round, small_live):
@@ -95,8 +106,8 @@ def test_pdf_text_has_every_question_and_the_key_starts_a_page(bank, small_round
     key_text = _squash("".join(pages[key_page:]))
     for item in items:
         assert _squash(f"Answer:{to_plain(shown(item, item.answer))}") in key_text, item.id
-    images = sum(len(page.images) for page in reader.pages[:key_page])
-    assert images == len(_figures_in_questions(small_live, items))
+    assert sum(len(page.images) for page in reader.pages[:key_page]) == 0  # figures show answers: key only
+    assert sum(len(page.images) for page in reader.pages[key_page:]) == len(_runs(small_live, items))
 
 
 def test_a_round_with_markup_and_control_characters_shows_them_as_text(bank, small_round):
@@ -145,3 +156,40 @@ def test_figure_captions_read_the_demos_markdown_headline_as_text():
     _figure(pdf, figure)
     text = _squash(pypdf.PdfReader(io.BytesIO(bytes(pdf.output()))).pages[0].extract_text())
     assert _squash("Generated: the mat. [x](y) a->b") in text
+
+
+def test_core_10_questions_fill_their_pages_and_chart_text_prints_at_7_pt(bank, runtime):
+    """Issue #14, 4: Core 10 printed one half-empty page per question, and its chart labels at 4-5 pt. Its
+    ten questions now take at most 3 A4 pages, and every chart's smallest text prints at 7 pt or more, or
+    the chart fills the page's width (the most a portrait page allows). (The whole PDF is still 18 pages:
+    the figures in the key and the claims' refutation texts; see the issue's note.)"""
+    from kqv_demo.exports.pdf_handout import MIN_PRINTED_TEXT_PT, printed_text_pt, printed_width
+    from kqv_demo.quiz.resolve import resolve_round, round_items
+    from PIL import Image
+
+    spec = resolve_round(bank, "core-10")
+    items = round_items(bank, spec)
+    live = run_live(bank, items, runtime)
+    reader = pypdf.PdfReader(io.BytesIO(handout_pdf(bank, spec, items, live)))
+    key_page = next(index for index, page in enumerate(reader.pages) if "Part 2 · Answer key" in page.extract_text())
+    assert key_page <= 3, key_page
+    page_width = float(reader.pages[0].mediabox.width) * 25.4 / 72 - 2 * 16  # A4 less the 16 mm side margins
+    sizes = [Image.open(io.BytesIO(figure.png)).size for figure in live.figures.values() if figure.png]
+    assert sizes
+    for width_px, height_px in sizes:
+        width = printed_width(width_px, height_px, page_width)
+        assert printed_text_pt(width_px, width) >= MIN_PRINTED_TEXT_PT or width == page_width, (width_px, height_px)
+
+
+def test_a_pdf_figure_is_enlarged_until_its_text_is_7_pt_within_the_page():
+    from kqv_demo.exports.pdf_handout import FIGURE_HEIGHT_LIMIT, FIGURE_MAX_HEIGHT, printed_text_pt, printed_width
+
+    wide = printed_width(1240, 700, 178)  # 95 mm tall: 168 mm wide, labels at 7.7 pt; kept
+    assert printed_text_pt(1240, wide) >= 7.0
+    square = printed_width(1400, 1200, 178)  # 95 mm tall: 5.6 pt; enlarged to 7 pt, taller than 95 mm
+    assert printed_text_pt(1400, square) == pytest.approx(7.0) and square * 1200 / 1400 > FIGURE_MAX_HEIGHT
+    small = printed_width(600, 400, 178)  # already readable at 95 mm tall: kept at 95 mm
+    assert small * 400 / 600 == pytest.approx(FIGURE_MAX_HEIGHT)
+    tall = printed_width(800, 2000, 178)  # never taller than a page allows
+    assert tall * 2000 / 800 == pytest.approx(FIGURE_HEIGHT_LIMIT)
+    assert printed_width(1800, 600, 178) == 178  # never wider than the page

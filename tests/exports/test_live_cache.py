@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
 
 from kqv_demo.content.loader import Bank
 from kqv_demo.exports import model_runs_needed
-from kqv_demo.exports.live import RUN_CACHE_ENTRIES, RUNS, OnceCache, runs_needed, run_live, runs_to_compute
+from kqv_demo.exports.live import (RUN_CACHE_ENTRIES, RUNS, Live, OnceCache, run_live, runs_needed,
+                                  runs_to_compute, runtime_token, with_answers)
+from kqv_demo.quiz.predict import PREDICTIONS
 from kqv_demo.quiz.resolve import resolve_round, round_items
 
 
@@ -89,3 +92,38 @@ def test_once_cache_keeps_no_failure():
     with pytest.raises(RuntimeError):
         cache.get("a", fail)
     assert "a" not in cache and cache.get("a", lambda: "A") == "A"
+
+
+def test_a_new_runtime_at_a_freed_runtime_s_address_gets_its_own_runs():
+    """Cached runs belong to one runtime object: a runtime created where a freed one lived (CPython reuses
+    the address, so the same id()) must not be handed the old one's results."""
+
+    class Runtime:  # stands in for kqv_demo.runtime.Runtime: only identity matters here
+        pass
+
+    for _ in range(100):  # until CPython gives the new object the freed one's address
+        old = Runtime()
+        old_address, old_token = id(old), runtime_token(old)
+        del old
+        new = Runtime()
+        if id(new) == old_address:
+            break
+    else:
+        pytest.skip("this interpreter did not reuse the address")
+    assert runtime_token(new) != old_token
+    assert runtime_token(new) == runtime_token(new)  # stable for the same object
+
+
+def test_answered_predictions_keep_the_round_s_order_of_choices():
+    """The model's answer is filled in; the choices stay as the learner's round shuffled them, so a handout
+    prints them in the same order as the page (not with the taught answer first)."""
+    prediction = PREDICTIONS[0]
+    shuffled_item = next(prediction.item(seed) for seed in range(50)
+                         if prediction.item(seed).choices != prediction.choices)
+    live = Live()
+    live.answered[prediction.item_id] = dataclasses.replace(  # as answered_prediction builds it
+        prediction.item(), choices=prediction.choices, answer=prediction.choices[0],
+        explanation="The model kept every layer.")
+    (answered,) = with_answers([shuffled_item], live)
+    assert answered.choices == shuffled_item.choices
+    assert (answered.answer, answered.explanation) == (prediction.choices[0], "The model kept every layer.")

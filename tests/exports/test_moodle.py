@@ -110,3 +110,13 @@ def test_a_round_with_markup_and_control_characters_still_parses(bank, small_rou
         fragment = lxml.html.fragment_fromstring(html_text, create_parent="div")
         assert fragment.find(".//b") is None and fragment.find(".//img") is None  # the markup stays text
         assert readable(expected) in squash(fragment.text_content())
+
+
+def test_a_spot_the_error_question_is_introduced_by_who_wrote_its_text(bank):
+    from kqv_demo.exports.moodle import question_html
+    from kqv_demo.quiz.items import items_for_claim
+
+    item = next(i for i in items_for_claim(bank.claims["slides-are-about-nosql-databases"])
+                if i.kind == "spot_the_error")
+    shown = question_html(item)
+    assert shown.index("Understanding keys, queries") < shown.index("<blockquote>")

@@ -82,3 +82,22 @@ def test_html_escapes_everything_and_renders_the_markdown_subset():
 
 def test_plain_text_drops_marks():
     assert to_plain("**Right**: $\\sqrt{d_k}$ and `code`") == "Right: √dₖ and code"
+
+
+def test_subscripts_typed_in_an_option_read_as_math_and_names_stay():
+    """Issue #14, 12: options showed "q_i", "√d_k" while the feedback beside them rendered LaTeX."""
+    from kqv_demo.exports.text import readable_subscripts
+
+    assert readable_subscripts("q_i and k_j, divided by √d_k, over all x_1") == "qᵢ and kⱼ, divided by √dₖ, over all x₁"
+    for unchanged in ("attention_mask", "W_K", "`q_i` in code", "snake_case_name", "a_b_c"):
+        assert readable_subscripts(unchanged) == unchanged
+
+
+def test_handout_choices_show_typed_subscripts_as_unicode(bank):
+    from kqv_demo.exports.handout import shown
+    from kqv_demo.quiz.items import items_for_claim
+
+    item = next(i for i in items_for_claim(bank.claims["kl-divergence-compares-queries-and-keys"])
+                if i.kind == "multiple_choice")
+    typed = next(choice for choice in item.choices if "q_i" in choice)
+    assert "qᵢ" in shown(item, typed) and "q_i" not in shown(item, typed)

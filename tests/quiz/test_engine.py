@@ -177,3 +177,65 @@ def test_numeric_feedback_prints_numbers_in_full():
     item = Item(id="x:numeric", claim_id="x", kind="numeric", prompt="How many?", answer="3540096.0", tolerance=0.5)
     feedback = check(item, "12").feedback
     assert "3540096" in feedback and "e+" not in feedback
+
+
+def test_numbers_are_read_as_learners_write_them_and_the_reading_is_said():
+    """A decimal comma, thousands separators and spaces are read; when the typed text is not the number as
+    we print it, the feedback says how it was read (issue #14, 3)."""
+    from kqv_demo.quiz.items import Item, numeric_rule
+
+    readings = {"0,0946": 0.0946, "3,540,096": 3540096.0, "3 540 096.5": 3540096.5, "3,540,096.5": 3540096.5,
+                "1,5": 1.5, "1.2.3": None, "abc": None, "0.1.": None}
+    assert {text: parse_number(text) for text in readings} == readings
+    item = Item(id="x:numeric", claim_id="x", kind="numeric", prompt="How much?", answer="1.5", tolerance=0.001)
+    assert "read as 1.5" in check(item, "1,5").feedback and check(item, "1,5").correct
+    assert "read as" not in check(item, "1.5").feedback
+    assert "±0.001" in numeric_rule(item)
+
+
+def test_a_non_number_is_refused_before_it_is_scored_or_stored(bank, tmp_path):
+    """"abc" must not be stored as a wrong answer that costs the confidence penalty."""
+    from kqv_demo.errors import UserInputError
+    from kqv_demo.quiz import session
+    from kqv_demo.storage import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'numeric.sqlite3'}")
+    learner_id, _name = store.learner(store.create_learner("Ada"))
+    spec = RoundSpec(id="n", title="n", kinds=("numeric",), count=2)
+    state = session.load_round(store, bank, session.start_round(store, bank, learner_id, spec))
+    item = state.next_item
+    with pytest.raises(UserInputError, match="not a number"):
+        session.submit(store, state, item, "abc", 3)
+    assert store.answers(state.stored.id) == []
+    checked, stored = session.submit(store, state, item, item.answer, 2)
+    assert checked.correct and stored and len(store.answers(state.stored.id)) == 1
+
+
+def test_a_spot_the_error_text_says_who_wrote_it_and_about_what(bank):
+    """Issue #14, 9: "This document provides an overview ... NoSQL databases" alone does not say which
+    document; every spot-the-error item is introduced by where its text comes from."""
+    spots = [item for claim in bank.claims.values() for item in items_for_claim(claim) if item.kind == "spot_the_error"]
+    assert len(spots) > 50 and all(item.lead for item in spots)
+    nosql = next(item for item in spots if item.claim_id == "slides-are-about-nosql-databases")
+    assert "slides" in nosql.lead and "Understanding keys, queries & values" in nosql.lead
+    kl = next(item for item in spots if item.claim_id == "kl-divergence-compares-queries-and-keys")
+    assert kl.lead == "The assistant in the source dialogue wrote:"
+    public = next(item for item in spots if bank.claims[item.claim_id].origin == "public")
+    assert "source dialogue" not in public.lead  # a bank sentence is not passed off as a quote
+
+
+def test_calibration_advice_says_over_or_under_confident_by_the_cbm_thresholds():
+    """Sure pays off above 80 % right, fairly sure from 2/3 (from the marks: +3/-6, +2/-2, +1/0)."""
+    from kqv_demo.quiz.scoring import BEST_RANGE, calibration_advice
+
+    assert BEST_RANGE[2] == pytest.approx((2 / 3, 0.8)) and BEST_RANGE[3][0] == pytest.approx(0.8)
+
+    def advice(*answers: tuple[bool, int]) -> str:
+        return calibration_advice(summarise(Answer(f"i{n}", "c", right, level) for n, (right, level) in enumerate(answers)))
+
+    over = advice((True, 3), (True, 3), (True, 3), (False, 3))  # 75 % right when sure
+    assert "over-confident" in over and "right 3 of 4 times" in over and "under" not in over
+    under = advice((True, 1), (True, 1), (True, 1))  # always right when unsure
+    assert "under-confident" in under and "Fairly sure" in under
+    assert "matched" in advice((True, 3), (True, 3), (True, 3), (True, 3), (True, 3), (False, 1))
+    assert "rough guide" in over and advice() == ""

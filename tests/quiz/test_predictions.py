@@ -9,7 +9,10 @@ import pytest
 from kqv_demo.content.loader import load_bank
 from kqv_demo.demos import DEMOS
 from kqv_demo.demos.causal_vs_bidirectional import ROUNDING_LIMIT
-from kqv_demo.quiz.predict import MARGIN, PREDICTIONS, PREDICTIONS_BY_ITEM, check_observed
+from kqv_demo.quiz.predict import MARGIN, PREDICTIONS, PREDICTIONS_BY_ITEM, check_observed, prediction_items
+from kqv_demo.quiz.resolve import round_items
+from kqv_demo.quiz.rounds import BUILT_IN
+from kqv_demo.quiz.session import items_by_id
 from kqv_demo.runtime import Runtime
 
 # What the model must show for each prediction: the choice that the bank's correction teaches.
@@ -81,3 +84,28 @@ def test_the_causal_key_does_not_flip_on_rounding(runtime: Runtime):
     unchanged = dataclasses.replace(result, minilm_cosine=1 - 0.5 * cosine_noise)
     assert prediction.observe(unchanged) == "Same in both models"
     assert prediction.observe(dataclasses.replace(result, minilm_cosine=1 - 0.5 * MARGIN * cosine_noise)) == taught
+
+
+def test_prediction_choices_are_shuffled_by_the_round_seed_like_multiple_choice():
+    """`Prediction.choices` lists the taught answer first; the item a learner sees must not, or "always pick
+    the first option" passes the See it happen round (issue #14, 11)."""
+    for prediction in PREDICTIONS:
+        orders = {seed: prediction.item(seed).choices for seed in range(12)}
+        assert all(sorted(order) == sorted(prediction.choices) for order in orders.values())
+        assert prediction.item(5).choices == orders[5]  # the same seed, the same order (resume, exports)
+        taught_first = sum(order[0] == EXPECTED[prediction.claim_id] for order in orders.values())
+        assert taught_first <= 8, (prediction.claim_id, taught_first)  # 12 seeds: about 3 expected by chance
+    first_choices = [item.choices[0] for item in prediction_items(seed=0)]
+    assert sum(choice == EXPECTED[item.claim_id]
+               for choice, item in zip(first_choices, prediction_items(seed=0))) < len(PREDICTIONS) / 2
+
+
+def test_a_round_shows_each_prediction_in_its_seed_s_order():
+    bank = load_bank(dialogue=False)
+    for seed in (0, 7):
+        spec = BUILT_IN["see-it-happen"].model_copy(update={"seed": seed})
+        items = round_items(bank, spec)
+        assert items and all(item.kind == "predict" for item in items)
+        for item in items:
+            assert item.choices == PREDICTIONS_BY_ITEM[item.id].item(seed).choices
+        assert items_by_id(bank, spec)[items[0].id].choices == items[0].choices  # as a resumed round rebuilds it

@@ -70,6 +70,10 @@ def test_quiz_at_phone_width_with_the_keyboard(browser, server_url: str):
     overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px at phone width"
     assert phone.locator('[data-testid="stException"]').count() == 0
+    # issue #14, 7: "Next question" within one screen of the verdict, not six screens below it
+    verdict = phone.locator('[data-testid="stAlert"]').first.bounding_box()
+    next_button = phone.get_by_role("button", name="Next question").bounding_box()
+    assert 0 < next_button["y"] - verdict["y"] < 844, (verdict, next_button)
     phone.close()
 
 

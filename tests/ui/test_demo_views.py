@@ -29,3 +29,33 @@ def test_a_long_value_takes_fewer_columns():
     assert per_row(3, ["P"], ["45 positions"]) == 3
     assert per_row(4, ["P"], ["45 positions"]) == 2, "2 + 2 rather than 3 + 1"
 
+
+
+def test_a_chart_s_numbers_are_found_in_its_layers_and_panels_each_once():
+    import altair as alt
+    import pandas as pd
+
+    from kqv_demo.ui.demo_views import chart_tables
+
+    weights = pd.DataFrame({"token": ["The", "cat"], "weight": [0.25, 0.75]})
+    scores = pd.DataFrame({"token": ["The", "cat"], "score": [-1.0, 2.0]})
+    bars = alt.Chart(weights).mark_bar().encode(x="token", y="weight")
+    labels = alt.Chart(weights).mark_text().encode(x="token", y="weight", text="weight")
+    chart = alt.vconcat(bars + labels, alt.Chart(scores).mark_point().encode(x="token", y="score"))
+    tables = chart_tables(chart)
+    assert len(tables) == 2 and tables[0] is weights and tables[1] is scores
+
+
+def test_a_demo_chart_is_described_by_its_title_and_headline_numbers():
+    from kqv_demo.markup import literal
+    from kqv_demo.ui.demo_views import chart_description
+
+    class Fake:  # only what chart_description reads
+        title = "Attention by hand"
+
+        @staticmethod
+        def headline(result):
+            return [("Largest difference", "3.1e-07"), ("Token", literal("*cat*"))]
+
+    described = chart_description(Fake, None)  # type: ignore[arg-type]
+    assert described == "Chart: Attention by hand. Largest difference: 3.1e-07; Token: *cat*."  # plain text

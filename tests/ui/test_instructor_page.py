@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,8 @@ def test_a_class_round_from_creation_to_the_dashboard(database: str):
     ada = play(database, code, "Ada", [(True, 3), (False, 3), (False, 2)])
     assert any("Each question, with its answer and explanation" in m.value for m in ada.markdown)
     assert {m.label: m.value for m in ada.metric}["Score"] == "1 / 3"
+    assert ada.success[0].value == "Round finished."  # no stale "Answer saved" above it
+    assert not any("Answer saved" in s.value for s in ada.success)
     assert len(ada.expander) >= 3  # each item's feedback at the end
     bo = play(database, code, "<img src=x onerror=alert(1)>", [(True, 1)])
     assert "Question 2." in " ".join(m.value for m in bo.markdown)
@@ -135,14 +138,21 @@ def test_a_class_round_from_creation_to_the_dashboard(database: str):
     assert "Joining is open (2 of at most 300 places taken)." in shown(dashboard)
     metrics = {m.label: m.value for m in dashboard.metric}
     assert (metrics["Joined"], metrics["Finished"], metrics["Answers"]) == ("2", "1", "4")
-    items, misconceptions, students = (frame.value for frame in dashboard.dataframe)
-    assert list(items["answered"]) == [2, 1, 1] and list(items["right"]) == [100, 0, 0]
+    items, misconceptions = (table.value for table in dashboard.table)  # static tables: long text wraps
+    (students,) = (frame.value for frame in dashboard.dataframe)
+    assert list(items["answered"]) == [2, 1, 1]
+    assert list(items["right"]) == ["100% of 2", "0% of 1", "0% of 1"]  # all wrong is not "unanswered"
+    assert all(prompt and not prompt.endswith("…") for prompt in items["prompt"])
     assert list(misconceptions["wrong and sure"]) == [1, 0] and list(misconceptions["wrong and fairly sure"]) == [0, 1]
     assert list(students["student"]) == ["Ada", "<img src=x onerror=alert(1)>"]  # a table cell, never HTML
     assert list(students["certainty-based score"]) == ["-5 / 9", "1 / 3"]
     assert list(students["finished"]) == ["yes", "no"]
-    assert len(dashboard.get("vega_lite_chart")) == 1
+    (chart,) = dashboard.get("arrow_vega_lite_chart") or dashboard.get("vega_lite_chart")
+    spec = json.loads(chart.proto.spec)
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "text"]  # each bar labelled
+    assert "unanswered ones have no bar" not in chart.proto.spec
     assert dashboard.get("download_button")[0].proto.label == "Download the results (CSV)"
+    assert any("confidence: 1 unsure, 2 fairly sure, 3 sure" in c.value for c in dashboard.caption)  # the codes
     export_choice = next(box for box in dashboard.selectbox if box.label == "Round to export")
     assert export_choice.value == code and any(r.label == "Format" for r in dashboard.radio)
     table = csv_rows(database, code)
@@ -251,3 +261,24 @@ def test_every_round_page_names_the_profile_playing_it(database: str, name: str)
     button(own, "Not you? Start a new profile").click().run()
     assert "learner" not in own.query_params and "r" not in own.query_params
     assert own.text_input[0].label.startswith("Your name")
+
+
+def test_a_student_back_in_another_browser_resumes_from_the_link_on_the_round_page(database: str):
+    """Issue #14, 1: opening the class link again in a fresh browser and typing the same name must not make
+    a second "Ada" at 0 of 3; the round page shows every student their link back, which resumes the round."""
+    code, key, _ = create_round(feedback="end")
+    ada = play(database, code, "Ada", [(True, 2)])
+    (link,) = [c.value for c in ada.code if "/quiz?" in c.value]
+    assert f"r={ada.query_params['r']}" in link and f"learner={ada.query_params['learner']}" in link
+
+    again = join(code, "ada")  # a new browser: no profile in the session, the same name typed
+    assert any("already joined this class round" in e.value for e in again.error)
+    assert "r" not in again.query_params
+    assert any(b.label == "Join under another name" for b in again.button)
+
+    query = dict(pair.split("=", 1) for pair in link.split("?", 1)[1].split("&"))
+    back = page("quiz", **query)  # the saved link, in that other browser
+    assert back.query_params["r"] == ada.query_params["r"] and "1 of 3 answered" in " ".join(
+        p.proto.text for p in back.get("progress"))
+    results = class_results(Store(database), load_bank(dialogue=False), code)
+    assert [student.name for student in results.students] == ["Ada"]  # one row, not two

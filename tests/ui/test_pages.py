@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,11 @@ def test_demo_lab_recomputes_attention_and_matches_the_model(runtime: Runtime):
     assert float(metrics["Max |by hand − model|"]) <= 1e-5
     assert metrics["Largest weight above the diagonal"] == "0"
     assert "reproduces the model's attention weights" in test.success[0].value
-    assert len(test.get("vega_lite_chart")) == 1
+    (chart,) = test.get("arrow_vega_lite_chart") or test.get("vega_lite_chart")
+    # issue #14: the chart's accessible name gives its numbers, and its data is there as tables
+    assert json.loads(chart.proto.spec)["description"].startswith("Chart: ")
+    assert "Max |by hand − model|" in json.loads(chart.proto.spec)["description"]
+    assert any(e.label == "The numbers behind this chart" for e in test.expander)
 
 
 def test_demo_lab_follows_the_learner_inputs(runtime: Runtime):

@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kqv_demo.content.loader import load_bank
-from kqv_demo.quiz.items import check
+from kqv_demo.quiz.items import check, format_number
+from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM
 from kqv_demo.quiz.session import load_round
 from kqv_demo.storage import Store
 from tests.ui.markdown_text import plain
@@ -86,12 +87,20 @@ def test_a_whole_round_with_feedback_and_summary(database: str):
             assert "Right" in test.success[0].value
             right += 1
         assert check(item, item.answer).correct
+        if item.kind == "verdict":  # its explanation once, not twice (issue #14, 8)
+            assert sum(m.value.strip() == item.explanation.strip() for m in test.markdown) == 1, item.id
         assert any(bank.claims[item.claim_id].refutation.verdict in m.value for m in test.markdown), "refutation shown"
         go_on(test)
     metrics = {m.label: m.value for m in test.metric}
     assert metrics["Score"] == f"{right} / 10"
     assert metrics["Certainty-based score"] == f"{2 * right - 6 * wrong_and_sure} / 30"
-    assert "Misconceptions you held with confidence" in " ".join(m.value for m in test.markdown)
+    shown = " ".join(m.value for m in test.markdown)
+    assert "Misconceptions you held with confidence" in shown
+    assert shown.count("./claims?claim=") == wrong_and_sure  # a list that wraps, each with its claim's link
+    assert "over-confident" in shown  # sure and wrong 4 times of 4: said in words, not only in a chart
+    calibration = test.table[0].value
+    # unsure never used: "no answers", not a 0 that reads as "always wrong"; percentages, not 0.6667
+    assert list(calibration["right"]) == ["no answers", f"{right} of {right} (100%)", f"0 of {wrong_and_sure} (0%)"]
     finished, _ = current_item(test, database)
     assert finished.finished and store.round(finished.stored.key).finished is not None
     held = finished.summary().confident_errors
@@ -186,6 +195,9 @@ def test_a_prediction_runs_the_real_model_and_reveals_it(database: str, runtime)
     test.button(key="start-see-it-happen").click().run()
     state, item = current_item(test, database)
     assert item.kind == "predict"
+    # the choices as the round's seed shuffled them (not the taught answer first), as a resumed round has them
+    assert test.radio[0].options == list(item.choices)
+    assert item.choices == PREDICTIONS_BY_ITEM[item.id].item(state.spec.seed).choices
     answer(test, item.choices[-1], 2)
     shown = " ".join(e.value for e in test.success) + " ".join(e.value for e in test.error)
     assert "You predicted it" in shown or "the model showed" in shown
@@ -239,3 +251,59 @@ def test_link_parameters_are_quoted_back_as_typed_never_as_links(database: str, 
     unescaped = re.sub(r"\\.", "", " ".join(said))  # what Markdown would still read as syntax
     assert "](" not in unescaped and "**bold**" not in unescaped and ":red[" not in unescaped
     assert any(word in plain(" ".join(said)) for word in ("[prize]", "no class round K7P-QX4-MRT")), said
+
+
+def test_a_numeric_question_states_its_tolerance_and_refuses_a_non_number(database: str):
+    """Issue #14, 3: the accepted tolerance is shown with the question, before answering; "abc" is refused
+    with a message and not scored (no confidence penalty), and the question stays open."""
+    learner = sign_in().query_params["learner"]
+    test = quiz(learner=learner, round="custom", kinds="numeric", count="2")
+    next(b for b in test.button if b.label == "Start this round").click().run()
+    state, item = current_item(test, database)
+    assert item.kind == "numeric"
+    assert any(f"±{format_number(item.tolerance)}" in plain(c.value) for c in test.caption), "tolerance shown first"
+    answer(test, "abc", 3)
+    assert any("is not a number" in plain(e.value) for e in test.error)
+    state, still = current_item(test, database)
+    assert still.id == item.id and state.answers == {}  # nothing scored or stored
+    answer(test, item.answer.replace(".", ","), 2)  # a decimal comma is read, and the reading said
+    assert "Right" in test.success[0].value
+    assert any("was read as" in plain(m.value) for m in test.markdown)
+
+
+def test_a_spot_the_error_question_says_which_document_it_quotes(database: str):
+    learner = sign_in().query_params["learner"]
+    test = quiz(learner=learner, round="custom", kinds="spot_the_error", claims="slides-are-about-nosql-databases",
+                count="1")
+    next(b for b in test.button if b.label == "Start this round").click().run()
+    _, item = current_item(test, database)
+    shown = [plain(m.value) for m in test.markdown]
+    lead = next(index for index, text in enumerate(shown) if "Understanding keys, queries & values" in text)
+    quote = next(index for index, text in enumerate(shown) if "NoSQL databases" in text and index != lead)
+    assert item.kind == "spot_the_error" and lead < quote
+
+
+def test_the_progress_link_lists_finished_rounds_with_their_scores(database: str):
+    learner = sign_in().query_params["learner"]
+    test = quiz(learner=learner, round="custom", kinds="verdict", count="1")
+    next(b for b in test.button if b.label == "Start this round").click().run()
+    _, item = current_item(test, database)
+    answer(test, item.answer, 2)
+    go_on(test)
+    next(b for b in test.button if b.label == "Choose another round").click().run()
+    again = quiz(learner=learner)  # the bookmarked progress link, opened later
+    assert any(e.label.startswith("Your finished rounds") for e in again.expander)
+    listed = [b.label for b in again.button if b.key and b.key.startswith("results-")]
+    assert len(listed) == 1 and "1 of 1 right" in listed[0]
+
+
+def test_the_custom_round_form_names_item_types_in_words_and_offers_predictions(database: str):
+    """Issue #14, 12: not raw ids (`multiple_choice`), and predict-then-observe items can be chosen."""
+    test = sign_in()
+    kinds = next(box for box in test.multiselect if box.label == "Item types")
+    assert "Predict, then watch the model" in kinds.options
+    assert "multiple_choice" not in kinds.options and "Multiple choice" in kinds.options
+    kinds.set_value(["predict"])
+    next(b for b in test.button if b.label == "Start my round").click().run()
+    state, item = current_item(test, database)
+    assert item.kind == "predict" and all(i.kind == "predict" for i in state.items)

@@ -18,8 +18,10 @@ is checked against the papers and against a real model you can run yourself.
 **What actually happens**, for every token *i*, layer and head:
 """
 )
-st.latex(r"q_i = W_Q x_i,\quad k_i = W_K x_i,\quad v_i = W_V x_i,\qquad "
-         r"\mathrm{head}(x)_i = \sum_j \mathrm{softmax}_j\!\left(\frac{q_i\cdot k_j}{\sqrt{d}} + m_{ij}\right) v_j")
+# Inline math on two lines, not st.latex: a display formula sits in a scrolling box that a keyboard cannot
+# reach (axe-core: scrollable-region-focusable), and on a phone it scrolls sideways.
+st.markdown(r"$q_i = W_Q x_i,\ k_i = W_K x_i,\ v_i = W_V x_i$" "\n\n"
+            r"$\mathrm{head}(x)_i = \sum_j \mathrm{softmax}_j\!\left(\frac{q_i\cdot k_j}{\sqrt{d}} + m_{ij}\right) v_j$")
 st.markdown(
     """
 ### The models

@@ -9,7 +9,7 @@ from kqv_demo.content.schema import TOPICS
 from kqv_demo.content.yamlfile import problem_count
 from kqv_demo.errors import UserInputError
 from kqv_demo.markup import literal
-from kqv_demo.quiz.items import ITEM_KINDS
+from kqv_demo.quiz.items import ITEM_KINDS, KIND_LABELS
 from kqv_demo.quiz.resolve import resolve_round, round_items
 from kqv_demo.quiz.round_files import MAX_ROUND_FILE_BYTES, load_round_files, parse_round_upload
 from kqv_demo.quiz.rounds import BUILT_IN, MAX_ROUND_ITEMS, RoundSpec
@@ -21,8 +21,6 @@ from kqv_demo.ui.resources import preload
 from kqv_demo.storage import StorageUnavailable
 from kqv_demo.ui.store import store
 
-KIND_LABELS = {"verdict": "True / partly / false", "multiple_choice": "Multiple choice", "numeric": "Numeric",
-               "spot_the_error": "Spot the error", "predict": "Predict, then watch the model"}
 ORDER_LABELS = {"shuffled": "Shuffled", "bank": "Bank order"}
 FEEDBACK_LABELS = {"immediate": "After each answer", "end": "At the end of the round"}
 START_LABELS = {"wait": "When I press Start (a class in the room)", "now": "As soon as they join (homework)"}

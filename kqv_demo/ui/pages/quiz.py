@@ -1,11 +1,14 @@
 """Quiz: rounds with confidence before the reveal, refutation feedback, a summary and spaced review."""
 
+from urllib.parse import urlencode, urlsplit
+
 import streamlit as st
 
 from kqv_demo import classroom
 from kqv_demo.errors import UserInputError
 from kqv_demo.quiz import session
-from kqv_demo.quiz.items import VERDICT_CHOICES
+from kqv_demo.exports.text import readable_subscripts
+from kqv_demo.quiz.items import ITEM_KINDS, KIND_LABELS, VERDICT_CHOICES, numeric_rule
 from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec
 from kqv_demo.quiz.scoring import CONFIDENCE_LABELS
 from kqv_demo.claim_source import ORIGIN_LABELS
@@ -75,6 +78,17 @@ if learner is None:
 learner_id, learner_name = learner
 
 
+def round_link(learner_key: str, round_key: str) -> None:
+    """The link back to this round, shown on its page: a class student who opens the class link again in
+    another browser would otherwise start over (the bookmark hint is on the round chooser only)."""
+    origin = urlsplit(st.context.url or "")
+    base = f"{origin.scheme}://{origin.netloc}" if origin.scheme and origin.netloc else ""
+    with st.expander("Your link back to this round", icon=":material/bookmark:"):
+        st.caption("Bookmark it or keep a copy: it brings this round and your answers back, in any browser. "
+                   "It is yours alone; anyone who has it can answer as you.")
+        st.code(f"{base}/quiz?{urlencode({'learner': learner_key, 'r': round_key})}", language=None)
+
+
 def start_new_profile(class_code: str | None = None) -> None:
     """Leave this profile: the name form, and the class link again when there was one."""
     st.session_state.pop(OWN_PROFILE, None)
@@ -95,6 +109,8 @@ if joining is not None:
         class_round = classroom.join_class(db, joining.code, learner_id)
     except UserInputError as problem:
         st.error(literal(str(problem)))
+        if st.button("Join under another name"):
+            start_new_profile(joining.code)
         st.stop()
     go(r=class_round, **{"class": None})
 
@@ -124,21 +140,25 @@ if "r" in params:
             go(r=None)
         st.stop()
     st.subheader(literal(state.spec.title))
+    round_link(params["learner"], state.stored.key)
     if playing_as(learner_name):
         start_new_profile(class_code)
     st.progress(state.position / max(1, len(state.items)), text=f"{state.position} of {len(state.items)} answered")
     time_left = state.time_left()
     if time_left is not None and not state.finished:
         time_left_notice(time_left)
-    if st.session_state.pop("saved", None) == state.stored.key:
+    if st.session_state.pop("saved", None) == state.stored.key and not state.finished:  # not above "Round finished"
         st.success("Answer saved. The answers and explanations come at the end of the round.")
     revealed = st.session_state.get("revealed")
     if revealed and revealed[0] == state.stored.key and revealed[1] in state.answers:
         item = next(i for i in state.items if i.id == revealed[1])
-        feedback_panel(loaded, item, state.answers[item.id], revealed[2])
-        if st.button("Next question" if not state.finished else "See my results", type="primary"):
-            st.session_state.pop("revealed", None)
-            st.rerun()
+
+        def next_question() -> None:
+            if st.button("Next question" if not state.finished else "See my results", type="primary"):
+                st.session_state.pop("revealed", None)
+                st.rerun()
+
+        feedback_panel(loaded, item, state.answers[item.id], revealed[2], next_question)
         st.stop()
     item = state.next_item
     if item is None:
@@ -167,15 +187,19 @@ if "r" in params:
     }[item.kind])
     closed = False  # by its time limit, while this question was open
     with st.form(f"answer-{state.stored.key}-{item.id}"):
+        if item.lead:
+            st.markdown(item.lead)
         if item.kind in ("verdict", "spot_the_error"):
             st.markdown(f"> {item.prompt}")
         else:
             st.markdown(item.prompt)
         if item.kind == "numeric":
             response = st.text_input("Your answer" + (f" ({item.unit})" if item.unit else ""), max_chars=40)
+            st.caption(literal(numeric_rule(item)))
         else:
             labels = VERDICT_LABELS if item.kind == "verdict" else {}
-            response = st.radio("Your answer", item.choices, index=None, format_func=lambda c: labels.get(c, c))
+            response = st.radio("Your answer", item.choices, index=None,
+                                format_func=lambda c: labels.get(c, readable_subscripts(c)))
         confidence = st.radio("How sure are you?", list(CONFIDENCE_LABELS), index=None, horizontal=True,
                               format_func=CONFIDENCE_LABELS.get,
                               help="Asked before the reveal. Sure and right: +3; sure and wrong: −6.")
@@ -213,6 +237,13 @@ for stored in db.open_rounds(learner_id)[:3]:
     if st.button(f"Resume “{literal(stored.spec.get('title', 'round'), 80)}” ({len(db.answers(stored.id))} of "
                  f"{len(stored.item_ids)} answered)", key=f"resume-{stored.key}"):
         go(r=stored.key)
+finished_rounds = db.finished_rounds(learner_id)
+if finished_rounds:
+    with st.expander(f"Your finished rounds ({len(finished_rounds)} most recent)"):
+        for done in finished_rounds:
+            if st.button(f"“{literal(done.title, 80)}”: {done.correct} of {done.items} right, finished "
+                         f"{done.finished:%Y-%m-%d}", key=f"results-{done.key}", type="tertiary"):
+                go(r=done.key)
 review = session.review_spec(db, loaded, learner_id)
 if review is not None:
     if st.button(f"Review: {len(review.claims)} claim(s) due", type="primary"):
@@ -246,8 +277,8 @@ with st.expander("Build your own round"):
                           format_func=lambda key: "All" if key == "all" else ORIGIN_LABELS[key])
         topics = st.multiselect("Topics (none = all)", TOPICS)
         verdicts = st.multiselect("Verdicts (none = all)", list(VERDICT_CHOICES), format_func=VERDICT_LABELS.get)
-        kinds = st.multiselect("Item types", ["verdict", "multiple_choice", "numeric", "spot_the_error"],
-                               default=["verdict", "multiple_choice"])
+        kinds = st.multiselect("Item types", list(ITEM_KINDS), default=["verdict", "multiple_choice"],
+                               format_func=KIND_LABELS.get)
         count = st.number_input("Questions", 1, 50, 10)
         seed = st.number_input("Seed (the same seed gives the same round)", 0, 999_999, 0)
         if st.form_submit_button("Start my round"):
