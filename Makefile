@@ -60,6 +60,7 @@ CPU_PATH_DEMOS := attention_by_hand attention_sinks causal_vs_bidirectional conf
 	values_not_text weights_per_input
 CPU_PATH_TESTS := tests/test_numerics.py $(CPU_PATH_DEMOS:%=tests/demos/test_%.py) tests/content/test_evidence.py \
 	tests/content/test_true_statements.py tests/content/test_review_fixes.py tests/content/test_public_claim_facts.py \
+	tests/content/test_quiz_numbers.py \
 	tests/quiz/test_predictions.py tests/test_runtime.py tests/test_hooks.py
 MKL_AS_ON_INTEL := $(VENV)/mkl_as_on_intel.so
 
