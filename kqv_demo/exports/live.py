@@ -184,7 +184,7 @@ def runs_to_compute(bank: Bank, items: Iterable[Item], runtime: Any, figures: bo
     return sum((runtime_token(runtime), key) not in RUNS for key in keys)
 
 
-# id(runtime) -> (a weak reference to that runtime, its token); a dead reference means the address was reused
+# id(runtime) -> (a weak reference to that runtime, its token); an entry leaves when its runtime is freed
 _TOKENS: dict[int, tuple[weakref.ref, int]] = {}
 _NEXT_TOKEN = itertools.count()
 _TOKENS_LOCK = threading.Lock()
@@ -197,7 +197,10 @@ def runtime_token(runtime: Any) -> int:
     with _TOKENS_LOCK:
         entry = _TOKENS.get(id(runtime))
         if entry is None or entry[0]() is not runtime:
-            entry = _TOKENS[id(runtime)] = (weakref.ref(runtime), next(_NEXT_TOKEN))
+            address = id(runtime)
+            # freed before its address can be reused: the callback runs first, so it never drops a newer entry
+            freed = weakref.ref(runtime, lambda _ref, address=address: _TOKENS.pop(address, None))
+            entry = _TOKENS[address] = (freed, next(_NEXT_TOKEN))
         return entry[1]
 
 

@@ -113,3 +113,19 @@ def test_public_claims_say_where_learners_state_them(bank):
     for claim in bank.claims.values():
         if claim.origin == "public":
             assert claim.seen_at and claim.quote is None, claim.id
+
+
+@needs_dialogue
+def test_what_a_spot_the_error_question_says_of_its_text_holds_in_the_dialogue(bank):
+    """A dialogue claim's spot-the-error text is introduced as the speaker's own words (quiz.items._said_by),
+    so it must be verbatim in the dialogue; the NoSQL question's context names the slides' real title, which
+    the dialogue gives before the assistant's summary."""
+    dialogue = bank.dialogue
+    for claim in bank.claims.values():
+        spot = claim.quiz.spot_the_error
+        if claim.origin == "dialogue" and spot is not None:
+            assert dialogue.find(spot.text) is not None, claim.id
+    nosql = bank.claims["slides-are-about-nosql-databases"].quiz.spot_the_error
+    title = "Understanding keys, queries & values"
+    assert title in nosql.context
+    assert dialogue.find(title) is not None and dialogue.find(title) < dialogue.find(nosql.text)

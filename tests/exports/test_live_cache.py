@@ -11,6 +11,7 @@ from kqv_demo.content.loader import Bank
 from kqv_demo.exports import model_runs_needed
 from kqv_demo.exports.live import (RUN_CACHE_ENTRIES, RUNS, Live, OnceCache, run_live, runs_needed,
                                   runs_to_compute, runtime_token, with_answers)
+from kqv_demo.exports import live as live_module
 from kqv_demo.quiz.predict import PREDICTIONS
 from kqv_demo.quiz.resolve import resolve_round, round_items
 
@@ -112,6 +113,9 @@ def test_a_new_runtime_at_a_freed_runtime_s_address_gets_its_own_runs():
         pytest.skip("this interpreter did not reuse the address")
     assert runtime_token(new) != old_token
     assert runtime_token(new) == runtime_token(new)  # stable for the same object
+    address = id(new)
+    del new
+    assert address not in live_module._TOKENS  # a freed runtime's entry does not linger
 
 
 def test_answered_predictions_keep_the_round_s_order_of_choices():
