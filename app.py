@@ -4,8 +4,10 @@ import streamlit as st
 
 import kqv_demo.ui.fairness  # noqa: F401 (how sessions share the GIL: set once per server)
 from kqv_demo.ui.failures import shown_plainly
+from kqv_demo.ui.page_style import apply_page_style
 
 st.set_page_config(page_title="KQV Tutor", page_icon=":material/neurology:", layout="wide")
+apply_page_style()
 
 PAGES = "kqv_demo/ui/pages"
 navigation = st.navigation(

@@ -77,6 +77,32 @@ def test_quiz_at_phone_width_with_the_keyboard(browser, server_url: str):
     phone.close()
 
 
+def test_every_demo_chart_fits_a_phone_screen(browser, server_url: str):
+    """Issue #14, 7: at 390 px the logit lens was cut at layer 15, hiding layers 28-30 where " Paris" appears.
+    Every demo's chart is now wholly inside the screen (shrunk to the column), and the page does not
+    scroll sideways."""
+    from kqv_demo.demos import DEMO_IDS
+
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    cut = {}
+    for demo_id in DEMO_IDS:
+        _open(phone, f"{server_url}/demo-lab?demo={demo_id}")
+        phone.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=60_000)
+        edges = phone.evaluate("""() => [...document.querySelectorAll('.vega-embed')].map(chart => {
+            const drawing = chart.querySelector('svg, canvas').getBoundingClientRect();
+            return [drawing.left, drawing.right]; })""")
+        if any(left < 0 or right > 390 for left, right in edges):
+            cut[demo_id] = edges
+        if demo_id == "logit-lens":
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            phone.locator(".vega-embed").first.scroll_into_view_if_needed()
+            phone.screenshot(path=str(SHOTS / "logit-lens-phone.png"))
+        assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1, demo_id
+        assert phone.locator('[data-testid="stException"]').count() == 0, demo_id
+    phone.close()
+    assert not cut, f"charts reach past the 390 px screen: {cut}"
+
+
 def test_instructor_creates_a_class_round_and_a_student_opens_its_link(browser, server_url: str):
     """The code is shown big, the student link points at this server, and the link opens the class round."""
     instructor = browser.new_page(viewport={"width": 1300, "height": 1400})
