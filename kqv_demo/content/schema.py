@@ -33,7 +33,8 @@ class Reference(Strict):
     def cite(self) -> str:
         venue = f" {self.venue}." if self.venue else ""
         link = f" {self.url}" if self.url else ""
-        return f"{self.authors} ({self.year}). {self.title}.{venue}{link}"
+        title = self.title if self.title.endswith(("?", "!", ".")) else f"{self.title}."
+        return f"{self.authors} ({self.year}). {title}{venue}{link}"
 
 
 class Refutation(Strict):

@@ -165,8 +165,8 @@ def chart(result: HeadsInParallel) -> alt.FacetChart:
         alt.Chart(data)
         .mark_rect()
         .encode(
-            x=alt.X("key token:N", sort=tokens, title="key (attended-to token)", axis=axis),
-            y=alt.Y("query token:N", sort=tokens, title="query (attending token)", axis=axis),
+            x=alt.X("key token:N", sort=tokens, title="key (attended to)", axis=axis),  # short: 3 panels side by side
+            y=alt.Y("query token:N", sort=tokens, title="query (attending)", axis=axis),
             color=alt.Color("weight:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="weight"),
             tooltip=["head", "query token", "key token", alt.Tooltip("weight:Q", format=".4f")],
         )

@@ -9,6 +9,7 @@ import re
 
 import lxml.html
 import pypdf
+from types import SimpleNamespace
 import pytest
 
 from kqv_demo.exports.handout import shown
@@ -158,11 +159,10 @@ def test_figure_captions_read_the_demos_markdown_headline_as_text():
     assert _squash("Generated: the mat. [x](y) a->b") in text
 
 
-def test_core_10_questions_fill_their_pages_and_chart_text_prints_at_7_pt(bank, runtime):
-    """Issue #14, 4: Core 10 printed one half-empty page per question, and its chart labels at 4-5 pt. Its
-    ten questions now take at most 3 A4 pages, and every chart's smallest text prints at 7 pt or more, or
-    the chart fills the page's width (the most a portrait page allows). (The whole PDF is still 18 pages:
-    the figures in the key and the claims' refutation texts; see the issue's note.)"""
+def test_core_10_prints_on_8_pages_with_chart_text_at_7_pt(bank, runtime):
+    """Issue #14, 4: Core 10 printed on 18 A4 pages, one half-empty page per question, its chart labels at
+    4-5 pt. It now takes at most 8 pages: the questions on at most 3, the key from a fresh page, and every
+    chart's smallest text at 7 pt or more."""
     from kqv_demo.exports.pdf_handout import MIN_PRINTED_TEXT_PT, printed_text_pt, printed_width
     from kqv_demo.quiz.resolve import resolve_round, round_items
     from PIL import Image
@@ -171,25 +171,43 @@ def test_core_10_questions_fill_their_pages_and_chart_text_prints_at_7_pt(bank, 
     items = round_items(bank, spec)
     live = run_live(bank, items, runtime)
     reader = pypdf.PdfReader(io.BytesIO(handout_pdf(bank, spec, items, live)))
+    assert len(reader.pages) <= 8, len(reader.pages)
     key_page = next(index for index, page in enumerate(reader.pages) if "Part 2 · Answer key" in page.extract_text())
     assert key_page <= 3, key_page
     page_width = float(reader.pages[0].mediabox.width) * 25.4 / 72 - 2 * 16  # A4 less the 16 mm side margins
     sizes = [Image.open(io.BytesIO(figure.png)).size for figure in live.figures.values() if figure.png]
-    assert sizes
+    assert len(sizes) == sum(len(page.images) for page in reader.pages) == 9
     for width_px, height_px in sizes:
-        width = printed_width(width_px, height_px, page_width)
-        assert printed_text_pt(width_px, width) >= MIN_PRINTED_TEXT_PT or width == page_width, (width_px, height_px)
+        assert printed_text_pt(width_px, printed_width(width_px, height_px, page_width)) >= MIN_PRINTED_TEXT_PT
 
 
-def test_a_pdf_figure_is_enlarged_until_its_text_is_7_pt_within_the_page():
-    from kqv_demo.exports.pdf_handout import FIGURE_HEIGHT_LIMIT, FIGURE_MAX_HEIGHT, printed_text_pt, printed_width
+def test_a_pdf_figure_prints_with_its_text_at_7_pt_within_the_page():
+    from kqv_demo.exports.pdf_handout import FIGURE_HEIGHT_LIMIT, printed_text_pt, printed_width
 
-    wide = printed_width(1240, 700, 178)  # 95 mm tall: 168 mm wide, labels at 7.7 pt; kept
-    assert printed_text_pt(1240, wide) >= 7.0
-    square = printed_width(1400, 1200, 178)  # 95 mm tall: 5.6 pt; enlarged to 7 pt, taller than 95 mm
-    assert printed_text_pt(1400, square) == pytest.approx(7.0) and square * 1200 / 1400 > FIGURE_MAX_HEIGHT
-    small = printed_width(600, 400, 178)  # already readable at 95 mm tall: kept at 95 mm
-    assert small * 400 / 600 == pytest.approx(FIGURE_MAX_HEIGHT)
-    tall = printed_width(800, 2000, 178)  # never taller than a page allows
-    assert tall * 2000 / 800 == pytest.approx(FIGURE_HEIGHT_LIMIT)
-    assert printed_width(1800, 600, 178) == 178  # never wider than the page
+    for width_px, height_px in ((1240, 700), (1400, 1200), (600, 400)):
+        assert printed_text_pt(width_px, printed_width(width_px, height_px, 178)) == pytest.approx(7.0)
+    tall = printed_width(800, 3000, 178)  # never taller than a page allows
+    assert tall * 3000 / 800 == pytest.approx(FIGURE_HEIGHT_LIMIT)
+    assert printed_width(3000, 600, 178) == 178  # never wider than the page
+
+
+def test_the_pdf_cites_each_work_once_and_shortens_long_author_lists():
+    from kqv_demo.content.schema import Reference
+    from kqv_demo.exports.pdf_handout import numbered_references, short_citation
+
+    gpt2 = dict(authors="Radford, A., Wu, J., Child, R.", title="Language Models are Unsupervised Multitask Learners",
+                year=2019, venue="OpenAI technical report.")
+    linked = Reference(**gpt2, url="https://example.org/gpt2.pdf")
+    vaswani = Reference(authors="Vaswani, A., Shazeer, N., Parmar, N.", title="Attention Is All You Need", year=2017)
+    first = SimpleNamespace(references=[Reference(**gpt2), vaswani])
+    second = SimpleNamespace(references=[vaswani, linked])
+    works = numbered_references([first, second])
+    assert [number for number, _ in works.values()] == [1, 2]  # GPT-2 once, though cited with and without link
+    assert [reference.url for _, reference in works.values()][0] is not None  # the one with the link
+    assert short_citation(vaswani).startswith("Vaswani, A., et al. (2017). Attention Is All You Need.")
+    two = Reference(authors="Li, X. L., Liang, P.", title="Prefix-Tuning", year=2021)
+    assert short_citation(two).startswith("Li, X. L., Liang, P. (2021)")
+    assert short_citation(Reference(authors="He, H., Thinking Machines Lab", title="T", year=2025)).startswith("He, H., Thinking")
+    question = Reference(authors="Michel, P., Levy, O., Neubig, G.", title="Are Sixteen Heads Really Better than One?",
+                         year=2019)
+    assert "One? (2019)" not in short_citation(question) and "One?." not in short_citation(question)

@@ -131,3 +131,20 @@ def test_answered_predictions_keep_the_round_s_order_of_choices():
     (answered,) = with_answers([shuffled_item], live)
     assert answered.choices == shuffled_item.choices
     assert (answered.answer, answered.explanation) == (prediction.choices[0], "The model kept every layer.")
+
+
+def test_a_handout_chart_scales_every_font_size_set_or_default():
+    """Printed charts use larger type so they can be printed smaller with text >= 7 pt (issue #14, 4)."""
+    import altair as alt
+    import pandas as pd
+
+    from kqv_demo.exports.live import VEGA_LITE_TEXT_DEFAULTS, with_text_scaled
+
+    chart = alt.Chart(pd.DataFrame({"x": [1, 2]}), title=alt.Title("t", fontSize=12)).mark_bar().encode(
+        x=alt.X("x:Q", axis=alt.Axis(labelFontSize=11)))
+    spec = with_text_scaled(chart.to_dict(), 1.5)
+    assert spec["title"]["fontSize"] == 18 and spec["encoding"]["x"]["axis"]["labelFontSize"] == 16.5
+    for part, sizes in VEGA_LITE_TEXT_DEFAULTS.items():
+        for name, size in sizes.items():
+            assert spec["config"][part][name] == size * 1.5, (part, name)
+    assert chart.to_dict()["title"]["fontSize"] == 12  # the app's chart is not changed
