@@ -98,6 +98,20 @@ class Demo:
         return self.compute(runtime, prompt if prompt is not None else self.default_prompt, **self.check(runtime, params))
 
 
+MESSAGE_TOKENS = 40  # an error message lists at most this many tokens of the learner's text
+MESSAGE_TEXT_CHARS = 80  # and quotes at most this much of it: a 2 KB prompt made a message of two screens
+
+
+def quoted_for_message(text: str, tokens: list[str]) -> tuple[str, str]:
+    """The learner's text and its tokens as an error message shows them: cut, and saying so."""
+    from kqv_demo.markup import shortened
+
+    shown = " | ".join(token.strip() for token in tokens[:MESSAGE_TOKENS])
+    if len(tokens) > MESSAGE_TOKENS:
+        shown += f" | … ({len(tokens)} tokens in all)"
+    return repr(shortened(text, MESSAGE_TEXT_CHARS)), shown
+
+
 def check_layer_head(shape: Any, layer: int, head: int | None = None) -> None:
     """For computations called directly (not through `Demo.check`): a clear message, not an IndexError."""
     if not 0 <= layer < shape.n_layers:

@@ -25,7 +25,7 @@ import torch
 
 from kqv_demo import numerics
 from kqv_demo.demos import charts
-from kqv_demo.demos.base import Demo, Param
+from kqv_demo.demos.base import Demo, Param, quoted_for_message
 from kqv_demo.errors import UserInputError
 from kqv_demo.runtime import MINILM, SMOLLM2
 from kqv_demo.markup import literal, visible
@@ -86,9 +86,9 @@ def word_position(tokens: list[str], word: str, sentence: str, model_name: str) 
     for index, token in enumerate(tokens):
         if token.strip().lower() == wanted:
             return index
-    shown = " | ".join(token.strip() for token in tokens)
+    quoted, shown = quoted_for_message(sentence, tokens)
     raise UserInputError(
-        f"{model_name} does not read {word.strip()!r} as one token in {sentence!r} (its tokens: {shown}). "
+        f"{model_name} does not read {word.strip()!r} as one token in {quoted} (its tokens: {shown}). "
         "Pick a common word that appears in both sentences."
     )
 

@@ -70,9 +70,29 @@ def attention_map_size(n_tokens: int) -> int:
     return max(220, min(440, 24 * n_tokens))
 
 
+# A map draws at most this many positions: the first ones, a complete square under a causal mask. A
+# 256-token map had 65,536 cells of under 2 px (a solid triangle) and took about 15 s to draw in the browser;
+# 48 positions keep cells about 9 px wide. The demo's numbers still cover every position.
+MAP_TOKENS = 48
+
+
+def shown_square(matrix: np.ndarray, tokens: list[str], title: str) -> tuple[np.ndarray, list[str], str]:
+    """The top-left MAP_TOKENS square of a query-by-key matrix, with a title that says so when it is cut."""
+    shown = min(len(tokens), MAP_TOKENS)
+    if shown == len(tokens):
+        return matrix, tokens, title
+    return matrix[:shown, :shown], tokens[:shown], f"{title} (first {shown} of {len(tokens)} tokens)"
+
+
+def token_axis(size: int, n_tokens: int) -> alt.Axis:
+    """Every token label when they fit, thinned when they do not (never piled on each other)."""
+    return alt.Axis(labelOverlap=label_overlap(size, n_tokens, 12))
+
+
 def attention_heatmap(weights: np.ndarray, tokens: list[str], title: str, size: int) -> alt.LayerChart:
     """Query-by-key attention weights (viridis, 0 to 1) with the tokens on both axes; cells that are
     exactly 0 are grey, so a causal mask can be told from weights that are merely small."""
+    weights, tokens, title = shown_square(weights, tokens, title)
     rows, cols = np.indices(weights.shape)
     data = pd.DataFrame({
         "query token": [tokens[i] for i in rows.ravel()],
@@ -80,8 +100,8 @@ def attention_heatmap(weights: np.ndarray, tokens: list[str], title: str, size: 
         "weight": weights.ravel(),
     })
     base = alt.Chart(data, title=title).encode(
-        x=alt.X("key token:N", sort=tokens, title="key (attended-to token)"),
-        y=alt.Y("query token:N", sort=tokens, title="query (attending token)"),
+        x=alt.X("key token:N", sort=tokens, title="key (attended-to token)", axis=token_axis(size, len(tokens))),
+        y=alt.Y("query token:N", sort=tokens, title="query (attending token)", axis=token_axis(size, len(tokens))),
         tooltip=["query token", "key token", alt.Tooltip("weight:Q", format=".6f")],
     )
     weighted = base.transform_filter("datum.weight != 0").mark_rect().encode(

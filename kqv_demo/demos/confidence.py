@@ -288,8 +288,8 @@ def chart(result: ConfidenceReadable):
         )
     else:
         subtitle = (
-            f"Entropy {result.entropy_bits:.2f} bits; top-p {result.top_p:g} keeps {result.nucleus_size} tokens "
-            "(change the temperature to compare)"
+            # no pointer to the temperature control: the chart is also shown where there is none (quiz feedback)
+            f"Entropy {result.entropy_bits:.2f} bits; top-p {result.top_p:g} keeps {result.nucleus_size} tokens"
         )
     rows = [
         {"next token": label, "probability": float(p), "distribution": name}

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from kqv_demo.demos import charts
-from kqv_demo.demos.base import Demo, Param
+from kqv_demo.demos.base import Demo, Param, quoted_for_message
 from kqv_demo.errors import UserInputError
 from kqv_demo.markup import literal
 
@@ -44,9 +44,9 @@ def _word_position(tokens: list[str], word: str, sentence: str) -> int:
     wanted = word.strip().lower()
     matches = [i for i, token in enumerate(tokens) if token.strip().lower() == wanted]
     if not matches:
-        shown = " | ".join(token.strip() for token in tokens)
+        quoted, shown = quoted_for_message(sentence, tokens)
         raise UserInputError(
-            f"The word {word.strip()!r} is not a single token of {sentence!r} (tokens: {shown}). "
+            f"The word {word.strip()!r} is not a single token of {quoted} (tokens: {shown}). "
             "Pick a word that appears in both sentences."
         )
     return matches[-1]
@@ -97,7 +97,9 @@ def chart(result: KeysAreComputed):
         pd.DataFrame(rows), "layer", "cosine", "key/value head",
         f"Cosine between the keys of “{result.word.strip()}” in the two sentences",
         y_title="cosine similarity (1 = same key)",
-    ).encode(x=alt.X("layer:Q", title="layer", scale=alt.Scale(domain=[0, result.n_layers - 1], nice=False)))
+    ).encode(x=alt.X("layer:Q", title="layer", scale=alt.Scale(domain=[0, result.n_layers - 1], nice=False),
+                     # every layer labelled (a quiz question asks about one); thinned only where labels would collide
+                     axis=alt.Axis(values=list(range(result.n_layers)), labelOverlap=True)))
     # The chosen layer: a dashed rule, labelled at the foot of the plot (the lines run near the top).
     chosen = alt.Chart(pd.DataFrame({"layer": [result.layer], "label": [f"layer {result.layer}"]}))
     rule = chosen.mark_rule(strokeDash=[5, 4], strokeWidth=1.5, color=charts.OKABE_ITO[7]).encode(x="layer:Q")

@@ -120,16 +120,18 @@ def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawSco
 
 def _score_map(result: RawScores, size: int) -> alt.LayerChart:
     """Raw scores on a diverging scale centred on 0 (blue below, orange above); masked entries grey."""
-    rows, cols = np.indices(result.scores.shape)
+    scores, tokens, title = charts.shown_square(
+        result.scores, result.tokens, f"Raw scores q·k/√d (layer {result.layer}, head {result.head})")
+    rows, cols = np.indices(scores.shape)
     data = pd.DataFrame({
-        "query token": [result.tokens[i] for i in rows.ravel()],
-        "key token": [result.tokens[j] for j in cols.ravel()],
-        "score": result.scores.ravel(),
+        "query token": [tokens[i] for i in rows.ravel()],
+        "key token": [tokens[j] for j in cols.ravel()],
+        "score": scores.ravel(),
         "masked": (cols > rows).ravel(),
     })
-    base = alt.Chart(data, title=f"Raw scores q·k/√d (layer {result.layer}, head {result.head})").encode(
-        x=alt.X("key token:N", sort=result.tokens, title="key (attended-to token)"),
-        y=alt.Y("query token:N", sort=result.tokens, title="query (attending token)"),
+    base = alt.Chart(data, title=title).encode(
+        x=alt.X("key token:N", sort=tokens, title="key (attended-to token)", axis=charts.token_axis(size, len(tokens))),
+        y=alt.Y("query token:N", sort=tokens, title="query (attending token)", axis=charts.token_axis(size, len(tokens))),
         tooltip=["query token", "key token", alt.Tooltip("score:Q", format=".3f"), "masked"],
     )
     limit = max(abs(result.score_min), abs(result.score_max), 1e-9)

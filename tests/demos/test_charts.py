@@ -42,3 +42,23 @@ def test_a_pair_of_maps_fits_the_page(n_tokens: int):
     )
     assert _width(pair) <= 800
     assert ("hconcat" in pair.to_dict()) == (size <= charts.PAIR_SIDE_BY_SIDE_MAX)
+
+
+def test_a_long_prompt_s_map_shows_its_first_positions_and_says_so():
+    """Issue #14, 12: a 256-token map drew 65,536 cells under 2 px (a solid triangle), in about 15 s."""
+    tokens = [f"tok{i}" for i in range(256)]
+    chart = charts.attention_heatmap(_causal(256), tokens, "Model", charts.attention_map_size(256)).to_dict()
+    data = chart["datasets"][next(iter(chart["datasets"]))]
+    assert len(data) == charts.MAP_TOKENS ** 2
+    assert chart["layer"][0]["title"] == f"Model (first {charts.MAP_TOKENS} of 256 tokens)"
+    assert chart["layer"][0]["encoding"]["y"]["axis"]["labelOverlap"] == "greedy"  # thinned, not piled up
+    short = charts.attention_heatmap(_causal(5), tokens[:5], "Model", 220).to_dict()
+    assert short["layer"][0]["title"] == "Model" and short["layer"][0]["encoding"]["y"]["axis"]["labelOverlap"] is False
+
+
+def test_an_error_about_a_long_prompt_quotes_it_shortly():
+    from kqv_demo.demos.base import MESSAGE_TEXT_CHARS, MESSAGE_TOKENS, quoted_for_message
+
+    quoted, shown = quoted_for_message("The cat sat. " * 100, ["The", " cat", " sat", "."] * 64)
+    assert len(quoted) <= MESSAGE_TEXT_CHARS + 2 and quoted.endswith("…'")
+    assert shown.count("|") == MESSAGE_TOKENS and shown.endswith("(256 tokens in all)")

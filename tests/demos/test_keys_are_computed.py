@@ -75,3 +75,10 @@ def test_the_layer_label_stays_inside_the_plot_at_the_last_layer(result):
     last = dataclasses.replace(result, layer=result.n_layers - 1)
     assert _layers_by_mark(DEMO.chart(last).to_dict())["text"]["mark"]["align"] == "right"
     assert _layers_by_mark(DEMO.chart(result).to_dict())["text"]["mark"]["align"] == "left"
+
+
+def test_the_chart_labels_every_layer(result):
+    """Issue #14, 12: the quiz's feedback chart labelled every other layer, and the question names one."""
+    lines = DEMOS["keys-are-computed"].chart(result).to_dict()["layer"][0]
+    axis = lines["encoding"]["x"]["axis"]
+    assert axis["values"] == list(range(result.n_layers)) and axis["labelOverlap"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -45,6 +46,30 @@ def test_the_model_shows_what_the_bank_teaches(runtime: Runtime, prediction):
     assert right.correct and right.feedback
     wrong = next(choice for choice in prediction.choices if choice != observed)
     assert check_observed(prediction, result, wrong)[0].correct is False
+
+
+def _chart_words(node: object) -> list[str]:
+    """The titles and subtitles a Vega-Lite spec prints."""
+    if isinstance(node, dict):
+        found = [text for name, value in node.items() if name in ("title", "subtitle", "text")
+                 for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else [])
+                 if isinstance(text, str)]
+        return found + [text for value in node.values() for text in _chart_words(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in _chart_words(value)]
+    return []
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS, ids=lambda p: p.claim_id)
+def test_the_feedback_chart_points_to_no_control_the_quiz_lacks(runtime: Runtime, prediction):
+    """Issue #14, 12: a prediction's feedback chart said "(change the temperature to compare)", a control
+    that exists only in the Demo lab. The quiz shows the chart without the demo's controls."""
+    demo = DEMOS[prediction.demo_id]
+    chart = demo.chart(demo.run(runtime, prediction.prompt, **prediction.params))
+    controls = [param.name for param in demo.params] + [param.label.lower() for param in demo.params]
+    for text in _chart_words(chart.to_dict()):
+        assert not re.search(r"\b(change|pick|choose|raise|lower|set|move) (the|another|a) ", text, re.I), text
+        assert not any(f"change the {control}" in text.lower() for control in controls), text
 
 
 # The answer key decides with margins (kqv_demo.quiz.predict.MARGIN): a float within the noise bound is "the same",
