@@ -74,7 +74,18 @@ def test_quiz_at_phone_width_with_the_keyboard(browser, server_url: str):
     verdict = phone.locator('[data-testid="stAlert"]').first.bounding_box()
     next_button = phone.get_by_role("button", name="Next question").bounding_box()
     assert 0 < next_button["y"] - verdict["y"] < 844, (verdict, next_button)
+    phone.get_by_role("switch", name="Show the live demo here").focus()  # the feedback's live demo fits too
+    phone.keyboard.press("Space")
+    phone.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=60_000)
+    assert all(0 <= left and right <= 390 for left, right in _chart_edges(phone)), _chart_edges(phone)
     phone.close()
+
+
+def _chart_edges(page) -> list[list[float]]:
+    """The left and right edges of every chart drawn on the page."""
+    return page.evaluate("""() => [...document.querySelectorAll('.vega-embed')].map(chart => {
+        const drawing = chart.querySelector('svg, canvas').getBoundingClientRect();
+        return [drawing.left, drawing.right]; })""")
 
 
 def test_every_demo_chart_fits_a_phone_screen(browser, server_url: str):
@@ -88,9 +99,7 @@ def test_every_demo_chart_fits_a_phone_screen(browser, server_url: str):
     for demo_id in DEMO_IDS:
         _open(phone, f"{server_url}/demo-lab?demo={demo_id}")
         phone.wait_for_selector(".vega-embed svg, .vega-embed canvas", timeout=60_000)
-        edges = phone.evaluate("""() => [...document.querySelectorAll('.vega-embed')].map(chart => {
-            const drawing = chart.querySelector('svg, canvas').getBoundingClientRect();
-            return [drawing.left, drawing.right]; })""")
+        edges = _chart_edges(phone)
         if any(left < 0 or right > 390 for left, right in edges):
             cut[demo_id] = edges
         if demo_id == "logit-lens":
