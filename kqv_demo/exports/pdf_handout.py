@@ -244,13 +244,15 @@ def _claim(pdf: FPDF, claim: Claim, questions: list[int], works: dict[tuple[str,
     _write(pdf, f"{asked_in} · {VERDICT_LABELS[claim.verdict]}: {to_plain(claim.refutation.claim)}", 9, bold=True,
            line=4.3)
     cited = ", ".join(f"[{number}]" for number in sorted({works[_work(reference)][0] for reference in claim.references}))
-    _write(pdf, f"{_source(claim)} · Sources: {cited}.", 8, indent=4, line=3.9, gray=40)
+    _write(pdf, _source(claim) + (f" · Sources: {cited}." if cited else ""), 8, indent=4, line=3.9, gray=40)
     pdf.ln(2)
 
 
 def _claims(pdf: FPDF, handout: Handout) -> None:
     """Each claim in a few lines, with its sources numbered once: the full refutation texts took 8 pages of
     Core 10's 18. They are in the HTML handout and on the Claims page, which the note says."""
+    if not handout.claims:
+        return
     works = numbered_references(handout.claims)
 
     def heading(doc: FPDF) -> None:
@@ -263,7 +265,8 @@ def _claims(pdf: FPDF, handout: Handout) -> None:
         questions = [entry.number for entry in handout.key if entry.item.claim_id == claim.id]
         _together(pdf, lambda doc, claim=claim, questions=questions, first=index == 0: (
             heading(doc) if first else None, _claim(doc, claim, questions, works)))  # no heading alone at a page's foot
-    _together(pdf, lambda doc: _write(doc, "References", 10.5, bold=True))
+    if works:
+        _together(pdf, lambda doc: _write(doc, "References", 10.5, bold=True))
     for number, reference in works.values():
         _together(pdf, lambda doc, number=number, reference=reference: _write(
             doc, f"[{number}] {to_plain(short_citation(reference))}", 8, indent=4, line=3.7))
