@@ -11,7 +11,7 @@ REQS   := requirements.txt requirements-models.txt requirements-dev.txt
 REQS_HASH := $(shell cat $(REQS) | sha256sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(REQS_HASH)
 
-.PHONY: setup stance run test doctor bench clean
+.PHONY: setup stance run test lint doctor bench clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,12 @@ stance: setup
 run: setup stance
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: setup stance
+test: setup lint stance
 	$(PY) -m pytest
+
+# ruff (pycodestyle, Pyflakes, bugbear; settings in pyproject.toml): seconds, so it runs first
+lint: setup
+	$(PY) -m ruff check kqv_demo tests app.py
 
 doctor: setup
 	$(PY) -m kqv_demo doctor

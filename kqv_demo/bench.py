@@ -147,7 +147,7 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
         for tokens, repeats in ((32, 21), (256, 7)):
             progress(f"full trace, {tokens} tokens")
             results[f"trace_ms_p50_{tokens}tok"] = median_ms(
-                lambda: runtime.trace(long_text, max_tokens=tokens), repeats
+                lambda tokens=tokens: runtime.trace(long_text, max_tokens=tokens), repeats
             )
         results["demo_ms_p50"] = {}
         from kqv_demo.demos import DEMOS
@@ -155,7 +155,9 @@ def run(progress: Callable[[str], None] = lambda message: None) -> dict[str, obj
         for demo in DEMOS.values():
             progress(f"demo {demo.id}")
             prompt = about_32_tokens(runtime, demo.default_prompt)
-            results["demo_ms_p50"][demo.id] = median_ms(lambda: demo.run(runtime, prompt), 5, warmup=1)
+            results["demo_ms_p50"][demo.id] = median_ms(
+                lambda demo=demo, prompt=prompt: demo.run(runtime, prompt), 5, warmup=1
+            )
         results.update(_app_figures())
         progress("exports of Core 10")
         results.update(export_figures(runtime, cache_root))

@@ -314,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--small-model", action="store_true", help="print SmolLM2's raw, unvetted answer instead")
     ask.set_defaults(run=_ask)
 
-    stance = commands.add_parser("build-stance", help="train the chat's stance model from the bank (cached by its hash)")
+    stance = commands.add_parser(
+        "build-stance", help="train the chat's stance model from the bank (cached by its hash)"
+    )
     stance.add_argument("--json", action="store_true", help="print the model's facts as JSON")
     stance.set_defaults(run=_build_stance)
 

@@ -96,7 +96,9 @@ def span_of(name: str, packed: torch.Tensor, start: int, n_tokens: int) -> torch
     return tensor
 
 
-def per_span(interventions: list[dict[str, Intervention] | None], spans: list[tuple[int, int]]) -> dict[str, Intervention]:
+def per_span(
+    interventions: list[dict[str, Intervention] | None], spans: list[tuple[int, int]]
+) -> dict[str, Intervention]:
     """One intervention per hook point that applies each sequence's own interventions to its positions."""
     names = {name for chosen in interventions if chosen for name in chosen}
 

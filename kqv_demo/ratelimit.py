@@ -123,7 +123,8 @@ class SharedSlot:
     took, so that this kind of work never takes more than `share` of one core, however many sessions
     send it. A request that finds the slot free and rested starts at once: a learner alone never waits."""
 
-    def __init__(self, share: float, clock: Clock = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, share: float, clock: Clock = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.share = share
@@ -149,5 +150,6 @@ class SharedSlot:
 # CPU each for the longest inputs), goes through one slot for the whole process that it may use at most
 # a third of the time: however many sessions send it, the students' quiz pages keep most of the CPU and
 # the GIL (a class of 8 with a visitor sending both back to back: students' p95 2.4x the quiet run
-# without the slot, 2.1x with half of the time). (Model demos and exports have their own limit: one SmolLM2 pass at a time, see kqv_demo/runtime.py.)
+# without the slot, 2.1x with half of the time). (Model demos and exports have their own limit: one
+# SmolLM2 pass at a time, see kqv_demo/runtime.py.)
 BULK_REQUESTS = SharedSlot(share=1 / 3)

@@ -199,7 +199,9 @@ class Runtime:
             traces.append(Trace(loaded.shape, prompt, ids, tokens, activations, kept, truncation, dict(recorder.calls)))
         return traces
 
-    def branch_logits(self, context_ids: list[int], branches: list[list[int]]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def branch_logits(
+        self, context_ids: list[int], branches: list[list[int]]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Next-token logits for several continuations of one context, in ONE pass over
         context + all branches, with a tree-shaped mask: the context is causal, and each branch
         token sees the whole context and the earlier tokens of its own branch only (positions
@@ -287,7 +289,8 @@ class Runtime:
             with self.smollm2.passes, torch.inference_mode(), hooks.recording(keep) as recorder:
                 if side_branch and not steps:
                     logits, side_logits = _first_pass_with_side_branch(model, ids, side_branch, cache)
-                    activations = {name: hooks.span_of(name, t, 0, len(ids)) for name, t in recorder.activations.items()}
+                    activations = {name: hooks.span_of(name, t, 0, len(ids))
+                                   for name, t in recorder.activations.items()}
                 else:
                     logits = model(inputs, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
                     activations = {name: t[0] for name, t in recorder.activations.items()}

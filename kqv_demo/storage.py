@@ -413,7 +413,8 @@ class Store:
 
     def finished_rounds(self, learner_id: int, limit: int = 5) -> list[FinishedRound]:
         """The learner's most recently finished rounds, newest first, each with its score."""
-        scores = (select(answers.c.round_id, func.count().label("answered"), func.sum(answers.c.correct).label("correct"))
+        scores = (select(answers.c.round_id, func.count().label("answered"),
+                         func.sum(answers.c.correct).label("correct"))
                   .group_by(answers.c.round_id).subquery())
         query = (select(rounds, scores.c.answered, scores.c.correct)
                  .outerjoin(scores, scores.c.round_id == rounds.c.id)
@@ -426,7 +427,8 @@ class Store:
 
     def finish_round(self, round_id: int) -> None:
         with self._tx() as tx:
-            tx.execute(update(rounds).where(rounds.c.id == round_id, rounds.c.finished.is_(None)).values(finished=now()))
+            tx.execute(update(rounds).where(rounds.c.id == round_id, rounds.c.finished.is_(None))
+                       .values(finished=now()))
 
     # answers --------------------------------------------------------------------------
     def record_answer(self, stored: StoredRound, item_id: str, claim_id: str, response: str, correct: bool,

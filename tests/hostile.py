@@ -5,9 +5,10 @@ Markdown string renders to.
 directives for `:red[...]` and `:material/icon:`). Two of its steps work on the *text* of the parsed
 tree, where backslash escapes have already been resolved: the GFM autolink-literal transform
 (mdast-util-gfm-autolink-literal, `https://...`, `www.`, `name@host.tld`) and the icon rewrite
-(`:material/` → `:material_` on the raw source, then `:material_home:` → an icon in the text). So `https\\://evil\\.example` is still a link in the
-browser. `streamlit_findings` models that: markdown-it parses CommonMark + GFM tables (escapes kept as
-separate tokens), then the autolink regexes copied from Streamlit's bundle run on the joined text.
+(`:material/` → `:material_` on the raw source, then `:material_home:` → an icon in the text). So
+`https\\://evil\\.example` is still a link in the browser. `streamlit_findings` models that: markdown-it
+parses CommonMark + GFM tables (escapes kept as separate tokens), then the autolink regexes copied from
+Streamlit's bundle run on the joined text.
 markdown-it's own `linkify` would not do: it runs before escapes are joined, so it misses exactly the
 links Streamlit makes.
 """

@@ -95,7 +95,8 @@ def test_ask_jsonl_answers_every_line_and_survives_blank_ones():
     assert result.returncode == 0, result.stderr
     replies = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(replies) == 4
-    assert set(replies[0]) == {"text", "stance", "rule", "statement", "claim_id", "verdict", "topics", "score", "answer"}
+    assert set(replies[0]) == {"text", "stance", "rule", "statement", "claim_id", "verdict", "topics", "score",
+                               "answer"}
     assert replies[0]["stance"] == "refute" and replies[0]["verdict"] == "false"
     assert replies[1]["stance"] == "decline" and replies[3]["stance"] == "decline"
     assert "Traceback" not in result.stderr

@@ -65,7 +65,8 @@ def test_q_and_k_are_the_projections_of_the_block_input_after_rope(runtime: Runt
     k_noise = _rope_noise(_norm_and_product_noise(normed, attention.k_proj.weight), k_rope)
     torch.testing.assert_close(trace[f"blocks.{layer}.attn.q"], q_rope[0], rtol=0, atol=q_noise)
     torch.testing.assert_close(trace[f"blocks.{layer}.attn.k"], k_rope[0], rtol=0, atol=k_noise)
-    torch.testing.assert_close(trace[f"blocks.{layer}.attn.v"], v, rtol=0, atol=_norm_and_product_noise(normed, attention.v_proj.weight))
+    torch.testing.assert_close(trace[f"blocks.{layer}.attn.v"], v, rtol=0,
+                               atol=_norm_and_product_noise(normed, attention.v_proj.weight))
     assert not torch.allclose(q_rope[0], q), "RoPE must have rotated the queries"
 
 
@@ -137,7 +138,8 @@ def test_attention_result_and_mlp_are_what_each_sublayer_adds(runtime: Runtime, 
         torch.testing.assert_close(trace[f"blocks.{layer}.mlp.out"], mlp, rtol=0, atol=mlp_noise)
         # exact on every CPU: the same two additions, in the same order, as the block makes
         assert torch.equal(trace[f"blocks.{layer}.resid_post"], middle + trace[f"blocks.{layer}.mlp.out"])
-        assert trace[f"blocks.{layer}.mlp.post"].shape == (trace.n_tokens, runtime.smollm2.model.config.intermediate_size)
+        assert trace[f"blocks.{layer}.mlp.post"].shape == (
+            trace.n_tokens, runtime.smollm2.model.config.intermediate_size)
 
 
 def test_unrotated_keys_are_the_plain_projection(runtime: Runtime, trace):
@@ -162,6 +164,7 @@ def test_interventions_change_what_flows_on(runtime: Runtime, trace):
     assert not torch.equal(skipped.logits, trace.logits)
     zeroed = runtime.trace(PROMPT, interventions={"blocks.3.mlp.out": lambda output, _: torch.zeros_like(output)})
     assert (zeroed["blocks.3.mlp.out"] == 0).all()
-    torch.testing.assert_close(zeroed["blocks.3.resid_post"], zeroed["blocks.3.resid_pre"] + zeroed["blocks.3.attn.result"])
+    torch.testing.assert_close(zeroed["blocks.3.resid_post"],
+                               zeroed["blocks.3.resid_pre"] + zeroed["blocks.3.attn.result"])
     again = runtime.trace(PROMPT, all_logits=True)  # the same pass again: exact on any CPU
     assert torch.equal(again.logits, trace.logits), "an intervention never outlives its trace"

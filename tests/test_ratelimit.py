@@ -80,11 +80,11 @@ def test_concurrent_requests_of_one_session_never_spend_more_than_the_burst():
             granted = []
             start = threading.Barrier(8)
 
-            def client() -> None:
+            def client(limiter: RateLimiter, granted: list[bool], start: threading.Barrier) -> None:
                 start.wait()
                 granted.extend(limiter.take("a") == 0.0 for _ in range(20))
 
-            threads = [threading.Thread(target=client) for _ in range(8)]
+            threads = [threading.Thread(target=client, args=(limiter, granted, start)) for _ in range(8)]
             for thread in threads:
                 thread.start()
             for thread in threads:

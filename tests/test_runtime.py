@@ -125,7 +125,8 @@ def test_a_side_branch_in_the_first_pass_changes_nothing_in_the_generation(runti
     ids, _, plain = runtime.generate(chat, 4, names_filter=recorded)
     _, _, with_branch = runtime.generate(chat, 4, names_filter=recorded, side_branch=branch)
     assert [s.token_id for s in with_branch] == [s.token_id for s in plain]
-    assert [s.cache_length for s in with_branch] == [s.cache_length for s in plain] == list(range(len(ids), len(ids) + 4))
+    assert ([s.cache_length for s in with_branch] == [s.cache_length for s in plain]
+            == list(range(len(ids), len(ids) + 4)))
     for ours, theirs in zip(with_branch, plain):
         assert ours.activations.keys() == theirs.activations.keys()
         for name, tensor in ours.activations.items():
@@ -205,7 +206,8 @@ def test_a_packed_pass_gives_each_prompt_its_own_trace_as_if_run_alone(runtime: 
         assert float((row.logits - single.logits).abs().max()) <= numerics.LOGIT_NOISE
         assert row.logits.argmax(-1).tolist() == single.logits.argmax(-1).tolist()
         top_two = single.logits.topk(2, dim=-1).values
-        assert bool((top_two[:, 0] - top_two[:, 1] > 2 * numerics.LOGIT_NOISE).all()), "no near-tie: same argmax on any CPU"
+        assert bool((top_two[:, 0] - top_two[:, 1] > 2 * numerics.LOGIT_NOISE).all()), \
+            "no near-tie: same argmax on any CPU"
     weights = runtime.trace_batch([short, long], names_filter=lambda name: name == "blocks.3.attn.pattern")
     assert [t["blocks.3.attn.pattern"].shape[-1] for t in weights] == [len(alone[0].token_ids), len(alone[1].token_ids)]
     for t in weights:  # no weight leaks out: every row sums to 1, up to the softmax's rounding

@@ -81,7 +81,8 @@ def test_a_generation_lets_other_passes_in_between_its_tokens(runtime: Runtime):
                 started.set()
                 return False
 
-            _, _, steps = runtime.generate("Count with me: 1, 2, 3, 4, 5, 6,", MAX_NEW_TOKENS, names_filter=first_pass_seen)
+            _, _, steps = runtime.generate("Count with me: 1, 2, 3, 4, 5, 6,", MAX_NEW_TOKENS,
+                                           names_filter=first_pass_seen)
             order.append(("generation", len(steps)))
         except BaseException as error:  # reported below
             failures.append(error)

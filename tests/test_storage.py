@@ -131,7 +131,7 @@ def test_two_answers_about_one_claim_at_the_same_moment_are_both_stored(url: str
 def test_the_same_answer_twice_at_the_same_moment_is_stored_once(url: str):
     store = Store(url)
     learner_id, _ = store.learner(store.create_learner("Ed"))
-    for trial in range(5):
+    for _ in range(5):
         stored = store.round(store.start_round(learner_id, {}, ["a:verdict"]))
         assert sorted(answer_together(store, stored, ["a:verdict", "a:verdict"], threading.Barrier(2))) == [False, True]
         assert len(store.answers(stored.id)) == 1

@@ -192,7 +192,9 @@ def _checked_claim(file: Path, bank: Bank, dialogue: Dialogue | None,
     return claim, errors
 
 
-def _cross_checks(claim: Claim, document: YamlDocument, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]) -> list[ContentError]:
+def _cross_checks(
+    claim: Claim, document: YamlDocument, bank: Bank, dialogue: Dialogue | None, demo_ids: set[str]
+) -> list[ContentError]:
     errors = []
 
     def error(path: YamlPath, message: str) -> None:

@@ -11,7 +11,8 @@ VERDICT_ORDER = {"false": 0, "partly": 1, "true": 2}
 
 
 def searchable_text(claim: Claim) -> str:
-    parts = [claim.id, claim.quote or "", *claim.phrasings.all(), claim.misconception or "", *claim.topics, *claim.refutation.model_dump().values()]
+    parts = [claim.id, claim.quote or "", *claim.phrasings.all(), claim.misconception or "", *claim.topics,
+             *claim.refutation.model_dump().values()]
     return " ".join(part for part in parts if part).lower()
 
 

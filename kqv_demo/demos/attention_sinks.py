@@ -165,7 +165,8 @@ def _norm_text(result: AttentionSinks) -> str:
     if not layers:
         return "In this prompt token 0's hidden state never grows far beyond the others'."
     first, peak = layers[0], int(np.argmax(result.norm_ratio))
-    span = f"after layers {first}–{layers[-1]}" if len(layers) == layers[-1] - first + 1 else f"after {len(layers)} layers from layer {first} on"
+    span = (f"after layers {first}–{layers[-1]}" if len(layers) == layers[-1] - first + 1
+            else f"after {len(layers)} layers from layer {first} on")
     return (
         f"Token 0's hidden state is also huge {span}: norm {result.norm_token0[first]:,.0f} after layer {first} "
         f"against a median of {result.norm_others_median[first]:,.0f} for the other tokens "

@@ -85,7 +85,9 @@ class Demo:
         try:
             number = number_type(value)
         except (TypeError, ValueError):
-            raise UserInputError(f"{label} must be a{'' if number_type is int else ' decimal'} number, not {value!r}.") from None
+            raise UserInputError(
+                f"{label} must be a{'' if number_type is int else ' decimal'} number, not {value!r}."
+            ) from None
         if number_type is float and not math.isfinite(number):
             raise UserInputError(f"{label} must be a finite number.")
         low, high = self.bounds(param, runtime)
@@ -95,7 +97,9 @@ class Demo:
         return number
 
     def run(self, runtime: Any, prompt: str | None = None, **params: Any) -> Any:
-        return self.compute(runtime, prompt if prompt is not None else self.default_prompt, **self.check(runtime, params))
+        return self.compute(
+            runtime, prompt if prompt is not None else self.default_prompt, **self.check(runtime, params)
+        )
 
 
 MESSAGE_TOKENS = 40  # an error message lists at most this many tokens of the learner's text

@@ -344,7 +344,8 @@ def explain(result: ConfidenceReadable) -> str:
         else "A temperature would divide the logits, sharpening or flattening them, but never reorder tokens"
     )
     return (
-        f"After “{literal(_short(''.join(result.prompt_tokens)))}” the model gives “{literal(top.strip() or top)}” probability "
+        f"After “{literal(_short(''.join(result.prompt_tokens)))}” the model gives “{literal(top.strip() or top)}” "
+        "probability "
         f"{p:.2f}, spreading the rest over all {result.vocab_size:,} tokens; the entropy is "
         f"{result.entropy_bits:.2f} bits ({result.entropy_nats:.2f} nats), where 0 would mean certain. That is a "
         f"confidence score. {temperature}; the top-p {result.top_p:g} nucleus keeps {_tokens(result.nucleus_size)} "
@@ -369,7 +370,8 @@ def headline(result: ConfidenceReadable) -> list[tuple[str, str]]:
 def status(result: ConfidenceReadable) -> tuple[bool, str]:
     total = float(result.top_probs.sum())
     if 0 < total <= 1 + 1e-9 and result.tempered_top_tokens == result.top_tokens:
-        return True, f"The model's top-{len(result.top_tokens)} probabilities are readable (they hold {total:.2f} of the mass)."
+        return True, (f"The model's top-{len(result.top_tokens)} probabilities are readable "
+                      f"(they hold {total:.2f} of the mass).")
     return False, "The distribution looks inconsistent: please report this."
 
 

@@ -204,7 +204,8 @@ def chart(result: ContextEffect):
               axis=alt.Axis(labelAngle=0))
     bars = base.mark_bar(color="#595959").encode(
         x=x,
-        y=alt.Y("probability:Q", title=f"probability of “{token_display(result.target)}”", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("probability:Q", title=f"probability of “{token_display(result.target)}”",
+                scale=alt.Scale(domain=[0, 1])),
         tooltip=["context", alt.Tooltip("probability:Q", format=".4f")],
     )
     text = base.mark_text(dy=-8).encode(x=x, y="probability:Q", text=alt.Text("probability:Q", format=".2f"))
@@ -231,8 +232,9 @@ def explain(result: ContextEffect) -> str:
         f"probability {result.p_plain:.2f}. "
         f"With the helpful prefix in front it gives {result.p_prefix:.2f}: the same weights, only a longer context. "
         f"The prefix's {split.prefix_tokens} tokens add {result.added_keys_per_layer} keys and "
-        f"{result.added_values_per_layer} values in each of the {result.n_layers} layers ({split.prefix_tokens} tokens × "
-        f"{result.n_kv_heads} key/value heads), and the last prompt token reads them. Token 0 “{literal(result.sink_token)}” "
+        f"{result.added_values_per_layer} values in each of the {result.n_layers} layers "
+        f"({split.prefix_tokens} tokens × {result.n_kv_heads} key/value heads), and the last prompt token "
+        f"reads them. Token 0 “{literal(result.sink_token)}” "
         f"is an attention sink that takes {sink:.0%} of its attention, so we leave it out of both sides: of the rest, "
         f"{split.prefix_share:.0%} goes to the prefix and {1 - split.prefix_share:.0%} to the prompt (mean over all "
         f"{result.n_layers * result.n_heads} heads). The irrelevant distractor {direction} {result.p_distractor:.2f}: "
@@ -243,7 +245,8 @@ def explain(result: ContextEffect) -> str:
 
 def headline(result: ContextEffect) -> list[tuple[str, str]]:
     return [
-        (f"P(“{literal(result.target.strip())}”) without → with prefix", f"{result.p_plain:.2f} → {result.p_prefix:.2f}"),
+        (f"P(“{literal(result.target.strip())}”) without → with prefix",
+         f"{result.p_plain:.2f} → {result.p_prefix:.2f}"),
         ("With the distractor", f"{result.p_distractor:.2f}"),
         ("Attention to prefix (token 0 left out)", f"{result.helpful.prefix_share:.0%}"),
         ("Keys + values added per layer", f"{result.added_keys_per_layer} + {result.added_values_per_layer}"),
@@ -253,7 +256,8 @@ def headline(result: ContextEffect) -> list[tuple[str, str]]:
 def status(result: ContextEffect) -> tuple[bool, str]:
     # "raised" only beyond what two CPUs' rounding could make of the same two probabilities
     if result.p_prefix > result.p_plain * np.exp(2 * numerics.log_probability_noise(len(result.target_tokens))):
-        return True, f"The prefix raised P(“{literal(result.target.strip())}”) from {result.p_plain:.2f} to {result.p_prefix:.2f}."
+        return True, (f"The prefix raised P(“{literal(result.target.strip())}”) "
+                      f"from {result.p_plain:.2f} to {result.p_prefix:.2f}.")
     return False, f"This prefix did not raise P(“{literal(result.target.strip())}”): context can also fail to help."
 
 
@@ -262,7 +266,8 @@ def details(result: ContextEffect) -> str:
     sink, prefix, prompt = result.helpful.mean
     d_sink, d_prefix, d_prompt = result.distracting.mean
     return (
-        f"Target tokens: {' · '.join(literal(token_display(t)) for t in result.target_tokens)}; its probability is the product "
+        f"Target tokens: {' · '.join(literal(token_display(t)) for t in result.target_tokens)}; "
+        "its probability is the product "
         "of their next-token probabilities.\n\n"
         "| attention of the last prompt token (mean over layers and heads) | token 0 | prefix (without token 0) "
         "| prompt |\n|---|---|---|---|\n"

@@ -133,7 +133,8 @@ def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
         order_max_diff_float64=max(float((e - exact[0]).abs().max()) for e in exact),
         separate_heads_max_diff=float((separate - heads).abs().max()),
         separate_heads_tolerance=max(numerics.attention_output_noise(
-            trace[prefix + "q"][h], trace[prefix + "k"][h // group], trace[prefix + "v"][h // group]) for h in model_order),
+            trace[prefix + "q"][h], trace[prefix + "k"][h // group], trace[prefix + "v"][h // group])
+            for h in model_order),
         result_max_abs=float(model_result.abs().max()),
         rounding_tolerance=numerics.matmul_noise(heads.reshape(heads.shape[0], -1), w_o.T),
         kv_head_of=kv_head_of,
@@ -188,7 +189,8 @@ def explain(result: HeadsInParallel) -> str:
     return (
         f"In layer {result.layer} the attention ran **{result.attention_calls} time** for the whole "
         f"prompt and returned all {result.n_heads} heads at once, each reading the same input. Each panel "
-        "is one head's attention pattern (blank: later tokens, hidden by the causal mask). The heads' outputs are placed side by side and multiplied by "
+        "is one head's attention pattern (blank: later tokens, hidden by the causal mask). "
+        "The heads' outputs are placed side by side and multiplied by "
         f"the output matrix W_O; this rebuilds the layer's result to {result.reconstruction_max_diff:.1e}. "
         "Putting the heads in another order, or adding them up one at a time backwards, changes the result "
         f"by at most {result.order_invariance:.1e}, rounding on values up to {result.result_max_abs:.1f}. "

@@ -69,7 +69,8 @@ class KVCacheSteps:
             and (self.value_lengths == self.cache_lengths).all()
             and (self.new_keys_per_step == 1).all()
             and (self.key_heads == self.n_kv_heads).all()
-            and all(abs(total - 1) <= numerics.sums_to_one_noise(n) for total, n in zip(self.row_sums, self.cache_lengths))
+            and all(abs(total - 1) <= numerics.sums_to_one_noise(n)
+                    for total, n in zip(self.row_sums, self.cache_lengths))
             and (self.row_min > 0).all()
             and self.cached_keys_max_change == 0.0  # exact on any CPU: the cache keeps copies, nothing recomputes
         )

@@ -46,7 +46,8 @@ class KVCacheContents:
     bytes_per_number: int  # of the cached tensors' dtype (float32: 4)
     context_length: int  # the longest context SmolLM2 takes (config.max_position_embeddings)
     cache_lengths: list[int]  # positions in the cache after each step (from the cache itself)
-    key_shapes: list[tuple[int, ...]]  # per step: layer 0's keys as the attention received them [kv_heads, positions, d_head]
+    # per step: layer 0's keys as the attention received them [kv_heads, positions, d_head]
+    key_shapes: list[tuple[int, ...]]
     numbers_held: list[int]  # per step: every number of every tensor the cache object holds
     cache_held: dict[str, tuple[int, ...]]  # after the last step: each tensor of the cache object, by path, its shape
     query_rows: list[int]  # per step: positions whose queries the attention received

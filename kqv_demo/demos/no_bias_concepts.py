@@ -183,7 +183,8 @@ def headline(result: NoBiasConcepts) -> list[tuple[str, str]]:
     return [
         ("SmolLM2 bias parameters", f"{len(result.smollm2_bias_names)}"),
         ("MiniLM bias vectors", f"{len(result.minilm_bias_names)}"),
-        ("Neurons for 50% / 90% of the mass", f"{result.neurons_for_half[-1]} / {result.neurons_for_90[-1]} of {result.d_mlp}"),
+        ("Neurons for 50% / 90% of the mass",
+         f"{result.neurons_for_half[-1]} / {result.neurons_for_90[-1]} of {result.d_mlp}"),
         ("Near zero (|a| < 0.01)", f"{result.near_zero:.1%}"),
     ]
 

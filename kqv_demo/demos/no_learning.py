@@ -184,7 +184,8 @@ def chart(result: NoLearning) -> alt.LayerChart:
     title = alt.TitleParams(
         "The KV cache grows by one position per step"
         + ("; the weights do not change" if result.weights_unchanged else ""),
-        subtitle=f"Weight hashes at load and after the reply: {'identical' if result.weights_unchanged else 'DIFFERENT'}",
+        subtitle=("Weight hashes at load and after the reply: "
+                  f"{'identical' if result.weights_unchanged else 'DIFFERENT'}"),
     )
     return alt.layer(bars, totals, title=title).properties(width=max(300, 48 * len(labels)), height=260)
 
@@ -222,9 +223,9 @@ def explain(result: NoLearning) -> str:
         + (f"; each later step adds the token chosen just before, up to {last}. " if last > first else ". ")
         + f"Each position holds a key and a value in each of {result.n_layers} layers × {result.n_kv_heads} "
         f"key/value heads: {int(result.kv_vectors[-1]):,} vectors, {_size(result.kv_bytes[-1])}, for this "
-        f"conversation only. Without it, “{literal(result.probe_prompt)}” → “{literal(result.probe_token.strip())}” has "
-        f"probability {result.p_at_load:.4f} at load and {result.p_after:.4f} after the reply: {probe}. Your message in "
-        f"the context {context}"
+        f"conversation only. Without it, “{literal(result.probe_prompt)}” → "
+        f"“{literal(result.probe_token.strip())}” has probability {result.p_at_load:.4f} at load and "
+        f"{result.p_after:.4f} after the reply: {probe}. Your message in the context {context}"
     )
 
 
@@ -264,7 +265,8 @@ def details(result: NoLearning) -> str:
         f"{result.n_kv_heads} key/value heads × 2 (K and V); each has {result.d_head} numbers of "
         f"{result.bytes_per_number} bytes (fp32). The counts here are read from the key and value tensors the "
         "model actually attended over, not from this formula.\n\n"
-        f"The probe with your message in the context is read in the reply's first pass: “{literal(result.probe_prompt)}” "
+        "The probe with your message in the context is read in the reply's first pass: "
+        f"“{literal(result.probe_prompt)}” "
         "follows the message on a side branch (a tree-shaped attention mask), so the message's own tokens "
         "cannot see it and the reply is the same as without it; its cache positions are dropped "
         "before the next step. Worked examples in the context raise the right answer's probability the same "

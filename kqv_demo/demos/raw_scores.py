@@ -131,7 +131,8 @@ def _score_map(result: RawScores, size: int) -> alt.LayerChart:
     })
     base = alt.Chart(data, title=title).encode(
         x=alt.X("key token:N", sort=tokens, title="key (attended-to token)", axis=charts.token_axis(size, len(tokens))),
-        y=alt.Y("query token:N", sort=tokens, title="query (attending token)", axis=charts.token_axis(size, len(tokens))),
+        y=alt.Y("query token:N", sort=tokens, title="query (attending token)",
+                axis=charts.token_axis(size, len(tokens))),
         tooltip=["query token", "key token", alt.Tooltip("score:Q", format=".3f"), "masked"],
     )
     limit = max(abs(result.score_min), abs(result.score_max), 1e-9)
@@ -196,7 +197,8 @@ def status(result: RawScores) -> tuple[bool, str]:
 def details(result: RawScores) -> str:
     layer, head = result.layer, result.head
     return (
-        "$$w_{ij} = \\frac{e^{s_{ij}}}{\\sum_{k \\le i} e^{s_{ik}}}, \\qquad s_{ij} = \\frac{q_i \\cdot k_j}{\\sqrt{d}}, "
+        "$$w_{ij} = \\frac{e^{s_{ij}}}{\\sum_{k \\le i} e^{s_{ik}}}, "
+        "\\qquad s_{ij} = \\frac{q_i \\cdot k_j}{\\sqrt{d}}, "
         "\\qquad \\frac{e^{s_{ij} + c}}{\\sum_k e^{s_{ik} + c}} = \\frac{e^{c} e^{s_{ij}}}{e^{c} \\sum_k e^{s_{ik}}} "
         "= w_{ij}$$\n\n"
         "```python\n"

@@ -1,15 +1,16 @@
 """Different objectives, the same neighbours: the objective alone does not decide a model's concepts.
 
-SmolLM2 was pre-trained to predict the next token and then tuned to follow instructions;
-MiniLM (all-MiniLM-L6-v2) is a 6-layer BERT-style encoder, distilled from a larger pre-trained
-transformer (Wang et al. 2020) and then trained contrastively to match paired sentences. Different objectives, data mixes and
-architectures. We give both the same words, in groups (animals, countries, colours ...), and
-compare which words each model puts next to which: for every word, its k nearest neighbours by
-cosine similarity in SmolLM2's hidden states (one layer) and in MiniLM's sentence embeddings.
-The share of neighbours the two models agree on is the mutual nearest-neighbour alignment of
-Huh et al. (2024). It is far above chance, and far above what spelling alone would give. If the
-concepts were "entirely a result of the pre-training task and objectives", two models trained
-for different tasks would not agree on them; what they share comes largely from the data.
+SmolLM2 was pre-trained to predict the next token and then tuned to follow instructions; MiniLM
+(all-MiniLM-L6-v2) is a 6-layer BERT-style encoder, distilled from a larger pre-trained
+transformer (Wang et al. 2020) and then trained contrastively to match paired sentences.
+Different objectives, data mixes and architectures. We give both the same words, in groups
+(animals, countries, colours ...), and compare which words each model puts next to which: for
+every word, its k nearest neighbours by cosine similarity in SmolLM2's hidden states (one layer)
+and in MiniLM's sentence embeddings. The share of neighbours the two models agree on is the
+mutual nearest-neighbour alignment of Huh et al. (2024). It is far above chance, and far above
+what spelling alone would give. If the concepts were "entirely a result of the pre-training task
+and objectives", two models trained for different tasks would not agree on them; what they share
+comes largely from the data.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ def compute(runtime, prompt: str, layer: int, neighbours: int) -> SharedNeighbou
     items, groups = _parse(prompt)
     if neighbours > len(items) - 2:
         raise UserInputError(
-            f"With {len(items)} words, compare at most {len(items) - 2} neighbours per word (you asked for {neighbours})."
+            f"With {len(items)} words, compare at most {len(items) - 2} neighbours per word "
+            f"(you asked for {neighbours})."
         )
     k = neighbours
     states = _hidden_states(runtime, items)
@@ -263,7 +265,8 @@ def chart(result: SharedNeighbours) -> alt.VConcatChart:
         alt.Chart(pd.DataFrame(rows))
         .mark_line(point=True)
         .encode(
-            x=alt.X("layer:Q", title="SmolLM2 layer (−1 = token embeddings)", scale=alt.Scale(domain=[-1, len(rows) - 2])),
+            x=alt.X("layer:Q", title="SmolLM2 layer (−1 = token embeddings)",
+                    scale=alt.Scale(domain=[-1, len(rows) - 2])),
             y=alt.Y("agreement:Q", title=f"shared {result.k} nearest neighbours", scale=alt.Scale(domain=[0, 1])),
             color=colour,
             tooltip=["layer", alt.Tooltip("agreement:Q", format=".2f")],
@@ -293,14 +296,16 @@ def explain(result: SharedNeighbours) -> str:
     )
     return (
         f"SmolLM2 (trained to predict the next token, then to follow instructions) and MiniLM (a BERT-style encoder "
-        f"distilled from a larger model, then trained to match paired sentences) each place your {result.n_items} words "
+        "distilled from a larger model, then trained to match paired sentences) each place your "
+        f"{result.n_items} words "
         f"in their own space. For every word we took its {result.k} nearest neighbours in each model: the two models "
         f"share {_percent(result.alignment)} of them (SmolLM2 after layer {result.layer}), against "
         f"{_percent(result.chance)} by chance ({_percent(result.chance_p99)} at the 99th percentile of shuffles) and "
         f"{_percent(result.spelling_alignment)} for a control that knows only spelling.{groups} "
         f"For example, “{literal(result.items[example])}” is nearest to "
         f"{', '.join(map(literal, result.neighbours(result.smollm2_similarity, example)))} in SmolLM2 and to "
-        f"{', '.join(map(literal, result.neighbours(result.minilm_similarity, example)))} in MiniLM. SmolLM2's learned token "
+        f"{', '.join(map(literal, result.neighbours(result.minilm_similarity, example)))} in MiniLM. "
+        "SmolLM2's learned token "
         f"embeddings, before any layer, already share {_percent(float(result.alignment_by_layer[0]))}. Different "
         "objectives, similar concepts: the pre-training objective alone does not decide what a model represents."
     )

@@ -239,7 +239,8 @@ def chart(result: SoftLookup):
         series.append((f"β = {result.sharpness:g}", result.sharp_weights))
     weight_rows = []
     for name, weights in series:
-        weight_rows += [{"key token": t, "weight": float(w), "softmax of": name} for t, w in zip(result.tokens, weights)]
+        weight_rows += [{"key token": t, "weight": float(w), "softmax of": name}
+                        for t, w in zip(result.tokens, weights)]
     bars = charts.grouped_bars(
         pd.DataFrame(weight_rows), "key token", "weight", "softmax of",
         f"Weights of the last token “{token_display(result.query_token)}” over all keys "
@@ -266,15 +267,18 @@ def explain(result: SoftLookup) -> str:
     )
     return (
         f"A Python dict is a hard lookup: {literal_code(f'store[{result.dict_hit_key!r}]')} returns exactly one value "
-        f"(position {result.dict_hit_value}), and the near-miss key {literal(repr(result.dict_miss_key))} raises KeyError. "
+        f"(position {result.dict_hit_value}), and the near-miss key {literal(repr(result.dict_miss_key))} "
+        "raises KeyError. "
         f"Attention has no exact match. In layer {result.layer}, head {result.head}, the last token "
         f"“{literal(result.query_token.strip())}” scores all {n} keys; every one gets a positive weight (smallest "
         f"{result.min_weight:.3f}), the weights sum to {result.weight_sum:.6f}, and the output blends all {n} value "
         f"vectors. The entropy is {result.entropy_bits:.2f} bits ({result.uniform_entropy_bits:.2f} would be uniform) "
-        f"and {result.tokens_for_90} token{'s hold' if result.tokens_for_90 != 1 else ' holds'} 90% of the weight. Multiply the scores by β and the softmax "
+        f"and {result.tokens_for_90} token{'s hold' if result.tokens_for_90 != 1 else ' holds'} 90% of the weight. "
+        "Multiply the scores by β and the softmax "
         f"sharpens: at β = {result.betas[last]:g} the top key “{literal(result.top_token.strip())}” gets "
         f"{_weight(result.sweep_max_weight[last])} and the output is {_distance(result.sweep_distance[last])} from "
-        f"its value vector ({result.distance_at_1:.2f} at β = 1).{yours} The model uses β = 1: a soft blend, not a lookup."
+        f"its value vector ({result.distance_at_1:.2f} at β = 1).{yours} "
+        "The model uses β = 1: a soft blend, not a lookup."
     )
 
 
@@ -308,7 +312,8 @@ def details(result: SoftLookup) -> str:
         f"{result.recompute_max_diff:.1e}, and Σ w_j v_j matches the head's output to {result.output_max_diff:.1e}. "
         f"This layer holds one query per token per head ({'×'.join(map(str, result.q_shape))}) but keys and values "
         f"only per key/value head ({'×'.join(map(str, result.k_shape))}): computed from this prompt, not stored.\n\n"
-        f"| β | largest weight | entropy (bits) | tokens for 90% | ‖mix − v of “{literal(result.top_token.strip())}”‖ |\n"
+        "| β | largest weight | entropy (bits) | tokens for 90% | "
+        f"‖mix − v of “{literal(result.top_token.strip())}”‖ |\n"
         f"|---|---|---|---|---|\n{rows}\n\n"
         "When two keys score almost the same, even a large β splits the weight between them: "
         "a softmax never *chooses* by itself."

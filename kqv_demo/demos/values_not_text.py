@@ -159,7 +159,8 @@ def explain(result: ValuesNotText) -> str:
         "The text comes from the end of the model: the last token's final hidden state "
         f"({result.hidden_size} numbers) times the LM head gives a score for each of the "
         f"{result.vocab_size:,} vocabulary tokens, and a softmax turns them into the probabilities in "
-        f"the chart (· marks a leading space). The most likely next token is “{literal(token_display(result.chosen_token))}” "
+        "the chart (· marks a leading space). The most likely next token is "
+        f"“{literal(token_display(result.chosen_token))}” "
         f"({result.chosen_probability:.2f})."
     )
 

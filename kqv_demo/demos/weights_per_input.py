@@ -96,7 +96,8 @@ def _shared_pairs(tokens_a: list[str], tokens_b: list[str], weights_a: torch.Ten
     once_a, once_b = _once(tokens_a), _once(tokens_b)
     shared = [token for token in tokens_a if token in once_a and token in once_b]
     pairs = [
-        SharedPair(query, key, float(weights_a[once_a[query], once_a[key]]), float(weights_b[once_b[query], once_b[key]]))
+        SharedPair(query, key, float(weights_a[once_a[query], once_a[key]]),
+                   float(weights_b[once_b[query], once_b[key]]))
         for query in shared
         for key in shared
         if once_a[key] <= once_a[query] and once_b[key] <= once_b[query]  # visible to the query in both
@@ -162,7 +163,8 @@ def chart(result: WeightsPerInput) -> alt.HConcatChart | alt.VConcatChart:
     where = f"layer {result.layer}, head {result.head}"
     first = charts.attention_heatmap(result.weights_a, result.tokens_a, f"First sentence ({where})", size)
     second = charts.attention_heatmap(result.weights_b, result.tokens_b, f"Second sentence ({where})", size)
-    pair = charts.attention_pair(first, second, size) if side else alt.vconcat(first, second).resolve_scale(color="shared")
+    pair = (charts.attention_pair(first, second, size) if side
+            else alt.vconcat(first, second).resolve_scale(color="shared"))
     return pair.properties(title=alt.TitleParams(
         "Same layer, same head, same W_Q and W_K: different weights. Grey: masked (weight exactly 0).",
         anchor="start", fontSize=12, fontWeight="normal", orient="bottom",
@@ -245,7 +247,8 @@ def details(result: WeightsPerInput) -> str:
         f"b['blocks.{layer}.attn.pattern'][{head}]   # [{len(result.tokens_b)}, {len(result.tokens_b)}]\n"
         f"runtime.parameter('model.layers.{layer}.self_attn.q_proj.weight')   # {list(result.w_q_shape)}\n"
         "```\n\n"
-        f"BLAKE3 of W_Q and W_K: {literal(result.digest_before[:16])}… before, {literal(result.digest_after[:16])}… after."
+        f"BLAKE3 of W_Q and W_K: {literal(result.digest_before[:16])}… before, "
+        f"{literal(result.digest_after[:16])}… after."
     )
 
 

@@ -70,7 +70,8 @@ Rule = Callable[[Reading, Thresholds], Decision | None]
 
 def off_topic(reading: Reading, limits: Thresholds) -> Decision | None:
     """Nothing vetted is close, or only loosely close and the message does not name the subject."""
-    return Decision("off-topic", "decline") if is_off_topic(reading.best_similarity, reading.on_subject, limits) else None
+    return (Decision("off-topic", "decline")
+            if is_off_topic(reading.best_similarity, reading.on_subject, limits) else None)
 
 
 def is_off_topic(best_similarity: float, on_subject: bool, limits: Thresholds) -> bool:
@@ -91,7 +92,8 @@ def asserts_misconception(reading: Reading, limits: Thresholds) -> Decision | No
         # public tutorials, "before softmax, each score is divided by the square root of the key dimension"
         # as "dividing by sqrt(d_k) changes nothing", at 0.87-0.99): the message must be about as close
         # to the misconception's wordings as to its correction's (within -wording_lead), or closer
-        if opposite is not None and candidate.asserting_similarity - opposite.asserting_similarity < limits.wording_lead:
+        if (opposite is not None
+                and candidate.asserting_similarity - opposite.asserting_similarity < limits.wording_lead):
             continue
         if cues.wh_question and candidate.similarity < limits.question_refute_similarity:
             continue

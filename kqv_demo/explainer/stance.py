@@ -35,8 +35,16 @@ _AUTHORITY = re.compile(
     r"(?:\s+that)?[\s,:]*|(?:i\s+(?:read|heard|saw|learned|learnt)(?:\s+somewhere)?(?:\s+that)?)\s*)",
     _FLAGS,
 )
-_SELF_ASSURED = re.compile(r"\b(?:i'?m|i am) (?:\d+% |pretty |very |quite |absolutely |totally )?(?:sure|certain|positive|convinced)\b(?: that)?", _FLAGS)
-_FLATTERY = re.compile(r"^(?:you'?re|you are) (?:the|an?) (?:expert|genius|ai)[^,.]*[,.]\s*(?:so\s+)?(?:surely\s+)?(?:you(?:'ll| will)? agree(?:s)? (?:that)?)?\s*", _FLAGS)
+_SELF_ASSURED = re.compile(
+    r"\b(?:i'?m|i am) (?:\d+% |pretty |very |quite |absolutely |totally )?(?:sure|certain|positive|convinced)\b"
+    r"(?: that)?",
+    _FLAGS,
+)
+_FLATTERY = re.compile(
+    r"^(?:you'?re|you are) (?:the|an?) (?:expert|genius|ai)[^,.]*[,.]\s*(?:so\s+)?(?:surely\s+)?"
+    r"(?:you(?:'ll| will)? agree(?:s)? (?:that)?)?\s*",
+    _FLAGS,
+)
 _HEDGE = re.compile(
     r"\b(?:i think|i guess|i believe|i suppose|i assume|i feel like|probably|maybe|perhaps|kind of|sort of|"
     r"basically|apparently|if i understand|as i understand it|from what i understand|so)\b",
@@ -60,7 +68,11 @@ _NEGATION = re.compile(
     r"isnt|doesnt|dont|arent|wont|cant|didnt|hasnt|havent|wasnt|werent|shouldnt|couldnt|wouldnt)\b|\w+n[’']t\b)",
     _FLAGS,
 )
-_CONTRAST = re.compile(r"\s*(?:;|,?\s*\bbut\b|,?\s*\binstead\b(?:\s+of)?|,?\s*\brather than\b|,\s*(?=(?:it|they|that)(?:'s|'re|\s)))\s*", _FLAGS)
+_CONTRAST = re.compile(
+    r"\s*(?:;|,?\s*\bbut\b|,?\s*\binstead\b(?:\s+of)?|,?\s*\brather than\b"
+    r"|,\s*(?=(?:it|they|that)(?:'s|'re|\s)))\s*",
+    _FLAGS,
+)
 _WH_START = re.compile(
     r"^(?:(?:and|so|ok|okay|but|then|hmm|hey|hi|hello|please)[\s,]+)*"
     r"(?:what|what's|whats|wat|how|how's|why|why's|where|which|who|whom|when|explain|describe|define|"
@@ -154,7 +166,9 @@ def read_cues(text: str) -> Cues:
 
 
 # "replaced recurrence", "instead of KL": the statement denies what it names, like a negation.
-_REMOVAL = re.compile(r"\b(?:replac\w*|instead|rather than|got rid|get rid|eliminat\w*|remov\w*|drop(?:s|ped)?)\b", re.I)
+_REMOVAL = re.compile(
+    r"\b(?:replac\w*|instead|rather than|got rid|get rid|eliminat\w*|remov\w*|drop(?:s|ped)?)\b", re.I
+)
 
 
 def polarity(text: str) -> bool:
@@ -169,8 +183,8 @@ OPPOSITES = [
     ("future", "past"), ("later", "earlier"), ("future", "earlier"), ("parallel", "sequence"),
     ("parallel", "sequential"), ("parallel", "chain"), ("parallel", "after another"), ("fixed", "dynamic"),
     ("fixed", "vary"), ("fixed", "varies"), ("fixed", "changes"), ("soft", "hard"), ("frozen", "update"),
-    ("frozen", "learn"), ("dot product", "kl"), ("values", "keys"), ("value", "key"), ("all", "only"), ("every", "only"),
-    ("recurrence", "attention"), ("recurrent", "attention"),
+    ("frozen", "learn"), ("dot product", "kl"), ("values", "keys"), ("value", "key"), ("all", "only"),
+    ("every", "only"), ("recurrence", "attention"), ("recurrent", "attention"),
 ]
 
 

@@ -51,7 +51,8 @@ def _question(item: Item) -> str:
         body = f"<p>{_html(item.lead, True)}</p>{body}"
     choices = "".join(f"<li>{_html(shown(item, choice), True)}</li>" for choice in item.choices)
     unit = f"<p>{_html(numeric_rule(item), True)}</p>" if item.kind == "numeric" else ""
-    return f"<p><strong>{INSTRUCTIONS[item.kind]}</strong></p>{body}" + (f"<ol type=\"a\">{choices}</ol>" if choices else unit)
+    return (f"<p><strong>{INSTRUCTIONS[item.kind]}</strong></p>{body}"
+            + (f"<ol type=\"a\">{choices}</ol>" if choices else unit))
 
 
 def media_name(figure: Figure) -> str:
@@ -63,7 +64,8 @@ def media_name(figure: Figure) -> str:
 def card_figure(figure: Figure) -> str:
     caption = html.escape(visible(plain(figure.description)))  # the demo's headline: Markdown
     return (f'<div class="figure"><img src="{media_name(figure)}" style="max-width:100%;height:auto" '
-            f'alt="{html.escape(figure.title + ". " + plain(figure.caption))}"><p style="font-size:13px;color:#444">{caption}</p></div>')
+            f'alt="{html.escape(figure.title + ". " + plain(figure.caption))}">'
+            f'<p style="font-size:13px;color:#444">{caption}</p></div>')
 
 
 def note_fields(bank: Bank, item: Item, figure: Figure | None = None) -> list[str]:
@@ -72,7 +74,8 @@ def note_fields(bank: Bank, item: Item, figure: Figure | None = None) -> list[st
     if claim is not None:
         claim_html = (f"<p><strong>{VERDICT_LABELS[claim.verdict]}:</strong> {_html(claim.refutation.claim, True)}</p>"
                       f"{_html(claim.refutation.verdict)}")
-        references = "<ul>" + "".join(f"<li>{_html(reference.cite(), True)}</li>" for reference in claim.references) + "</ul>"
+        references = "<ul>" + "".join(
+            f"<li>{_html(reference.cite(), True)}</li>" for reference in claim.references) + "</ul>"
     explanation = _html(answer_feedback(item, item.answer))
     if figure is not None and figure.png is not None:
         explanation += card_figure(figure)  # the back of the card: it may show the answer

@@ -42,7 +42,8 @@ def _answers(item: Item, general: str) -> str:
         feedback = _html(f"{shown(item, item.answer)}. {item.explanation}", True)
         return f"{{#{format_number(float(item.answer))}:{format_number(item.tolerance)}#{feedback}{tail}}}"
     options = " ".join(
-        f"{'=' if choice == item.answer else '~'}{_html(shown(item, choice), True)}#{_html(answer_feedback(item, choice), True)}"
+        f"{'=' if choice == item.answer else '~'}{_html(shown(item, choice), True)}"
+        f"#{_html(answer_feedback(item, choice), True)}"
         for choice in item.choices
     )
     return f"{{{options} {tail}}}"

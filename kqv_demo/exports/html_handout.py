@@ -71,7 +71,8 @@ def _e(text: str) -> str:
 
 
 def figure_html(figure: Figure) -> str:
-    caption = (f"<figcaption><strong>Figure {figure.number}. {_e(figure.title)}</strong>, computed {_e(figure.inputs)}. "
+    caption = (f"<figcaption><strong>Figure {figure.number}. {_e(figure.title)}</strong>, "
+               f"computed {_e(figure.inputs)}. "
                f"{_e(plain(figure.caption))}</figcaption>")  # the demo's headline: Markdown
     if figure.png is None:
         return f"<figure>{caption}</figure>"
@@ -152,7 +153,8 @@ def claim_html(claim: Claim) -> str:
     rows = source_html(claim) + "".join(
         f"<dt>{_e(label)}</dt><dd>{to_html(text)}</dd>" for label, text in refutation_rows(claim))
     references = "".join(reference_html(reference) for reference in claim.references)
-    return (f'<article class="claim"><h3>{_e(VERDICT_LABELS[claim.verdict])}: {to_html(claim.refutation.claim, inline=True)}</h3>'
+    return (f'<article class="claim"><h3>{_e(VERDICT_LABELS[claim.verdict])}: '
+            f'{to_html(claim.refutation.claim, inline=True)}</h3>'
             f'<dl>{rows}</dl><p><strong>References</strong></p><ul class="refs">{references}</ul></article>')
 
 
@@ -162,7 +164,8 @@ def render(handout: Handout) -> str:
     claims = "".join(claim_html(claim) for claim in handout.claims)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(handout.title)}: handout</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(handout.title)}: handout</title>"
         f"<style>{CSS}</style></head><body>"
         f"<header><h1>{_e(handout.title)}</h1>"
         f'<p class="description">{_e(handout.description)}</p><p class="note">{_e(handout.note)}</p>'

@@ -74,11 +74,13 @@ def _answers(item: Item) -> str:
     if item.kind == "numeric":
         right = f"Right. {item.explanation}"
         wrong = f"Not quite: the answer is {shown(item, item.answer)}. {item.explanation}"
-        return (_answer(100, format_number(float(item.answer)), right, f"<tolerance>{format_number(item.tolerance)}</tolerance>", html=False)
+        return (_answer(100, format_number(float(item.answer)), right,
+                        f"<tolerance>{format_number(item.tolerance)}</tolerance>", html=False)
                 + _answer(0, "*", wrong, "<tolerance>0</tolerance>", html=False)
                 + "<unitgradingtype>0</unitgradingtype><unitpenalty>0</unitpenalty>"
                   "<showunits>3</showunits><unitsleft>0</unitsleft>")
-    choices = "".join(_answer(100 if choice == item.answer else 0, to_html(shown(item, choice), mathjax_math, inline=True),
+    choices = "".join(_answer(100 if choice == item.answer else 0,
+                              to_html(shown(item, choice), mathjax_math, inline=True),
                               answer_feedback(item, choice)) for choice in item.choices)
     return ("<single>true</single><shuffleanswers>1</shuffleanswers><answernumbering>abc</answernumbering>"
             + _text("correctfeedback", "") + _text("partiallycorrectfeedback", "") + _text("incorrectfeedback", "")

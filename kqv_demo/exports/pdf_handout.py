@@ -194,10 +194,10 @@ def _answer_key(pdf: FPDF, key: list[KeyEntry]) -> None:
     (Core 10's key took 7 pages)."""
     waiting: list[Figure] = []
     for entry in key:
-        if not _fits(pdf, lambda doc: _key_text(doc, entry)):
+        if not _fits(pdf, lambda doc, entry=entry: _key_text(doc, entry)):
             pdf.add_page()
             _place_figures(pdf, waiting)
-        _together(pdf, lambda doc: _key_text(doc, entry))
+        _together(pdf, lambda doc, entry=entry: _key_text(doc, entry))
         if entry.figure is not None and not entry.figure_shown_before:
             waiting.append(entry.figure)
         _place_figures(pdf, waiting)
@@ -243,7 +243,8 @@ def _claim(pdf: FPDF, claim: Claim, questions: list[int], works: dict[tuple[str,
     asked_in = ("Questions " if len(questions) > 1 else "Question ") + ", ".join(map(str, questions))
     _write(pdf, f"{asked_in} · {VERDICT_LABELS[claim.verdict]}: {to_plain(claim.refutation.claim)}", 9, bold=True,
            line=4.3)
-    cited = ", ".join(f"[{number}]" for number in sorted({works[_work(reference)][0] for reference in claim.references}))
+    cited = ", ".join(f"[{number}]"
+                      for number in sorted({works[_work(reference)][0] for reference in claim.references}))
     _write(pdf, _source(claim) + (f" · Sources: {cited}." if cited else ""), 8, indent=4, line=3.9, gray=40)
     pdf.ln(2)
 

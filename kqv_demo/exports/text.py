@@ -142,7 +142,9 @@ def _outside_code(text: str, convert: Callable[[str], str]) -> str:
     return "".join(part if _CODE.fullmatch(part) else convert(part) for part in _CODE.split(text))
 
 
-_TYPED_SUBSCRIPT = re.compile(r"(?<![\w\\])([A-Za-z])_([" + re.escape("".join(k for k in _SUB if k.isalnum())) + r"])(?!\w)")
+_TYPED_SUBSCRIPT = re.compile(
+    r"(?<![\w\\])([A-Za-z])_([" + re.escape("".join(k for k in _SUB if k.isalnum())) + r"])(?!\w)"
+)
 
 
 def readable_subscripts(text: str) -> str:

@@ -131,7 +131,8 @@ def check(item: Item, response: str) -> Checked:
             return Checked(False, f"{literal(repr(response.strip()))} is not a number. " + item.explanation)
         target = float(item.answer)
         correct = abs(value - target) <= item.tolerance
-        verdict = "Right" if correct else f"Not quite: the answer is {format_number(target)}{(' ' + item.unit) if item.unit else ''}"
+        verdict = ("Right" if correct
+                   else f"Not quite: the answer is {format_number(target)}{(' ' + item.unit) if item.unit else ''}")
         read_as = "" if response.strip() == format_number(value) else \
             f"Your answer {literal(repr(response.strip()))} was read as {format_number(value)}. "
         return Checked(correct, f"{read_as}{verdict} (accepted within ±{format_number(item.tolerance)}). "

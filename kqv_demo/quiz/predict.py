@@ -113,7 +113,8 @@ PREDICTIONS: tuple[Prediction, ...] = (
                  "Layers run until the answer stops changing"),
         demo_id="fixed-depth", prompt="The capital of France is", params={"other": "The bank was"},
         observe=lambda r: ("All of them, for both prompts"
-                           if len(set(r.blocks_run)) == 1 and r.blocks_run[0] == r.n_layers else "Fewer for the easy prompt"),
+                           if len(set(r.blocks_run)) == 1 and r.blocks_run[0] == r.n_layers
+                           else "Fewer for the easy prompt"),
         reveal=lambda r: f"Both prompts ran through {r.blocks_run[0]} and {r.blocks_run[1]} blocks: "
                          f"all {r.n_layers}, with no convergence test.",
     ),
@@ -151,7 +152,8 @@ PREDICTIONS: tuple[Prediction, ...] = (
         choices=("Paris", "the", "a", "located"),
         demo_id="confidence-readable", prompt="The capital of France is",
         observe=lambda r: _top_token(r) if _top_token(r) in ("Paris", "the", "a", "located") else "the",
-        reveal=lambda r: f"The model's top token is “{literal(r.top_tokens[0])}” with probability {r.top_probs[0]:.2f}: "
+        reveal=lambda r: f"The model's top token is “{literal(r.top_tokens[0])}” "
+                         f"with probability {r.top_probs[0]:.2f}: "
                          "its confidence is right there in the distribution.",
     ),
     Prediction(
@@ -162,7 +164,8 @@ PREDICTIONS: tuple[Prediction, ...] = (
         demo_id="no-learning-at-inference", params={"max_new_tokens": 6},
         observe=lambda r: ("No: the weights are bit-identical" if r.weights_unchanged else "Yes, slightly"),
         reveal=lambda r: f"BLAKE3 hashes of all {r.n_tensors} weight tensors ({r.n_parameters:,} parameters), "
-                         f"combined: {r.digest_at_load[:12]}… when it was loaded, {r.digest_after[:12]}… after the reply. "
+                         f"combined: {r.digest_at_load[:12]}… when it was loaded, "
+                         f"{r.digest_after[:12]}… after the reply. "
                          "What grew was the KV cache.",
     ),
     Prediction(
@@ -173,7 +176,8 @@ PREDICTIONS: tuple[Prediction, ...] = (
                  "One per vocabulary word", "The whole prompt's keys again"),
         demo_id="kv-cache-steps", params={"steps": 4},
         observe=lambda r: ("Exactly one: the key of the newest token"
-                           if all(b - a == 1 for a, b in zip(r.key_lengths, r.key_lengths[1:])) else "The whole prompt's keys again"),
+                           if all(b - a == 1 for a, b in zip(r.key_lengths, r.key_lengths[1:]))
+                           else "The whole prompt's keys again"),
         reveal=lambda r: "Keys held at each step: " + ", ".join(str(int(n)) for n in r.key_lengths) + ".",
     ),
     Prediction(

@@ -75,7 +75,8 @@ def calibration_advice(summary: Summary) -> str:
         if not row.answered:
             continue
         low, high = BEST_RANGE[row.confidence]
-        said = f"when you said “{CONFIDENCE_LABELS[row.confidence]}” you were right {row.correct} of {row.answered} times"
+        said = (f"when you said “{CONFIDENCE_LABELS[row.confidence]}” you were right "
+                f"{row.correct} of {row.answered} times")
         if row.accuracy < low:
             over.append(f"{said}; “{CONFIDENCE_LABELS[row.confidence]}” pays off only above {low:.0%}")
         elif row.accuracy > high:

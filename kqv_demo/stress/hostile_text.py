@@ -70,9 +70,11 @@ PIECES: dict[str, Callable[[random.Random], str]] = {
     "html": lambda rng: "<img src=x onerror=alert(1)><script>alert('x')</script><a href='javascript:alert(1)'>a</a>",
     "markdown marks": lambda rng: "**bold** _it_ `code` ~~gone~~ # heading\n> quote\n| a | b |\n|---|---|",
     "latex and directives": lambda rng: "$\\frac{QK^T}{\\sqrt{d}}$ :red[red] :material/home: :smile:",
-    "control characters": lambda rng: "".join(chr(rng.choice([0, 7, 8, 11, 12, 27, 127, 0x85, 0x9B])) for _ in range(20)),
+    "control characters": lambda rng: "".join(chr(rng.choice([0, 7, 8, 11, 12, 27, 127, 0x85, 0x9B]))
+                                              for _ in range(20)),
     "null bytes": lambda rng: "keys\x00are\x00stored\x00" * rng.randint(1, 50),
-    "direction overrides": lambda rng: "\u202egpj.exe\u202c \u2066isolated\u2069 \u200fRTL mark\u200e \u202bembedded\u202c",
+    "direction overrides": lambda rng: ("\u202egpj.exe\u202c \u2066isolated\u2069 "
+                                        "\u200fRTL mark\u200e \u202bembedded\u202c"),
     "invisible": lambda rng: "at\u200bten\u200dtion\u2060 \ufeffkeys\u00ad",
     "emoji": lambda rng: "😀👩‍👩‍👧‍👦🇫🇷🏳️‍🌈" * rng.randint(1, 200),
     "combining marks": lambda rng: "Z" + "\u0337\u0322\u0349" * rng.randint(1, 300) + "algo",

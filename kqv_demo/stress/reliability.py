@@ -150,7 +150,8 @@ def failures(figures: dict) -> list[str]:
 def _misses(name: str, r: dict) -> list[str]:
     checks: list[tuple[bool, str]] = []
     if name == "yaml_fuzz":
-        checks = [(r["crashes"] == 0, f"{r['crashes']} crashes"), (r["tracebacks"] == 0, f"{r['tracebacks']} tracebacks"),
+        checks = [(r["crashes"] == 0, f"{r['crashes']} crashes"),
+                  (r["tracebacks"] == 0, f"{r['tracebacks']} tracebacks"),
                   (r["errors_without_line"] == 0, f"{r['errors_without_line']} errors without file:line")]
     elif name == "hostile_text":
         checks = [(r["exceptions"] == 0, f"{r['exceptions']} exceptions"),
@@ -191,7 +192,8 @@ def summary_lines(figures: dict) -> list[str]:
                     f"{r['hostile']['p95_ms']} ms attacked, ratio {r['p95_ratio']}; {r['errors']} errors")
         return (f"{name:24} {r['students']} students on {r['servers']} servers ({r['database']}): p50/p95 "
                 f"{r['p50_ms']}/{r['p95_ms']} ms, {r['errors']} errors, {r['answers_stored']} of "
-                f"{r['answers_expected']} answers stored, dashboards {'agree' if r['dashboards_agree'] else 'DISAGREE'}")
+                f"{r['answers_expected']} answers stored, dashboards "
+                f"{'agree' if r['dashboards_agree'] else 'DISAGREE'}")
 
     lines = [line(name, result) for name, result in figures.items() if isinstance(result, dict)]
     lines += [f"MISSED: {failure}" for failure in figures.get("failures", [])] or ["every bar met"]

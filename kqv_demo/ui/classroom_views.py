@@ -196,8 +196,8 @@ def accuracy_chart(results: ClassResults) -> alt.Chart:
             for number, item in enumerate(results.items, start=1)]
     base = alt.Chart(pd.DataFrame(rows)).encode(
         x=alt.X("question:N", title="question", scale=alt.Scale(domain=[row["question"] for row in rows])),
-        y=alt.Y("correct share:Q", scale=alt.Scale(domain=[0, 1.15]), axis=alt.Axis(format="%", values=[0, .25, .5, .75, 1]),
-                title="answered right"),
+        y=alt.Y("correct share:Q", scale=alt.Scale(domain=[0, 1.15]),
+                axis=alt.Axis(format="%", values=[0, .25, .5, .75, 1]), title="answered right"),
         tooltip=["question", "item", "answered", alt.Tooltip("correct share:Q", format=".0%")],
     )
     bars = base.mark_bar(color="#0072B2")  # Okabe-Ito blue: readable with every colour-vision type

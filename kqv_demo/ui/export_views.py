@@ -61,7 +61,8 @@ def export_panel(bank: Bank, spec: RoundSpec, items: list[Item]) -> None:
     st.caption(HELP[fmt])
     predictions = sum(item.kind == "predict" for item in items)
     if predictions:
-        st.caption(f"{predictions} prediction question(s): their answers are what the model does when the file is built.")
+        st.caption(f"{predictions} prediction question(s): their answers are what the model does "
+                   "when the file is built.")
     key = _key(spec, items, fmt)
     if st.button("Build the file", key=f"export-build-{spec.id}", type="primary"):
         built = _build(bank, spec, items, fmt)

@@ -84,7 +84,8 @@ def hostile_uploads(rng: random.Random, number: int) -> tuple[str, bytes]:
         ("unknown-ids.yaml", (salt + base + unknown_ids)[:64 * 1024 - 2] + b"]\n"),
         ("too-long.yaml", salt + base + b"# " + b"x" * (100 * 1024) + b"\n"),
         ("over-1mb.yaml", salt + base + b"# " + b"y" * (2 * 1024 * 1024) + b"\n"),
-        ("control.yaml", salt + base.replace(b"title:", "title: \x00\x1b[31m\u202e".encode()) + b"\xff\xfe\xed\xa0\x80"),
+        ("control.yaml",
+         salt + base.replace(b"title:", "title: \x00\x1b[31m\u202e".encode()) + b"\xff\xfe\xed\xa0\x80"),
     ]
     return kinds[number % len(kinds)]
 
@@ -124,13 +125,16 @@ class HostileClassReport(BaseModel):
             f"students            {self.students} ({self.round}), think {self.think_s[0]:g}-{self.think_s[1]:g} s",
             f"quiet     p50/p95   {self.quiet.p50_ms:.0f} / {self.quiet.p95_ms:.0f} ms, {self.quiet.errors} errors, "
             f"{self.quiet.answers_stored} of {self.quiet.answers_expected} answers stored",
-            f"attacked  p50/p95   {self.hostile.p50_ms:.0f} / {self.hostile.p95_ms:.0f} ms, {self.hostile.errors} errors, "
+            f"attacked  p50/p95   {self.hostile.p50_ms:.0f} / {self.hostile.p95_ms:.0f} ms, "
+            f"{self.hostile.errors} errors, "
             f"{self.hostile.answers_stored} of {self.hostile.answers_expected} answers stored",
             f"p95 ratio           {self.p95_ratio:.2f} (p50 ratio {self.p50_ratio:.2f})",
-            f"visitor chat        {v.chat_messages} messages of {MESSAGE_CHARS} characters: {v.chat_answered} answered, "
+            f"visitor chat        {v.chat_messages} messages of {MESSAGE_CHARS} characters: "
+            f"{v.chat_answered} answered, "
             f"{v.chat_rate_limited} refused by the rate limit ({v.chat_sessions} sessions); p95 {v.chat_p95_ms:.0f} ms",
             f"visitor uploads     {v.uploads}: {v.uploads_refused_with_message} refused with a message, "
-            f"{v.uploads_refused_by_size} by the 1 MB limit, {v.uploads_accepted} accepted; p95 {v.upload_p95_ms:.0f} ms",
+            f"{v.uploads_refused_by_size} by the 1 MB limit, {v.uploads_accepted} accepted; "
+            f"p95 {v.upload_p95_ms:.0f} ms",
             f"visitor saw         {v.exceptions} exceptions, {v.links_rendered} unescaped links",
             *(f"  {sample}" for sample in [*self.quiet.error_samples, *self.hostile.error_samples, *v.error_samples]),
         ]

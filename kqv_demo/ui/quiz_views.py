@@ -75,7 +75,8 @@ def feedback_panel(bank: Bank, item: Item, answer: StoredAnswer, stored_now: boo
         st.success(f"Right: **{_shown(item, answer.response)}**.")
     else:
         right = item.answer if item.kind != "numeric" else f"{format_number(float(item.answer))} {item.unit}".strip()
-        st.error(f"Not quite. You answered **{_shown(item, answer.response)}**; the answer is **{_shown(item, right)}**.")
+        st.error(f"Not quite. You answered **{_shown(item, answer.response)}**; "
+                 f"the answer is **{_shown(item, right)}**.")
         if answer.confidence == 3:
             st.warning(
                 "You were sure, and it was wrong: this is the most valuable kind of mistake to correct. "
@@ -165,5 +166,6 @@ def end_of_round_feedback(bank: Bank, state: RoundState) -> None:
             if answer is not None:
                 feedback_panel(bank, item, answer, True)
             elif item.kind != "predict":
-                right = item.answer if item.kind != "numeric" else f"{format_number(float(item.answer))} {item.unit}".strip()
+                right = (item.answer if item.kind != "numeric"
+                         else f"{format_number(float(item.answer))} {item.unit}".strip())
                 st.markdown(f"The answer is **{_shown(item, right)}**. {item.explanation}")

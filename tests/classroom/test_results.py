@@ -55,7 +55,8 @@ def test_participation_accuracy_misconceptions_and_students(store, bank, two_stu
                     ("softmax-turns-scores-into-attention-distribution", 0, 1)]
     assert results.misconceptions[0].claim == bank.claims["kl-divergence-compares-queries-and-keys"].refutation.claim
     ada, other = results.students
-    assert (ada.name, ada.answered, ada.correct, ada.cbm_total, ada.cbm_max, ada.finished) == ("Ada", 3, 1, 3 - 6 - 2, 9, True)
+    assert (ada.name, ada.answered, ada.correct, ada.cbm_total, ada.cbm_max, ada.finished) == (
+        "Ada", 3, 1, 3 - 6 - 2, 9, True)
     assert (other.answered, other.correct, other.cbm_total, other.cbm_max, other.finished) == (2, 1, 1 - 6, 6, False)
     assert ada.calibration_text == "Sure 1/2 · Fairly sure 0/1"
     assert other.calibration_text == "Sure 0/1 · Unsure 1/1"
@@ -64,7 +65,8 @@ def test_participation_accuracy_misconceptions_and_students(store, bank, two_stu
 def test_the_csv_has_one_row_per_student_and_item_and_defuses_formulas(store, bank, two_students):
     table = list(csv.DictReader(io.StringIO(results_csv(class_results(store, bank, two_students)))))
     assert len(table) == 2 * 3
-    assert list(table[0]) == ["student", "item_id", "claim_id", "kind", "response", "correct", "confidence", "answered_at"]
+    assert list(table[0]) == ["student", "item_id", "claim_id", "kind", "response", "correct", "confidence",
+                              "answered_at"]
     assert [(row["student"], row["item_id"].split(":")[0]) for row in table][:3] == [("Ada", c) for c in sorted(CLAIMS)]
     assert [row["correct"] for row in table] == ["1", "0", "0", "1", "0", ""]
     assert [row["confidence"] for row in table] == ["3", "3", "2", "1", "3", ""]
@@ -94,7 +96,8 @@ def test_after_the_time_limit_answers_are_refused_and_the_round_closes(store, ba
     state = session.load_round(store, bank, key)
     assert timedelta(minutes=9) < state.time_left() <= timedelta(minutes=10)
     with store.engine.begin() as connection:  # the learner started 11 minutes ago
-        connection.execute(update(rounds).where(rounds.c.key == key).values(created=state.stored.created - timedelta(minutes=11)))
+        connection.execute(update(rounds).where(rounds.c.key == key)
+                           .values(created=state.stored.created - timedelta(minutes=11)))
     late = session.load_round(store, bank, key)
     assert late.finished and late.timed_out and late.next_item is None and late.position == 1
     with pytest.raises(UserInputError, match="Time is up"):

@@ -70,7 +70,8 @@ def test_bank_order_keeps_claims_in_bank_order_and_kinds_in_the_listed_order(ban
     ("id: x\ntitle: [broken\n", "2: (yaml): the [...] list that starts on this line is not closed properly"),
     (GOOD.replace("  - softmax-turns-scores-into-attention-distribution", "  - softmax-turns-scores"),
      "5: claims[1]: no claim 'softmax-turns-scores' in the bank"),
-    (GOOD.replace("kinds: [multiple_choice, verdict]", "kinds: [multiple_choice, essay]"), "6: kinds[1]: Input should be"),
+    (GOOD.replace("kinds: [multiple_choice, verdict]", "kinds: [multiple_choice, essay]"),
+     "6: kinds[1]: Input should be"),
     (GOOD + "topics: [kl]\n", "9: topics[0]: 'kl' is not in the topic vocabulary"),
     (GOOD + "time_limit_minutes: 500\n", "9: time_limit_minutes: Input should be less than or equal to 180"),
     (GOOD + "feedback: later\n", "9: feedback: Input should be 'immediate' or 'end'"),
@@ -141,8 +142,8 @@ def test_specs_stored_before_the_new_options_still_load():
 
 
 def run_validate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kqv_demo", "validate", *args], capture_output=True, text=True, check=False,
-                          timeout=300, cwd=PROJECT_ROOT, env={**os.environ})
+    return subprocess.run([sys.executable, "-m", "kqv_demo", "validate", *args], capture_output=True, text=True,
+                          check=False, timeout=300, cwd=PROJECT_ROOT, env={**os.environ})
 
 
 def test_validate_checks_the_round_files_and_a_single_round_file(tmp_path):

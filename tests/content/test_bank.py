@@ -12,7 +12,8 @@ from kqv_demo.content.schema import TOPICS
 from kqv_demo.settings import PROJECT_ROOT
 
 CHECKLIST = PROJECT_ROOT.parent / "shared" / "reference" / "claims.md"
-needs_dialogue = pytest.mark.skipif(not dialogue_path().exists(), reason="the source dialogue is not beside the project")
+needs_dialogue = pytest.mark.skipif(not dialogue_path().exists(),
+                                    reason="the source dialogue is not beside the project")
 needs_checklist = pytest.mark.skipif(not CHECKLIST.exists(), reason="the claims checklist is not beside the project")
 
 
@@ -105,7 +106,8 @@ def test_every_claim_has_enough_phrasings_of_each_kind(bank):
 def test_no_phrasing_stands_for_two_things(bank):
     lines = [" ".join(line.lower().split()) for claim in bank.claims.values() for line in claim.phrasings.all()]
     lines += [" ".join(line.lower().split()) for topic in bank.topics.values()
-              for line in [*topic.asks, *(text for truth in topic.truths for text in (truth.statement, *truth.states, *truth.asks))]]
+              for line in [*topic.asks,
+                           *(text for truth in topic.truths for text in (truth.statement, *truth.states, *truth.asks))]]
     assert len(lines) == len(set(lines))
 
 

@@ -129,7 +129,8 @@ def lens_late(result: Any) -> str:
 def lens_first_top(result: Any) -> str:
     first = result.target_top1_from
     never_before = first is not None and result.target not in result.top_tokens[:first]
-    return f"after all {first}, the {'first' if never_before else 'not the first'} point where “{result.target.strip()}”"
+    return (f"after all {first}, the {'first' if never_before else 'not the first'} point where "
+            f"“{result.target.strip()}”")
 
 
 def hundreds(value: float) -> str:
@@ -191,7 +192,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("(layer 0, head 0)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("divided by √64 = 8", lambda r: f"divided by √{r.d_head} = {math.sqrt(r.d_head):g}"),
         ("SmolLM2's 11 × 11 weights", lambda r: f"SmolLM2's {square(r)} weights"),
-        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
+        ("largest difference below 0.001",
+         lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("the sentence's 11 tokens", lambda r: f"the sentence's {len(r.tokens)} tokens"),
         ("above the diagonal is exactly 0",
          lambda r: f"above the diagonal is exactly {r.upper_triangle_max:g}"),
@@ -199,14 +201,16 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     "keys-act-as-queries-over-values": [
         ("(layer 3, head 4)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("the 11 × 11 weight matrix", lambda r: f"the {square(r)} weight matrix"),
-        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
+        ("largest difference below 0.001",
+         lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("Query head 4 takes its keys from key/value head 1",
          lambda r: f"Query head {r.head} takes its keys from key/value head {r.kv_head}"),
     ],
     "keys-boosted-by-training-frequency-and-heuristics": [
         ("(layer 5, head 4)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("divided by √64", lambda r: f"divided by √{r.d_head}"),
-        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
+        ("largest difference below 0.001",
+         lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("Each row sums to 1", lambda r: f"Each row sums to {row_sums(r)}"),
         ("above the diagonal is exactly 0",
          lambda r: f"above the diagonal is exactly {r.upper_triangle_max:g}"),
@@ -215,7 +219,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("(layer 3, head 0)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("the 11 × 11 matrix so that it sums to 1",
          lambda r: f"the {square(r)} matrix so that it sums to {row_sums(r)}"),
-        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
+        ("largest difference below 0.001",
+         lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("a positive weight to all 11 positions",
          lambda r: f"a positive weight to {'all' if (r.model_weights[-1] > 0).all() else 'only'} "
                    f"{int((r.model_weights[-1] > 0).sum())} positions"),
@@ -223,7 +228,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     "softmax-turns-scores-into-attention-distribution": [
         ("(layer 5, head 3)", lambda r: f"(layer {r.layer}, head {r.head})"),
         ("by √64 = 8", lambda r: f"by √{r.d_head} = {math.sqrt(r.d_head):g}"),
-        ("largest difference below 0.001", lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
+        ("largest difference below 0.001",
+         lambda r: f"largest difference below {bound(r.max_abs_diff, '0.001', r.tolerance)}"),
         ("Every row of weights sums to 1", lambda r: f"Every row of weights sums to {row_sums(r)}"),
         ("above the diagonal is exactly 0",
          lambda r: f"above the diagonal is exactly {r.upper_triangle_max:g}"),
@@ -342,7 +348,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("the 7-token prompt", lambda r: f"the {r.n_tokens}-token prompt"),
         ("compute 1,890 query vectors", lambda r: f"compute {r.queries:,} query vectors"),
         ("7 tokens × 30 layers × 9 query heads, each a list of 64 numbers",
-         lambda r: f"{r.n_tokens} tokens × {r.n_layers} layers × {r.n_heads} query heads, each a list of {r.d_head} numbers"),
+         lambda r: f"{r.n_tokens} tokens × {r.n_layers} layers × {r.n_heads} query heads, "
+                   f"each a list of {r.d_head} numbers"),
         ("produces 630 keys and 630 values", lambda r: f"produces {r.keys:,} keys and {r.values:,} values"),
     ],
     "llms-do-not-use-database-style-kqv": [
@@ -352,9 +359,11 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("each of the 7 tokens", lambda r: f"each of the {r.n_tokens} tokens"),
         ("W_Q (576 × 576), W_K and W_V (192 × 576)",
          lambda r: f"W_Q ({times(r.projection_shapes[0])}), W_K and W_V "
-                   + (f"({times(r.projection_shapes[1])})" if r.projection_shapes[1] == r.projection_shapes[2] else "(differ)")),
+                   + (f"({times(r.projection_shapes[1])})" if r.projection_shapes[1] == r.projection_shapes[2]
+                      else "(differ)")),
         ("Over all 30 layers that is 1,890 queries, 630 keys and 630 values",
-         lambda r: f"Over all {r.n_layers} layers that is {r.queries:,} queries, {r.keys:,} keys and {r.values:,} values"),
+         lambda r: f"Over all {r.n_layers} layers that is {r.queries:,} queries, {r.keys:,} keys "
+                   f"and {r.values:,} values"),
     ],
     "prompt-acts-as-key-and-query": [
         ("each of the 7 prompt tokens", lambda r: f"each of the {r.n_tokens} prompt tokens"),
@@ -387,7 +396,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("each of the 49,152 vocabulary tokens", lambda r: f"each of the {r.vocab_size:,} vocabulary tokens"),
         # two products of the same numbers (the demo's and the model's): other kernels, so a bound
         ("matching the model's own scores (difference below 0.001)",
-         lambda r: f"matching the model's own scores (difference below {bound(r.logits_max_diff, '0.001', numerics.LOGIT_NOISE)})"),
+         lambda r: "matching the model's own scores (difference below "
+                   f"{bound(r.logits_max_diff, '0.001', numerics.LOGIT_NOISE)})"),
         ("the most likely next token is “Paris”, at 0.70",
          lambda r: f"the most likely next token is “{r.chosen_token.strip()}”, at {r.chosen_probability:.2f}"),
     ],
@@ -408,7 +418,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
          lambda r: f"matches that call's output for the head to within "
                    f"{bound(r.separate_heads_max_diff, '0.001', r.separate_heads_tolerance)}"),
         ("differs from the model's result by less than 0.001",
-         lambda r: f"differs from the model's result by less than {bound(r.order_invariance, '0.001', r.rounding_tolerance)}"),
+         lambda r: "differs from the model's result by less than "
+                   f"{bound(r.order_invariance, '0.001', r.rounding_tolerance)}"),
         ("values up to 2.4", lambda r: f"values up to {r.result_max_abs:.1f}"),
     ],
     "key-value-store-writes-go-to-all-replicas": [
@@ -424,31 +435,34 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
     # Causal decoder vs bidirectional encoder
     "bert-uses-left-and-right-context": [
         ("every SmolLM2 weight above the diagonal (layer 6, head 8) is exactly 0",
-         lambda r: f"every SmolLM2 weight above the diagonal (layer {r.layer}, head {r.head}) is exactly {r.smollm2_upper_max:g}"),
+         lambda r: f"every SmolLM2 weight above the diagonal (layer {r.layer}, head {r.head}) "
+                   f"is exactly {r.smollm2_upper_max:g}"),
         ("puts a total of 5.15 of weight above it in its layer 1, head 8",
-         lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above it in its layer {r.minilm_layer}, head {r.minilm_head}"),
+         lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above it in its layer {r.minilm_layer}, "
+                   f"head {r.minilm_head}"),
         ("bit-identical at all 30 layers", bank_state),
         ("(cosine 0.85)", lambda r: f"(cosine {r.minilm_cosine:.2f})"),
     ],
     "bert-outputs-contextual-embeddings": [
         # two decimals: 0.8467 is within rounding (2·STATE_NOISE) of where 0.847 turns into 0.846
         ("cosine 0.97 after its first layer and 0.85 after its last",
-         lambda r: f"cosine {r.minilm_cosine_by_layer[0]:.2f} after its first layer and {r.minilm_cosine:.2f} after its last"),
+         lambda r: f"cosine {r.minilm_cosine_by_layer[0]:.2f} after its first layer "
+                   f"and {r.minilm_cosine:.2f} after its last"),
         ("bit-identical at all 30 layers", bank_state),
     ],
     "llms-are-based-on-bert": [
         ("exactly 0 (layer 6, head 8)",
          lambda r: f"exactly {r.smollm2_upper_max:g} (layer {r.layer}, head {r.head})"),
         ("puts a total of 5.15 of weight above the diagonal in its layer 1, head 8",
-         lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above the diagonal in its layer {r.minilm_layer}, "
-                   f"head {r.minilm_head}"),
+         lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above the diagonal "
+                   f"in its layer {r.minilm_layer}, head {r.minilm_head}"),
         ("bit-identical at all 30 layers", bank_state),
         ("(cosine 0.85)", lambda r: f"(cosine {r.minilm_cosine:.2f})"),
     ],
     "bert-introduced-contextual-pretraining": [
         ("puts a total of 5.15 of weight above the diagonal (tokens reading later tokens) in its layer 1, head 8",
-         lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above the diagonal (tokens reading later tokens) in its "
-                   f"layer {r.minilm_layer}, head {r.minilm_head}"),
+         lambda r: f"puts a total of {r.minilm_upper_sum:.2f} of weight above the diagonal "
+                   f"(tokens reading later tokens) in its layer {r.minilm_layer}, head {r.minilm_head}"),
         ("has exactly 0 there (layer 6, head 8)",
          lambda r: f"has exactly {r.smollm2_upper_max:g} there (layer {r.layer}, head {r.head})"),
         ("(cosine 0.85)", lambda r: f"(cosine {r.minilm_cosine:.2f})"),
@@ -459,7 +473,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
          lambda r: f"all {r.n_layers} of SmolLM2's layers, each {all_layers_once(r)}"),
         ("give 31 hidden states each", lambda r: f"give {same(r.hidden_states)} hidden states each"),
         ("MiniLM runs its 6 layers for both",
-         lambda r: f"MiniLM runs its {r.minilm_layers if r.minilm_blocks_run == [r.minilm_layers] * 2 else '?'} layers for both"),
+         lambda r: f"MiniLM runs its {r.minilm_layers if r.minilm_blocks_run == [r.minilm_layers] * 2 else '?'} "
+                   "layers for both"),
     ],
     "transformers-have-a-fixed-number-of-layers": [
         ("SmolLM2 runs 30 blocks for “The capital of France is” and 30 for “The bank was”, each block exactly once",
@@ -564,7 +579,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
          lambda r: f"the {r.nucleus_size_at_t1} most likely tokens hold {r.nucleus_mass:.2f} of the probability"),
     ],
     "prompting-for-ranked-answers-by-probability": [
-        ("log P (in nats) is −0.26 for “Paris”, −7.15 for “Lyon” and −10.43 for “Marseille”, which takes 3 tokens", ranking),
+        ("log P (in nats) is −0.26 for “Paris”, −7.15 for “Lyon” and −10.43 for “Marseille”, which takes 3 tokens",
+         ranking),
     ],
     # Context changes predictions (the “pre-queries”)
     "pre-queries-guide-model-to-right-keys": [
@@ -624,7 +640,8 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
         ("layer 15's 1,536 MLP neurons for “Paris”",
          lambda r: f"layer {r.layer}'s {r.d_mlp:,} MLP neurons for “{r.tokens[-1].strip()}”"),
         ("50% are negative, 10.7% are near zero and only 0.7% exceed 1",
-         lambda r: f"{r.negative:.0%} are negative, {r.near_zero:.1%} are near zero and only {r.above_one:.1%} exceed 1"),
+         lambda r: f"{r.negative:.0%} are negative, {r.near_zero:.1%} are near zero "
+                   f"and only {r.above_one:.1%} exceed 1"),
     ],
     "no-single-neuron-represents-a-concept": [
         ("the 214 strongest of layer 15's 1,536 MLP neurons to carry half of the activation mass, and 817 to "
@@ -643,13 +660,16 @@ EVIDENCE_NUMBERS: dict[str, list[Check]] = {
                    f"{r.smollm2_mlp_per_layer:,} MLP, {r.smollm2_norm_per_layer:,} norm)"),
         ("Of its 134,515,008 parameters, the shared embedding holds 28,311,552",
          lambda r: f"Of its {r.smollm2_parameters:,} parameters, the "
-                   f"{'shared' if r.smollm2_tied_embeddings else 'untied'} embedding holds {r.smollm2_embedding_parameters:,}"),
+                   f"{'shared' if r.smollm2_tied_embeddings else 'untied'} embedding holds "
+                   f"{r.smollm2_embedding_parameters:,}"),
     ],
     "most-models-use-twelve-layers": [
         ("only 2 of its 10 models have 12 layers, BERT-base and GPT-2 small",
-         lambda r: f"only {len(r.with_twelve)} of its {len(r.models)} models have 12 layers, {' and '.join(r.with_twelve)}"),
+         lambda r: f"only {len(r.with_twelve)} of its {len(r.models)} models have 12 layers, "
+                   f"{' and '.join(r.with_twelve)}"),
         ("Llama-3.1-405B has 126 and GPT-3 175B has 96",
-         lambda r: f"Llama-3.1-405B has {depth_of(r, 'Llama-3.1-405B')} and GPT-3 175B has {depth_of(r, 'GPT-3 175B')}"),
+         lambda r: f"Llama-3.1-405B has {depth_of(r, 'Llama-3.1-405B')} "
+                   f"and GPT-3 175B has {depth_of(r, 'GPT-3 175B')}"),
         ("give 30 layers for SmolLM2-135M and 6 for all-MiniLM-L6-v2",
          lambda r: f"give {r.smollm2_layers} layers for SmolLM2-135M and {r.minilm_layers} for all-MiniLM-L6-v2"),
         label("12 is not a standard"),

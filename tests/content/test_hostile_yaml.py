@@ -183,7 +183,8 @@ def test_validate_reports_every_hostile_file_with_its_line(content: Path):
         f"error: {topics}:{line_of(topics_text, 'deep:')}: (yaml): lists and mappings nested more than 50 levels deep",
         f"error: {round_file}:{line_of(round_text, 'big:')}: (yaml): a number 5,000 characters long; at most 100 here",
     ]
-    assert f"{len(list(claim.parent.glob('*.yaml'))) - 1} claims and 0 topic pages valid, 1 round files valid" in result.stdout
+    assert (f"{len(list(claim.parent.glob('*.yaml'))) - 1} claims and 0 topic pages valid, 1 round files valid"
+            in result.stdout)
 
 
 def test_deep_brackets_are_refused_as_soon_as_they_are_too_deep(monkeypatch):
@@ -198,7 +199,8 @@ def test_deep_brackets_are_refused_as_soon_as_they_are_too_deep(monkeypatch):
 
     monkeypatch.setattr(yamlfile._BoundedLoader, "fetch_flow_collection_start", counting)
     errors = parse_yaml(Path("deep.yaml"), "id: x\ntitle: " + "[" * 5000 + "]" * 5000 + "\n")[1]
-    assert [(e.line, e.message) for e in errors] == [(2, f"lists and mappings nested more than {MAX_DEPTH} levels deep")]
+    assert [(e.line, e.message) for e in errors] == [
+        (2, f"lists and mappings nested more than {MAX_DEPTH} levels deep")]
     assert len(opened) == MAX_DEPTH + 1
 
 

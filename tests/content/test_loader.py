@@ -53,14 +53,17 @@ def test_the_fixture_itself_is_valid(root: Path):
 
 # Real mistakes, each with the line a person has to fix; the parser notices most of them a line or more later.
 SYNTAX_ERRORS = {
-    "unclosed bracket": ("difficulty: 1\n", "difficulty: [1\n", "difficulty: [1", "[...] list that starts on this line"),
+    "unclosed bracket": ("difficulty: 1\n", "difficulty: [1\n", "difficulty: [1",
+                         "[...] list that starts on this line"),
     "unclosed quote": ('speaker: Assistant\n', 'speaker: "Assistant\n', 'speaker: "Assistant', "quoted text"),
-    "unclosed brace": ("  params: {layer: 5, head: 0}", "  params: {layer: 5, head: 0", "params: {layer", "{...} mapping"),
+    "unclosed brace": ("  params: {layer: 5, head: 0}", "  params: {layer: 5, head: 0", "params: {layer",
+                       "{...} mapping"),
     "key without a colon": ("core: true\n", "core true\n", "core true", "no ':' after its key"),
     "indented too far": ("core: true\n", "   core: true\n", "   core: true", "check this line's indentation"),
     "list item indented too little": ("    title: Attention Is All You Need", " - title: Attention Is All You Need",
                                       " - title: Attention", "check this line's indentation"),
-    "tab before a key": ("  id: attention-by-hand", "\tid: attention-by-hand", "\tid: attention", "with spaces, not tabs"),
+    "tab before a key": ("  id: attention-by-hand", "\tid: attention-by-hand", "\tid: attention",
+                         "with spaces, not tabs"),
 }
 
 
@@ -145,7 +148,8 @@ def test_unknown_demo_id(root: Path):
 
 def test_multiple_choice_needs_exactly_one_right_option(root: Path):
     text = edit(root, "      - text: \"The KL divergence between q_i and k_j; the lowest divergence wins\"\n",
-                "      - text: \"The KL divergence between q_i and k_j; the lowest divergence wins\"\n        correct: true\n")
+                "      - text: \"The KL divergence between q_i and k_j; the lowest divergence wins\"\n"
+                "        correct: true\n")
     _, error = only_error(root)
     assert error.field == "quiz.multiple_choice.options" and "exactly one correct option, has 2" in error.message
     assert error.line == line_of(text, "    options:")

@@ -183,13 +183,14 @@ FROM_MODEL: dict[str, Callable[[Runtime], float]] = {
     "attention-maps-reveal-reasoning": lambda rt: sum(
         traced(rt, 6)[f"blocks.{layer}.attn.pattern"].shape[0] for layer in range(rt.smollm2.shape.n_layers)),
     "attention-output-is-weighted-sum-of-inputs": lambda rt: in_every_layer(
-        rt, lambda l: l.self_attn.o_proj.in_features),
+        rt, lambda layer: layer.self_attn.o_proj.in_features),
     "attention-weights-are-learned-parameters": lambda rt: one_head_weights(rt, 10).numel(),
     "bert-uses-left-and-right-context": lambda rt: unmasked_weights(rt, 7),
     "biases-switch-neurons-on-and-off": lambda rt: bias_parameters(rt.smollm2.model),
     "causal-mask-is-only-for-training": lambda rt: masked_weights(rt, 5),
     "each-head-attends-to-its-own-words": lambda rt: one_head_weights(rt, 10, MINILM).numel(),
-    "every-head-has-its-own-keys-and-values": lambda rt: in_every_layer(rt, lambda l: l.self_attn.k_proj.out_features),
+    "every-head-has-its-own-keys-and-values": lambda rt: in_every_layer(
+        rt, lambda layer: layer.self_attn.k_proj.out_features),
     "generation-is-one-token-per-forward-pass": lambda rt: passes_to_generate(rt, 20, 30),
     "heads-chain-query-to-next-head": lambda rt: kv_head_read_by(rt, 7),
     "keys-are-stored-concept-vectors": lambda rt: vectors_per_pass(rt, 12, "k"),
@@ -197,7 +198,8 @@ FROM_MODEL: dict[str, Callable[[Runtime], float]] = {
     "kv-cache-speeds-up-training": lambda rt: traced(rt, 6)["blocks.0.attn.k"][0].shape[0],
     "later-layers-barely-change-the-representation": logit_lens_first_top,
     "layer-count-is-a-hyperparameter": lambda rt: in_every_layer(rt, parameters_of),
-    "layer-norm-normalizes-across-the-batch": lambda rt: in_every_layer(rt, lambda l: l.input_layernorm.weight.numel()),
+    "layer-norm-normalizes-across-the-batch": lambda rt: in_every_layer(
+        rt, lambda layer: layer.input_layernorm.weight.numel()),
     "most-models-use-twelve-layers": lambda rt: len(layers(rt)),
     "number-of-layers-is-decided-dynamically": hidden_states_returned,
     "output-layer-is-unrelated-to-embeddings": weights_saved_by_tying,
@@ -205,7 +207,8 @@ FROM_MODEL: dict[str, Callable[[Runtime], float]] = {
     "queries-and-keys-are-probability-distributions": lambda rt: one_head_weights(rt, 12)[-1].numel(),
     "rope-is-added-once-to-the-embeddings": lambda rt: rt.smollm2.model.model.rotary_emb.inv_freq.numel(),
     "stacked-layers-share-weights": distinct_key_projections,
-    "transformers-are-built-on-self-attention": lambda rt: in_every_layer(rt, lambda l: parameters_of(l.self_attn)),
+    "transformers-are-built-on-self-attention": lambda rt: in_every_layer(
+        rt, lambda layer: parameters_of(layer.self_attn)),
 }
 
 

@@ -14,4 +14,5 @@ def test_filters_combine_and_words_must_all_appear():
     assert core and all(c.core for c in core)
     assert all(not c.core for c in claims if c not in core)
     chosen = filter_claims(claims, topics=["softmax", "kl-divergence"], verdicts=["false", "partly"])
-    assert chosen and all(c.verdict in ("false", "partly") and {"softmax", "kl-divergence"} & set(c.topics) for c in chosen)
+    assert chosen and all(c.verdict in ("false", "partly") and {"softmax", "kl-divergence"} & set(c.topics)
+                          for c in chosen)

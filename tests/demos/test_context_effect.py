@@ -38,7 +38,8 @@ def test_the_quoted_rise_from_077_to_097(runtime: Runtime, result):
 def test_probabilities_are_the_models_own(runtime: Runtime, result):
     paris = runtime.tokenize(" Paris")[0]
     assert result.target_tokens == [" Paris"] and len(paris) == 1
-    for context, value in ((DEMO.default_prompt, result.p_plain), (result.prefix + DEMO.default_prompt, result.p_prefix)):
+    for context, value in ((DEMO.default_prompt, result.p_plain),
+                           (result.prefix + DEMO.default_prompt, result.p_prefix)):
         logits = runtime.trace(context, names_filter=lambda name: False).logits[-1]
         # the demo reads all its contexts in one packed pass, we each in its own: other kernels
         assert abs(value - float(torch.softmax(logits, -1)[paris[0]])) <= numerics.probability_noise(value)
@@ -48,7 +49,8 @@ def test_an_irrelevant_prefix_does_not_help_here(result):
     # lower on every CPU: by more than the rounding of both probabilities
     noise = numerics.probability_noise
     assert result.p_distractor + noise(result.p_distractor) < result.p_prefix - noise(result.p_prefix)
-    assert result.p_distractor + noise(result.p_distractor) < result.p_plain - noise(result.p_plain)  # it hurts (Shi et al. 2023)
+    # it hurts (Shi et al. 2023)
+    assert result.p_distractor + noise(result.p_distractor) < result.p_plain - noise(result.p_plain)
 
 
 def test_each_prefix_token_adds_one_key_and_value_per_kv_head_per_layer(runtime: Runtime, result):
@@ -66,7 +68,8 @@ def test_each_prefix_token_adds_one_key_and_value_per_kv_head_per_layer(runtime:
 def test_attention_split_leaves_token_0_out_of_both_sides(runtime: Runtime, result):
     split = result.helpful
     # sink + prefix + prompt = the whole row (mean over heads of rows that each sum to 1 up to rounding)
-    assert (np.abs(split.by_layer.sum(axis=1) - 1) <= numerics.sums_to_one_noise(split.prefix_tokens + split.prompt_tokens)).all()
+    assert (np.abs(split.by_layer.sum(axis=1) - 1)
+            <= numerics.sums_to_one_noise(split.prefix_tokens + split.prompt_tokens)).all()
     trace = runtime.trace(result.prefix + DEMO.default_prompt, names_filter=lambda name: name.endswith("attn.pattern"))
     n_prefix = split.prefix_tokens
     rows = torch.stack([trace[f"blocks.{layer}.attn.pattern"][:, -1] for layer in range(trace.model.n_layers)])

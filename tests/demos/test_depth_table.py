@@ -24,7 +24,8 @@ def test_live_rows_are_read_from_the_configs(runtime: Runtime, result):
     mini = runtime.minilm.model.config.num_hidden_layers
     assert live == {"SmolLM2-135M (loaded here)": small, "all-MiniLM-L6-v2 (loaded here)": mini}
     assert (result.smollm2_layers, result.minilm_layers) == (small, mini)
-    # content/claims/most-models-use-twelve-layers.yaml: "SmolLM2-135M has num_hidden_layers = 30, all-MiniLM-L6-v2 has 6"
+    # content/claims/most-models-use-twelve-layers.yaml:
+    # "SmolLM2-135M has num_hidden_layers = 30, all-MiniLM-L6-v2 has 6"
     assert (small, mini) == (30, 6)
 
 
@@ -38,7 +39,8 @@ def test_every_published_row_has_a_source(result):
 
 
 def test_published_depths_quoted_in_the_claims(result):
-    # content/claims/most-models-use-twelve-layers.yaml (truth and quiz) and transformers-have-a-fixed-number-of-layers.yaml
+    # content/claims/most-models-use-twelve-layers.yaml (truth and quiz) and
+    # transformers-have-a-fixed-number-of-layers.yaml
     layers = dict(zip(result.models, result.layers))
     assert layers["GPT-3 175B"] == 96 and layers["Llama-3.1-405B"] == 126
     assert layers["BERT-base"] == 12 and layers["BERT-large"] == 24 and layers["GPT-2 XL"] == 48

@@ -69,7 +69,8 @@ def test_relative_update_leaves_out_token_zero(runtime: Runtime, result):
     update = float(per_token[1:].mean())
     assert result.relative_update[0, layer] == pytest.approx(update, rel=numerics.STATE_NOISE * (2 / update + 1))
     cosine = torch.nn.functional.cosine_similarity(pre[1:], post[1:], dim=-1).mean()
-    assert abs(result.cosine[0, layer] - float(cosine)) <= 2 * numerics.STATE_NOISE + numerics.cosine_noise(pre.shape[-1])
+    assert (abs(result.cosine[0, layer] - float(cosine))
+            <= 2 * numerics.STATE_NOISE + numerics.cosine_noise(pre.shape[-1]))
     assert float(pre[0].norm()) > 50 * float(pre[1:].norm(dim=-1).max()), "token 0's massive activation"
 
 

@@ -43,7 +43,8 @@ def test_one_key_per_token_per_kv_head_per_layer(runtime: Runtime, result):
     tokens = len(runtime.tokenize(DEMO.default_prompt)[0])
     assert result.tokens_in_a == tokens
     assert result.keys_in_a == tokens * config.num_key_value_heads * config.num_hidden_layers
-    assert result.key_weight_shapes == [(config.num_key_value_heads * config.head_dim, config.hidden_size)] * config.num_hidden_layers
+    assert result.key_weight_shapes == [
+        (config.num_key_value_heads * config.head_dim, config.hidden_size)] * config.num_hidden_layers
     assert result.vocabulary_tables == ["model.embed_tokens.weight"]
 
 

@@ -1,4 +1,5 @@
-"""The KV cache: one new key and value per step; the new query scores every cached key; text comes from the vocabulary."""
+"""The KV cache: one new key and value per step; the new query scores every cached key; text comes from
+the vocabulary."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_one_new_query_scores_all_cached_keys(result):
         assert np.isfinite(row[:length]).all() and np.isnan(row[length:]).all()
         assert abs(row[:length].sum() - 1) <= numerics.sums_to_one_noise(length)  # float32 softmax rounding
         assert row[:length].min() > 0, "every cached position is in the past: nothing is masked"
-    assert all(abs(total - 1) <= numerics.sums_to_one_noise(n) for total, n in zip(result.row_sums, result.cache_lengths))
+    assert all(abs(total - 1) <= numerics.sums_to_one_noise(n)
+               for total, n in zip(result.row_sums, result.cache_lengths))
     assert (result.row_min > 0).all()
     assert abs(result.weight_on_prompt[0] - 1) <= numerics.sums_to_one_noise(result.cache_lengths[0])
     assert (result.weight_on_prompt[1:] < 1).all()

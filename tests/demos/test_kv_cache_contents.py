@@ -97,7 +97,8 @@ def test_cached_keys_and_values_equal_a_recomputation_within_float32(result):
 def test_a_half_precision_cache_fails_the_check_in_every_layer(runtime: Runtime, config, half):
     # The bound is tight enough to tell float32 kernels apart from a cache rounded to 16 bits: fp16 rounds
     # each entry by up to 2**-11 of itself, at least 2**-12 of the largest entry, > KEY_VALUE_NOISE (1e-4).
-    # Planted bug: KEY_VALUE_NOISE = 1e-3 failed this test for fp16 (bf16, which rounds 8 times more, still failed the check).
+    # Planted bug: KEY_VALUE_NOISE = 1e-3 failed this test for fp16 (bf16, which rounds 8 times more, still
+    # failed the check).
     ids, _, steps = runtime.generate(DEMO.default_prompt, 4, keep_cache=True)
     cached_ids = ids + [step.token_id for step in steps[:-1]]
     full = runtime.trace(runtime.smollm2.tokenizer.decode(cached_ids), max_tokens=len(cached_ids),
@@ -142,7 +143,8 @@ def test_one_step_caches_the_prompt_only(runtime: Runtime):
     assert "queries in the one step" in kv_cache_contents.explain(run)
 
 
-@pytest.mark.parametrize("params,message", [({"steps": 0}, "Tokens to generate"), ({"steps": 21}, "Tokens to generate")])
+@pytest.mark.parametrize("params,message",
+                         [({"steps": 0}, "Tokens to generate"), ({"steps": 21}, "Tokens to generate")])
 def test_bad_parameters_are_clear_errors(runtime: Runtime, params, message):
     with pytest.raises(UserInputError, match=message):
         DEMO.run(runtime, **params)
@@ -197,7 +199,8 @@ def test_explanation_headline_and_details_use_this_run(result, per_token_in_the_
     assert f"under the bound of {numerics.KEY_VALUE_NOISE:.0e}" in text
     assert 80 <= len(text.split()) <= 160
     headline = dict(kv_cache_contents.headline(result))
-    assert headline["Cache per token"] == f"{per_token} floats = {per_token_bytes} bytes" and headline["Queries kept"] == "0"
+    assert (headline["Cache per token"] == f"{per_token} floats = {per_token_bytes} bytes"
+            and headline["Queries kept"] == "0")
     assert headline[f"Cache after step {len(result.generated)}"] == (
         f"{result.cache_lengths[-1] * 4 * per_token_in_the_bank / 1024:,.1f} KB")
     assert headline["Next-token probabilities, max change"] == f"{float(result.probability_diff.max()):.0e}"

@@ -97,7 +97,8 @@ def test_skipping_a_block_changes_the_distribution(runtime: Runtime, skip_layer:
 def test_skipping_the_last_block_is_the_lens_after_the_one_before(runtime: Runtime):
     result = DEMO.run(runtime, skip_layer=29)
     # the same state unembedded by two code paths (the lens, the model's last norm and head): LOGIT_NOISE
-    assert abs(result.p_target_skipped - float(result.p_target[29])) <= numerics.probability_noise(result.p_target_skipped)
+    assert (abs(result.p_target_skipped - float(result.p_target[29]))
+            <= numerics.probability_noise(result.p_target_skipped))
     assert result.skipped_top_token == result.top_tokens[29]
 
 

@@ -96,7 +96,8 @@ def test_the_probe_without_the_conversation_is_identical(runtime: Runtime, resul
     (probe_id,) = runtime.smollm2.tokenizer.encode(no_learning.PROBE_TOKEN, add_special_tokens=False)
     fresh = runtime.trace(no_learning.PROBE_PROMPT, names_filter=lambda name: False)
     p_fresh = float(torch.softmax(fresh.logits[-1], dim=-1)[probe_id])
-    assert abs(p_fresh - result.p_at_load) <= numerics.probability_noise(result.p_at_load)  # a trace, not the load's pass
+    # a trace, not the load's pass
+    assert abs(p_fresh - result.p_at_load) <= numerics.probability_noise(result.p_at_load)
     assert 0 < result.p_at_load < 1
 
 
@@ -142,7 +143,8 @@ def test_explanation_headline_and_chart_describe_this_run(result):
     text = no_learning.explain(result)
     assert "identical" in text and f"{result.p_at_load:.4f}" in text and f"{int(result.kv_vectors[-1]):,}" in text
     assert 60 <= len(text.split()) <= 150
-    assert dict(no_learning.headline(result))[f"Hashes of the {result.n_tensors} weight tensors, load → now"] == "identical"
+    assert dict(no_learning.headline(result))[
+        f"Hashes of the {result.n_tensors} weight tensors, load → now"] == "identical"
     assert no_learning.status(result)[0]
     spec = no_learning.chart(result).to_dict()
     x = spec["layer"][0]["encoding"]["x"]

@@ -62,7 +62,8 @@ def _next_keys_noise(runtime: Runtime) -> float:
     for layer in range(config.num_hidden_layers - 1):
         state = trace[f"blocks.{layer}.resid_post"]
         prefix = f"model.layers.{layer + 1}."
-        normed = one_attention_pass._rms_norm(state, runtime.parameter(prefix + "input_layernorm.weight"), config.rms_norm_eps)
+        normed = one_attention_pass._rms_norm(state, runtime.parameter(prefix + "input_layernorm.weight"),
+                                              config.rms_norm_eps)
         w_k = runtime.parameter(prefix + "self_attn.k_proj.weight")
         magnitude = float((normed.abs() @ w_k.abs().T).max())
         worst = max(worst, numerics.matmul_noise(normed, w_k.T) + numerics.sum_noise(config.hidden_size, magnitude))

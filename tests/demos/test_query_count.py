@@ -17,7 +17,8 @@ def result(runtime: Runtime):
     return DEMO.run(runtime)
 
 
-@pytest.mark.parametrize("prompt", [None, "The cat sat", "Why is the sky blue? Explain it to a child in two sentences."])
+@pytest.mark.parametrize("prompt",
+                         [None, "The cat sat", "Why is the sky blue? Explain it to a child in two sentences."])
 def test_one_query_per_token_per_head_per_layer(runtime: Runtime, config, prompt):
     prompt = prompt or DEMO.default_prompt
     result = DEMO.run(runtime, prompt)

@@ -1,4 +1,5 @@
-"""Raw scores are unbounded and often negative; softmax makes them weights; a constant shift of a row changes nothing."""
+"""Raw scores are unbounded and often negative; softmax makes them weights; a constant shift of a row
+changes nothing."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def test_raw_scores_are_not_probabilities(config, trace, result):
     group = config.num_attention_heads // config.num_key_value_heads
     keys = trace["blocks.11.attn.k"].repeat_interleave(group, dim=0)
     every = (trace["blocks.11.attn.q"] @ keys.transpose(1, 2) / math.sqrt(config.head_dim))[:, _visible(trace.n_tokens)]
-    layer_noise = numerics.matmul_noise(trace["blocks.11.attn.q"].flatten(0, 1), keys.flatten(0, 1).T) / math.sqrt(config.head_dim)
+    layer_noise = (numerics.matmul_noise(trace["blocks.11.attn.q"].flatten(0, 1), keys.flatten(0, 1).T)
+                   / math.sqrt(config.head_dim))
     assert result.layer_score_min == pytest.approx(float(every.min()), abs=layer_noise)
     assert result.layer_score_max == pytest.approx(float(every.max()), abs=layer_noise)
 

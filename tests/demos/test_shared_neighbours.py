@@ -70,7 +70,8 @@ def test_mutual_alignment_is_one_for_the_same_space_whatever_the_order():
     back = np.argsort(order)
     assert mutual_alignment(similarity, shuffled[np.ix_(back, back)], 3) == 1.0
     assert nearest(similarity, 3).shape == (12, 3)
-    assert all(i not in row for i, row in enumerate(nearest(similarity, 3).tolist())), "an item is not its own neighbour"
+    assert all(i not in row for i, row in enumerate(nearest(similarity, 3).tolist())), \
+        "an item is not its own neighbour"
 
 
 def test_the_spelling_control_only_knows_letters():

@@ -61,7 +61,8 @@ def test_the_text_comes_from_the_lm_head(runtime: Runtime, config, result):
     # The probabilities come from the model's own logits for the last prompt token.
     trace = runtime.trace(DEMO.default_prompt, names_filter=lambda n: False)
     probabilities = torch.softmax(trace.logits[-1], dim=-1)
-    assert abs(float(probabilities.max()) - result.chosen_probability) <= numerics.probability_noise(result.chosen_probability)
+    assert (abs(float(probabilities.max()) - result.chosen_probability)
+            <= numerics.probability_noise(result.chosen_probability))
 
 
 def test_p_paris_quoted_in_the_claims(result):
@@ -70,7 +71,8 @@ def test_p_paris_quoted_in_the_claims(result):
     # P(" Paris" | "The Eiffel Tower is located in the city of") = 0.70
     assert DEMO.default_prompt == "The Eiffel Tower is located in the city of"
     assert result.chosen_token == " Paris"
-    assert_quoted(result.chosen_probability, "0.70", numerics.probability_noise(result.chosen_probability), 'P(" Paris")')
+    assert_quoted(result.chosen_probability, "0.70", numerics.probability_noise(result.chosen_probability),
+                  'P(" Paris")')
     # "one entry of a distribution over its 49,152-token vocabulary"
     assert result.vocab_size == 49152
 
@@ -85,7 +87,8 @@ def test_explanation_headline_and_chart_use_this_run(result):
     assert len(labels) == values_not_text.TOP_K and labels[0].endswith("·Paris"), "as in the text and the metric"
 
 
-@pytest.mark.parametrize("params,message", [({"layer": 30}, "Layer 30"), ({"head": 9}, "Head 9"), ({"layer": "x"}, "number")])
+@pytest.mark.parametrize("params,message",
+                         [({"layer": 30}, "Layer 30"), ({"head": 9}, "Head 9"), ({"layer": "x"}, "number")])
 def test_bad_input_is_a_clear_error(runtime: Runtime, params, message):
     with pytest.raises(UserInputError, match=message):
         DEMO.run(runtime, **params)

@@ -255,7 +255,8 @@ def test_score_dev_set_counts_as_specified():
 
     expected = load_eval_set(DEV_SET)[:0]
     from kqv_demo.explainer.evaluate import Expected
-    expected = [Expected(text="a", stance="refute", topics=["key"]), Expected(text="b", stance="refute", topics=["key"]),
+    expected = [Expected(text="a", stance="refute", topics=["key"]),
+                Expected(text="b", stance="refute", topics=["key"]),
                 Expected(text="c", stance="decline"), Expected(text="d", stance="explain", topics=["value"])]
     scores = score_dev_set([R("refute", ["key"]), R("affirm", ["key"]), R("explain", ["x"]), R("decline")], expected)
     assert scores["misconceptions_corrected"] == 0.5 and scores["agreement_with_misconception"] == 1

@@ -75,7 +75,8 @@ def test_a_hostile_message_costs_at_most_twice_a_long_normal_one(
         explainer.answer(hostile_message)
     assert hostile.total <= 2 * prose.total, (hostile.passes, prose.passes)
     # the stance model reads a bounded number of (part, statement) pairs, however many sentences arrive
-    assert prose_stance.total > 0 and hostile_stance.total <= 2 * prose_stance.total, (hostile_stance.passes, prose_stance.passes)
+    assert prose_stance.total > 0 and hostile_stance.total <= 2 * prose_stance.total, (
+        hostile_stance.passes, prose_stance.passes)
     # and no single pass is longer than one full-length text
     assert all(rows * length <= EMBED_MAX_TOKENS for rows, length in hostile.passes), hostile.passes
 

@@ -41,7 +41,8 @@ def small_live(bank: Bank, small_round, runtime) -> Live:
 def prediction_round(bank: Bank) -> tuple[RoundSpec, list[Item]]:
     """Two prediction items plus two ordinary ones, so exports mix both."""
     spec = RoundSpec(id="predict-mix", title="Predict: mix", count=4, kinds=("predict", "verdict"),
-                     claims=("softmax-turns-scores-into-attention-distribution", "number-of-layers-is-decided-dynamically"))
+                     claims=("softmax-turns-scores-into-attention-distribution",
+                             "number-of-layers-is-decided-dynamically"))
     items = round_items(bank, spec)
     assert sorted(item.kind for item in items) == ["predict", "predict", "verdict", "verdict"]
     return spec, items

@@ -17,7 +17,8 @@ CHECKS = {
     "gift": lambda data: data.decode().count("\n::") == 8,
     "anki": lambda data: "collection.anki2" in zipfile.ZipFile(io.BytesIO(data)).namelist(),
     "html": lambda data: data.startswith(b"<!DOCTYPE html>") and data.count(b"<img ") >= 2,
-    "pdf": lambda data: "Part 2 · Answer key" in "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages),
+    "pdf": lambda data: "Part 2 · Answer key" in "".join(
+        p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages),
 }
 
 

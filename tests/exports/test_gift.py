@@ -107,7 +107,8 @@ def _parse_answers(question: Question, body: list[str]) -> None:
         if len(parts) != 3 or parts[0] != first:
             raise GiftError(f"true/false needs {first}#wrong#right, got {parts}")
         right = first.startswith("T")
-        question.answers = [(right, "true", parts[2] if right else parts[1]), (not right, "false", parts[1] if right else parts[2])]
+        question.answers = [(right, "true", parts[2] if right else parts[1]),
+                            (not right, "false", parts[1] if right else parts[2])]
         return
     if body and body[0] == "#":
         question.kind = "numerical"
@@ -205,7 +206,8 @@ def test_a_round_with_markup_and_control_characters_still_parses(bank, small_rou
     assert not any(ord(char) < 32 and char != "\n" or 0x7F <= ord(char) <= 0x9F for char in exported)
     category, questions = parse_gift(exported)
     check(questions, items)
-    assert category == "$course$/top/KQV Tutor/Round b KQVBOLD b img src x onerror alert(1) quoted : x (javascript:alert(1)) end"
+    assert category == ("$course$/top/KQV Tutor/Round b KQVBOLD b img src x onerror alert(1) quoted : x "
+                        "(javascript:alert(1)) end")
     for html_text, expected in ((questions[0].text.removeprefix("[html]"), PROMPT), (questions[0].general, CLAIM)):
         fragment = lxml.html.fragment_fromstring(html_text, create_parent="div")
         assert fragment.find(".//b") is None and fragment.find(".//img") is None

@@ -62,7 +62,8 @@ def test_html_has_every_question_and_a_key_with_a_figure_per_demo_run(bank, smal
 def test_html_is_self_contained_and_prints_the_key_on_a_new_page(bank, small_round, small_live):
     spec, items = small_round
     page = handout_html(bank, spec, items, small_live)
-    assert not re.search(r"""(src|href)=["']?(https?:)?//[^"']*\.(css|js|png|woff2?)|<link|<script|@import|url\(""", page)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//[^"']*\.(css|js|png|woff2?)"""
+                         r"""|<link|<script|@import|url\(""", page)
     assert re.search(r"@media print", page) and re.search(r"\.answer-key \{ break-before: page;", page)
     assert "\\" not in lxml.html.fromstring(page).text_content()
 
@@ -149,7 +150,8 @@ def test_figure_captions_read_the_demos_markdown_headline_as_text():
     assert "\\" in caption  # escaped for the app
     figure = Figure(1, kv_cache.DEMO.id, kv_cache.DEMO.title, caption, "on “The cat”", None)
     for page in (figure_html(figure), card_figure(figure)):
-        assert "Generated: the mat. [x](y) a->b" in lxml.html.fragment_fromstring(page, create_parent="div").text_content()
+        assert ("Generated: the mat. [x](y) a->b"
+                in lxml.html.fragment_fromstring(page, create_parent="div").text_content())
     pdf = FPDF()
     pdf.add_font(FONT, "", str(font_path("DejaVuSans.ttf")))
     pdf.add_font(FONT, "B", str(font_path("DejaVuSans-Bold.ttf")))
@@ -207,7 +209,8 @@ def test_the_pdf_cites_each_work_once_and_shortens_long_author_lists():
     assert short_citation(vaswani).startswith("Vaswani, A., et al. (2017). Attention Is All You Need.")
     two = Reference(authors="Li, X. L., Liang, P.", title="Prefix-Tuning", year=2021)
     assert short_citation(two).startswith("Li, X. L., Liang, P. (2021)")
-    assert short_citation(Reference(authors="He, H., Thinking Machines Lab", title="T", year=2025)).startswith("He, H., Thinking")
+    assert short_citation(Reference(authors="He, H., Thinking Machines Lab", title="T", year=2025)).startswith(
+        "He, H., Thinking")
     question = Reference(authors="Michel, P., Levy, O., Neubig, G.", title="Are Sixteen Heads Really Better than One?",
                          year=2019)
     assert "One? (2019)" not in short_citation(question) and "One?." not in short_citation(question)

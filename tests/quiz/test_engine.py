@@ -231,7 +231,8 @@ def test_calibration_advice_says_over_or_under_confident_by_the_cbm_thresholds()
     assert BEST_RANGE[2] == pytest.approx((2 / 3, 0.8)) and BEST_RANGE[3][0] == pytest.approx(0.8)
 
     def advice(*answers: tuple[bool, int]) -> str:
-        return calibration_advice(summarise(Answer(f"i{n}", "c", right, level) for n, (right, level) in enumerate(answers)))
+        return calibration_advice(summarise(Answer(f"i{n}", "c", right, level)
+                                            for n, (right, level) in enumerate(answers)))
 
     over = advice((True, 3), (True, 3), (True, 3), (False, 3))  # 75 % right when sure
     assert "over-confident" in over and "right 3 of 4 times" in over and "under" not in over

@@ -21,7 +21,8 @@ TWO_OK = {"students": 200, "servers": 2, "database": "postgresql", "p50_ms": 30.
 def figures(**changes) -> dict:
     base = {
         "sizes": "full",
-        "yaml_fuzz": {"files": 1000, "crashes": 0, "tracebacks": 0, "errors_without_line": 0, "max_seconds_per_file": 1.0},
+        "yaml_fuzz": {"files": 1000, "crashes": 0, "tracebacks": 0, "errors_without_line": 0,
+                      "max_seconds_per_file": 1.0},
         "hostile_text": {"messages": 1000, "exceptions": 0, "links_rendered": 0, "p95_ms": 100.0, "max_ms": 300.0},
         "kill9_sqlite": dict(KILL9_OK), "kill9_postgresql": dict(KILL9_OK),
         "hostile_visitor": dict(VISITOR_OK), "two_servers_postgresql": dict(TWO_OK),

@@ -29,7 +29,8 @@ def test_messages_past_the_burst_are_refused_with_the_wait_and_given_back(page: 
     say(page, refused)
     assert len(page.session_state["ask.turns"]) == CHAT.burst  # not answered, not stored
     warnings = [warning.value for warning in page.warning]
-    assert any(value.startswith("You are sending messages faster than I can answer; wait ") for value in warnings), warnings
+    assert any(value.startswith("You are sending messages faster than I can answer; wait ")
+               for value in warnings), warnings
     assert [block.value for block in page.code] == [refused]  # shown as plain text, to copy and send again
 
     other = open_ask_page()  # another visitor's session has its own bucket

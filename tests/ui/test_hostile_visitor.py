@@ -41,7 +41,8 @@ def test_a_hostile_visitor_slows_a_class_of_8_at_most_twofold():
     assert report.quiet.errors == 0 and report.hostile.errors == 0, report.hostile.error_samples
     assert report.hostile.answers_stored == report.hostile.answers_expected == 80
     visitor = report.visitor
-    assert visitor.chat_answered > 0 and visitor.uploads_refused_with_message > 0 and visitor.uploads_refused_by_size > 0
+    assert (visitor.chat_answered > 0 and visitor.uploads_refused_with_message > 0
+            and visitor.uploads_refused_by_size > 0)
     assert visitor.uploads_accepted == 0 and visitor.exceptions == 0 and visitor.links_rendered == 0, \
         visitor.error_samples
     assert report.p95_ratio <= MAX_P95_RATIO, (report.quiet.p95_ms, report.hostile.p95_ms)

@@ -21,7 +21,8 @@ is checked against the papers and against a real model you can run yourself.
 # Inline math on two lines, not st.latex: a display formula sits in a scrolling box that a keyboard cannot
 # reach (axe-core: scrollable-region-focusable), and on a phone it scrolls sideways.
 st.markdown(r"$q_i = W_Q x_i,\ k_i = W_K x_i,\ v_i = W_V x_i$" "\n\n"
-            r"$\mathrm{head}(x)_i = \sum_j \mathrm{softmax}_j\!\left(\frac{q_i\cdot k_j}{\sqrt{d}} + m_{ij}\right) v_j$")
+            r"$\mathrm{head}(x)_i = \sum_j \mathrm{softmax}_j\!"
+            r"\left(\frac{q_i\cdot k_j}{\sqrt{d}} + m_{ij}\right) v_j$")
 st.markdown(
     """
 ### The models
@@ -36,5 +37,5 @@ Both ship inside PyPI packages, so nothing is downloaded from a model hub:
 - Vaswani et al., 2017. *Attention Is All You Need.* NeurIPS. https://arxiv.org/abs/1706.03762
 - Allal et al., 2025. *SmolLM2: When Smol Goes Big.* https://arxiv.org/abs/2502.02737
 - Wang et al., 2020. *MiniLM.* NeurIPS. https://arxiv.org/abs/2002.10957
-"""
+"""  # noqa: E501 (a Markdown table row cannot be wrapped)
 )

@@ -20,9 +20,11 @@ cards = [
      "quiz.py", "Take a quiz", ":material/quiz:"),
     ("See it live", f"{len(DEMOS)} demonstrations on real models, on your own sentence.",
      "demo_lab.py", "Open the Demo lab", ":material/science:"),
-    ("Read the claims", f"{len(bank().claims)} claims: those of the source dialogue and the common misconceptions learners state in public posts, each checked, with its correction.",
+    ("Read the claims", f"{len(bank().claims)} claims: those of the source dialogue and the common misconceptions "
+     "learners state in public posts, each checked, with its correction.",
      "claims.py", "Browse the claims", ":material/fact_check:"),
-    ("Ask", "Ask a question or state a belief: answers come only from the vetted bank, and say plainly when you are wrong.",
+    ("Ask", "Ask a question or state a belief: answers come only from the vetted bank, "
+     "and say plainly when you are wrong.",
      "ask.py", "Ask the tutor", ":material/forum:"),
     ("Teach a class", "Give a class a round by code, watch the results live, print handouts, export to Moodle or Anki.",
      "instructor.py", "Open the instructor page", ":material/school:"),

@@ -62,8 +62,9 @@ def create(spec: RoundSpec, max_students: int, wait_for_start: bool) -> None:
 def spec_from_choices() -> RoundSpec | None:
     with st.form("new-round"):
         title = st.text_input("Title the class sees", "Class round", max_chars=120)
-        claims = st.multiselect("Claims (none = any)", list(loaded.claims),
-                                format_func=lambda cid: f"{cid}: “{headline(loaded.claims[cid])[:70]}”")  # plain-text sink
+        claims = st.multiselect(
+            "Claims (none = any)", list(loaded.claims),
+            format_func=lambda cid: f"{cid}: “{headline(loaded.claims[cid])[:70]}”")  # plain-text sink
         topics = st.multiselect("Topics (none = any)", TOPICS)
         kinds = st.multiselect("Item types", list(ITEM_KINDS), default=["verdict", "multiple_choice"],
                                format_func=KIND_LABELS.get)
