@@ -5,28 +5,37 @@ implementation, "kqv_eager", that calls the model family's `eager_attention_forw
 unchanged and records what goes in and out, plus forward hooks on each block.
 Recording happens only inside `recording()`; otherwise the hooks do nothing.
 
-Names and shapes (as a Trace holds them, batch dimension dropped; T tokens; H query heads; H_kv key/value heads):
+Names and shapes (as a Trace holds them, batch dimension dropped; T tokens; H query heads; H_kv key/value heads).
+A name that TransformerLens also has means what it means there (`hook_` dropped); the last column gives it:
 
-    blocks.{L}.resid_pre     [T, d_model]      input of block L (block 0: token embeddings)
-    blocks.{L}.attn.q        [H, T, d_head]    queries (after RoPE in SmolLM2)
-    blocks.{L}.attn.k        [H_kv, T, d_head] keys (after RoPE in SmolLM2)
-    blocks.{L}.attn.k_unrotated [H_kv, T, d_head] keys before RoPE (SmolLM2 only)
-    blocks.{L}.attn.v        [H_kv, T, d_head] values
-    blocks.{L}.attn.scores   [H, T, T]         q . k / sqrt(d_head), before the mask
-    blocks.{L}.attn.pattern  [H, T, T]         the model's own attention weights
-    blocks.{L}.attn.out      [T, H, d_head]    each head's output, weights @ V (before o_proj)
-    blocks.{L}.attn.result   [T, d_model]      what attention adds to the residual stream (after o_proj)
-    blocks.{L}.mlp.post      [T, d_mlp]        MLP neuron activations (the input of down_proj)
-    blocks.{L}.mlp.out       [T, d_model]      what the MLP adds to the residual stream
-    blocks.{L}.resid_post    [T, d_model]      output of block L
-    ln_final.out             [T, d_model]      after the final norm, what the LM head reads
+    blocks.{L}.resid_pre          [T, d_model]      input of block L (block 0: token embeddings)  hook_resid_pre
+    blocks.{L}.attn.q             [H, T, d_head]    queries, as projected (before RoPE)            attn.hook_q
+    blocks.{L}.attn.k             [H_kv, T, d_head] keys, as projected (before RoPE)               attn.hook_k
+    blocks.{L}.attn.v             [H_kv, T, d_head] values, as attention reads them                attn.hook_v
+    blocks.{L}.attn.rot_q         [H, T, d_head]    queries after RoPE, as attention reads them    attn.hook_rot_q
+    blocks.{L}.attn.rot_k         [H_kv, T', d_head] keys after RoPE, as attention reads them
+                                                    (T' = the whole KV cache when generating)     attn.hook_rot_k
+    blocks.{L}.attn.scores_unmasked [H, T, T']      q . k / sqrt(d_head), before the mask          (TL's attn_scores
+                                                                                                   are masked)
+    blocks.{L}.attn.pattern       [H, T, T']        the model's own attention weights              attn.hook_pattern
+    blocks.{L}.attn.z             [T, H, d_head]    each head's output, weights @ V (before o_proj) attn.hook_z
+    blocks.{L}.attn_out           [T, d_model]      what attention adds to the residual stream      hook_attn_out
+    blocks.{L}.mlp.post           [T, d_mlp]        MLP neuron activations (the input of down_proj) mlp.hook_post
+    blocks.{L}.mlp_out            [T, d_model]      what the MLP adds to the residual stream        hook_mlp_out
+    blocks.{L}.resid_post         [T, d_model]      output of block L                               hook_resid_post
+    ln_final.out                  [T, d_model]      after the final norm, what the LM head reads   (ln_final.
+                                                                                                   hook_normalized)
+
+A model without RoPE (MiniLM) has no rot_q / rot_k: what its attention reads is recorded as attn.q / attn.k.
+The names were chosen so that a TransformerLens user reads them right: before, `attn.k` was the rotated key,
+`attn.out` was TL's hook_z and `attn.result` (TL: per head) was the summed hook_attn_out.
 
 `Recorder.calls` counts how often each hook point fired, recorded or not: one forward
 pass of SmolLM2 fires `blocks.{L}.attn.pattern` exactly once per layer.
 
 Interventions replace what a hook point passes on: `recording(interventions={name: fn})`
-with `fn(output, block_input)` for `blocks.{L}.resid_post`, `blocks.{L}.attn.result` and
-`blocks.{L}.mlp.out` (e.g. zero an MLP, or skip a whole block by returning its input).
+with `fn(output, block_input)` for `blocks.{L}.resid_post`, `blocks.{L}.attn_out` and
+`blocks.{L}.mlp_out` (e.g. zero an MLP, or skip a whole block by returning its input).
 """
 
 from __future__ import annotations
@@ -83,8 +92,8 @@ def recording(
         _active.reset(token)
 
 
-_TOKEN_AXES = {"attn.q": (1,), "attn.k": (1,), "attn.k_unrotated": (1,), "attn.v": (1,),
-               "attn.scores": (1, 2), "attn.pattern": (1, 2)}
+_TOKEN_AXES = {"attn.q": (1,), "attn.k": (1,), "attn.rot_q": (1,), "attn.rot_k": (1,), "attn.v": (1,),
+               "attn.scores_unmasked": (1, 2), "attn.pattern": (1, 2)}
 
 
 def span_of(name: str, packed: torch.Tensor, start: int, n_tokens: int) -> torch.Tensor:
@@ -133,16 +142,17 @@ def _recording_attention(
     recorder = _active.get()
     if recorder is not None:
         name = f"blocks.{module.kqv_layer}.attn."
-        recorder.record(name + "q", query)
-        recorder.record(name + "k", key)
+        read = "rot_" if module.kqv_rotary else ""  # with RoPE, attention reads the rotated q and k
+        recorder.record(name + read + "q", query)
+        recorder.record(name + read + "k", key)
         recorder.record(name + "v", value)
-        if recorder.wants(name + "scores"):
-            recorder.calls[name + "scores"] += 1
+        if recorder.wants(name + "scores_unmasked"):
+            recorder.calls[name + "scores_unmasked"] += 1
             keys_per_query_head = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
             scores = query @ keys_per_query_head.transpose(-1, -2) * scaling
-            recorder.activations[name + "scores"] = scores.detach()
+            recorder.activations[name + "scores_unmasked"] = scores.detach()
         recorder.record(name + "pattern", weights)
-        recorder.record(name + "out", output)
+        recorder.record(name + "z", output)
     return output, weights
 
 
@@ -211,25 +221,32 @@ def install(
     final_norm: nn.Module | None,
     attention_outputs: Sequence[nn.Module] = (),
     mlp_outputs: Sequence[nn.Module] = (),
+    query_projections: Sequence[nn.Module] = (),
     key_projections: Sequence[nn.Module] = (),
     d_head: int = 0,
 ) -> None:
     """Switch `model` to the recording attention and hook every block.
 
     `attention_outputs` are the output projections (o_proj) and `mlp_outputs` the MLPs'
-    last linear layers (down_proj), one per block, where the model has them.
+    last linear layers (down_proj), one per block, where the model has them. Given the query and key
+    projections (q_proj, k_proj) of a model with RoPE, attn.q / attn.k are their outputs and what attention
+    reads is attn.rot_q / attn.rot_k.
     """
     model.set_attn_implementation(ATTN_IMPLEMENTATION)
+    rotary = bool(key_projections)
     for index, (block, attention) in enumerate(zip(blocks, attentions, strict=True)):
         attention.kqv_layer = index
+        attention.kqv_rotary = rotary
         block.register_forward_pre_hook(_record_block_input(index), with_kwargs=True)
         block.register_forward_hook(_record_output(f"blocks.{index}.resid_post"), with_kwargs=True)
     for index, projection in enumerate(attention_outputs):
-        projection.register_forward_hook(_record_output(f"blocks.{index}.attn.result"), with_kwargs=True)
+        projection.register_forward_hook(_record_output(f"blocks.{index}.attn_out"), with_kwargs=True)
     for index, down in enumerate(mlp_outputs):
         down.register_forward_pre_hook(_record_input(f"blocks.{index}.mlp.post"))
-        down.register_forward_hook(_record_output(f"blocks.{index}.mlp.out"), with_kwargs=True)
+        down.register_forward_hook(_record_output(f"blocks.{index}.mlp_out"), with_kwargs=True)
+    for index, projection in enumerate(query_projections):
+        projection.register_forward_hook(_record_heads(f"blocks.{index}.attn.q", d_head))
     for index, projection in enumerate(key_projections):
-        projection.register_forward_hook(_record_heads(f"blocks.{index}.attn.k_unrotated", d_head))
+        projection.register_forward_hook(_record_heads(f"blocks.{index}.attn.k", d_head))
     if final_norm is not None:
         final_norm.register_forward_hook(_record_output("ln_final.out"), with_kwargs=True)

@@ -484,7 +484,7 @@ def hashes_digest(hashes: dict[str, bytes]) -> str:
     return blake3.blake3(b"".join(name.encode() + b"\0" + value for name, value in hashes.items())).hexdigest()
 
 
-def _shape(name: str, config: transformers.PretrainedConfig, causal: bool) -> ModelShape:
+def _shape(name: str, config: transformers.PretrainedConfig, causal: bool, rotary: bool = False) -> ModelShape:
     n_heads = config.num_attention_heads
     d_head = getattr(config, "head_dim", None) or config.hidden_size // n_heads
     return ModelShape(
@@ -495,6 +495,7 @@ def _shape(name: str, config: transformers.PretrainedConfig, causal: bool) -> Mo
         d_model=config.hidden_size,
         d_head=d_head,
         causal=causal,
+        rotary=rotary,
     )
 
 
@@ -533,10 +534,11 @@ def load_smollm2(cache_root: Path | None = None, progress: ProgressFn = _quiet) 
         decoder.norm,
         attention_outputs=[block.self_attn.o_proj for block in decoder.layers],
         mlp_outputs=[block.mlp.down_proj for block in decoder.layers],
+        query_projections=[block.self_attn.q_proj for block in decoder.layers],
         key_projections=[block.self_attn.k_proj for block in decoder.layers],
         d_head=model.config.head_dim,
     )
-    shape = _shape(SMOLLM2, model.config, causal=True)
+    shape = _shape(SMOLLM2, model.config, causal=True, rotary=True)
     progress("Recording SmolLM2's weight hashes and a reference prediction", 0.85)
     hashes, reference = weight_hashes(model), _reference_logits(model, tokenizer)
     return LoadedModel(SMOLLM2, model, tokenizer, shape, time.perf_counter() - started, hashes, reference)

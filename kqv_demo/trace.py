@@ -33,6 +33,12 @@ class ModelShape:
     d_model: int
     d_head: int
     causal: bool
+    rotary: bool = False  # RoPE turns q and k inside attention (SmolLM2; MiniLM adds positions to embeddings)
+
+    def attention_reads(self, kind: str) -> str:
+        """The hook name, within `blocks.{L}.attn.`, of the queries ("q") or keys ("k") attention reads:
+        after RoPE where the model has it (see kqv_demo.hooks)."""
+        return f"rot_{kind}" if self.rotary else kind
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from kqv_demo import numerics
-from kqv_demo.runtime import Runtime, load_smollm2
+from kqv_demo.runtime import MINILM, Runtime, load_smollm2
 
 PROMPT = "Keys are computed from each token's hidden state, not looked up."
 
@@ -63,8 +63,8 @@ def test_q_and_k_are_the_projections_of_the_block_input_after_rope(runtime: Runt
     attention = block.self_attn
     q_noise = _rope_noise(_norm_and_product_noise(normed, attention.q_proj.weight), q_rope)
     k_noise = _rope_noise(_norm_and_product_noise(normed, attention.k_proj.weight), k_rope)
-    torch.testing.assert_close(trace[f"blocks.{layer}.attn.q"], q_rope[0], rtol=0, atol=q_noise)
-    torch.testing.assert_close(trace[f"blocks.{layer}.attn.k"], k_rope[0], rtol=0, atol=k_noise)
+    torch.testing.assert_close(trace[f"blocks.{layer}.attn.rot_q"], q_rope[0], rtol=0, atol=q_noise)
+    torch.testing.assert_close(trace[f"blocks.{layer}.attn.rot_k"], k_rope[0], rtol=0, atol=k_noise)
     torch.testing.assert_close(trace[f"blocks.{layer}.attn.v"], v, rtol=0,
                                atol=_norm_and_product_noise(normed, attention.v_proj.weight))
     assert not torch.allclose(q_rope[0], q), "RoPE must have rotated the queries"
@@ -78,13 +78,13 @@ def test_head_outputs_are_weights_times_values(runtime: Runtime, trace):
         values = trace[f"blocks.{layer}.attn.v"].repeat_interleave(group, dim=0)  # [H, T, d]
         expected = (pattern @ values).transpose(0, 1)  # [T, H, d]
         noise = numerics.matmul_noise(pattern, values)
-        torch.testing.assert_close(trace[f"blocks.{layer}.attn.out"], expected, rtol=0, atol=noise)
+        torch.testing.assert_close(trace[f"blocks.{layer}.attn.z"], expected, rtol=0, atol=noise)
 
 
 def test_scores_are_scaled_dot_products_before_the_mask(runtime: Runtime, trace):
-    q = trace["blocks.4.attn.q"][0]
-    k = trace["blocks.4.attn.k"][0]
-    scores = trace["blocks.4.attn.scores"][0]
+    q = trace["blocks.4.attn.rot_q"][0]
+    k = trace["blocks.4.attn.rot_k"][0]
+    scores = trace["blocks.4.attn.scores_unmasked"][0]
     scale = runtime.smollm2.shape.d_head**0.5
     torch.testing.assert_close(scores, q @ k.T / scale, rtol=0, atol=numerics.matmul_noise(q, k.T) / scale)
     assert torch.isfinite(scores).all(), "scores are recorded before the causal mask"
@@ -107,11 +107,11 @@ def test_residual_stream_chains_and_the_final_norm_feeds_the_lm_head(runtime: Ru
 def test_names_filter_records_only_what_is_asked(runtime: Runtime):
     trace = runtime.trace(PROMPT, names_filter=lambda name: name.startswith("blocks.3.attn."))
     assert set(trace.activations) == {
-        f"blocks.3.attn.{n}" for n in ("q", "k", "k_unrotated", "v", "scores", "pattern", "out", "result")
+        f"blocks.3.attn.{n}" for n in ("q", "k", "rot_q", "rot_k", "v", "scores_unmasked", "pattern", "z")
     }
     assert trace.calls["blocks.4.attn.pattern"] == 1, "hooks fire (and are counted) even when not recorded"
     with pytest.raises(KeyError, match="was not recorded"):
-        trace["blocks.4.attn.q"]
+        trace["blocks.4.attn.rot_q"]
 
 
 def test_outside_a_trace_nothing_is_recorded(runtime: Runtime):
@@ -128,16 +128,16 @@ def test_attention_result_and_mlp_are_what_each_sublayer_adds(runtime: Runtime, 
     for layer in (1, 16):
         block = runtime.smollm2.model.model.layers[layer]
         with torch.inference_mode():
-            heads = trace[f"blocks.{layer}.attn.out"].reshape(trace.n_tokens, -1)
+            heads = trace[f"blocks.{layer}.attn.z"].reshape(trace.n_tokens, -1)
             result = block.self_attn.o_proj(heads)
-            middle = trace[f"blocks.{layer}.resid_pre"] + trace[f"blocks.{layer}.attn.result"]
+            middle = trace[f"blocks.{layer}.resid_pre"] + trace[f"blocks.{layer}.attn_out"]
             mlp = block.mlp.down_proj(trace[f"blocks.{layer}.mlp.post"])
         attention_noise = numerics.matmul_noise(heads, block.self_attn.o_proj.weight.T)
         mlp_noise = numerics.matmul_noise(trace[f"blocks.{layer}.mlp.post"], block.mlp.down_proj.weight.T)
-        torch.testing.assert_close(trace[f"blocks.{layer}.attn.result"], result, rtol=0, atol=attention_noise)
-        torch.testing.assert_close(trace[f"blocks.{layer}.mlp.out"], mlp, rtol=0, atol=mlp_noise)
+        torch.testing.assert_close(trace[f"blocks.{layer}.attn_out"], result, rtol=0, atol=attention_noise)
+        torch.testing.assert_close(trace[f"blocks.{layer}.mlp_out"], mlp, rtol=0, atol=mlp_noise)
         # exact on every CPU: the same two additions, in the same order, as the block makes
-        assert torch.equal(trace[f"blocks.{layer}.resid_post"], middle + trace[f"blocks.{layer}.mlp.out"])
+        assert torch.equal(trace[f"blocks.{layer}.resid_post"], middle + trace[f"blocks.{layer}.mlp_out"])
         assert trace[f"blocks.{layer}.mlp.post"].shape == (
             trace.n_tokens, runtime.smollm2.model.config.intermediate_size)
 
@@ -149,9 +149,29 @@ def test_unrotated_keys_are_the_plain_projection(runtime: Runtime, trace):
         normed = block.input_layernorm(trace["blocks.6.resid_pre"])
         keys = block.self_attn.k_proj(normed).view(trace.n_tokens, shape.n_kv_heads, shape.d_head).transpose(0, 1)
     noise = _norm_and_product_noise(normed, block.self_attn.k_proj.weight)
-    torch.testing.assert_close(trace["blocks.6.attn.k_unrotated"], keys, rtol=0, atol=noise)
-    assert not torch.allclose(trace["blocks.6.attn.k_unrotated"][:, 1:], trace["blocks.6.attn.k"][:, 1:])
-    torch.testing.assert_close(trace["blocks.6.attn.k_unrotated"][:, 0], trace["blocks.6.attn.k"][:, 0])
+    torch.testing.assert_close(trace["blocks.6.attn.k"], keys, rtol=0, atol=noise)
+    assert not torch.allclose(trace["blocks.6.attn.k"][:, 1:], trace["blocks.6.attn.rot_k"][:, 1:])
+    torch.testing.assert_close(trace["blocks.6.attn.k"][:, 0], trace["blocks.6.attn.rot_k"][:, 0])
+
+
+def test_names_mean_what_transformerlens_means(runtime: Runtime, trace):
+    """Issue #15, 5: attn.q / attn.k are the projections before RoPE (TL's hook_q / hook_k), attn.rot_q /
+    attn.rot_k what attention reads after it (hook_rot_q / hook_rot_k); attn.z is per head (hook_z) and the
+    summed output is the block's attn_out (hook_attn_out). RoPE leaves position 0 unrotated and turns the rest."""
+    block = runtime.smollm2.model.model.layers[6]
+    shape = runtime.smollm2.shape
+    with torch.inference_mode():
+        normed = block.input_layernorm(trace["blocks.6.resid_pre"])
+        queries = block.self_attn.q_proj(normed).view(trace.n_tokens, shape.n_heads, shape.d_head).transpose(0, 1)
+    noise = _norm_and_product_noise(normed, block.self_attn.q_proj.weight)
+    torch.testing.assert_close(trace["blocks.6.attn.q"], queries, rtol=0, atol=noise)
+    assert not torch.allclose(trace["blocks.6.attn.q"][:, 1:], trace["blocks.6.attn.rot_q"][:, 1:])
+    torch.testing.assert_close(trace["blocks.6.attn.q"][:, 0], trace["blocks.6.attn.rot_q"][:, 0])
+    assert trace["blocks.6.attn.z"].shape == (trace.n_tokens, shape.n_heads, shape.d_head)
+    assert trace["blocks.6.attn_out"].shape == (trace.n_tokens, shape.d_model)
+    encoder = runtime.trace(PROMPT, model=MINILM, names_filter=lambda name: name.startswith("blocks.2.attn."))
+    assert {"blocks.2.attn.q", "blocks.2.attn.k"} <= set(encoder.activations)  # no RoPE: nothing "rot_"
+    assert not any(".rot_" in name for name in encoder.activations)
 
 
 def test_interventions_change_what_flows_on(runtime: Runtime, trace):
@@ -162,9 +182,9 @@ def test_interventions_change_what_flows_on(runtime: Runtime, trace):
     assert torch.equal(skipped["blocks.8.resid_pre"], skipped["blocks.7.resid_pre"])
     assert torch.equal(skipped["blocks.6.resid_post"], trace["blocks.6.resid_post"]), "earlier layers untouched"
     assert not torch.equal(skipped.logits, trace.logits)
-    zeroed = runtime.trace(PROMPT, interventions={"blocks.3.mlp.out": lambda output, _: torch.zeros_like(output)})
-    assert (zeroed["blocks.3.mlp.out"] == 0).all()
+    zeroed = runtime.trace(PROMPT, interventions={"blocks.3.mlp_out": lambda output, _: torch.zeros_like(output)})
+    assert (zeroed["blocks.3.mlp_out"] == 0).all()
     torch.testing.assert_close(zeroed["blocks.3.resid_post"],
-                               zeroed["blocks.3.resid_pre"] + zeroed["blocks.3.attn.result"])
+                               zeroed["blocks.3.resid_pre"] + zeroed["blocks.3.attn_out"])
     again = runtime.trace(PROMPT, all_logits=True)  # the same pass again: exact on any CPU
     assert torch.equal(again.logits, trace.logits), "an intervention never outlives its trace"

@@ -36,11 +36,11 @@ def test_trace_records_every_block_with_the_documented_shapes(runtime: Runtime):
     shape, t = trace.model, trace.n_tokens
     assert trace.tokens == ["The", " cat", " sat", " on", " the", " mat"]
     for layer in range(shape.n_layers):
-        assert trace[f"blocks.{layer}.attn.q"].shape == (shape.n_heads, t, shape.d_head)
-        assert trace[f"blocks.{layer}.attn.k"].shape == (shape.n_kv_heads, t, shape.d_head)
+        assert trace[f"blocks.{layer}.attn.rot_q"].shape == (shape.n_heads, t, shape.d_head)
+        assert trace[f"blocks.{layer}.attn.rot_k"].shape == (shape.n_kv_heads, t, shape.d_head)
         assert trace[f"blocks.{layer}.attn.v"].shape == (shape.n_kv_heads, t, shape.d_head)
         assert trace[f"blocks.{layer}.attn.pattern"].shape == (shape.n_heads, t, t)
-        assert trace[f"blocks.{layer}.attn.out"].shape == (t, shape.n_heads, shape.d_head)
+        assert trace[f"blocks.{layer}.attn.z"].shape == (t, shape.n_heads, shape.d_head)
         assert trace[f"blocks.{layer}.resid_post"].shape == (t, shape.d_model)
     assert trace.logits.shape == (1, runtime.smollm2.model.config.vocab_size)
 

@@ -57,8 +57,8 @@ def from_trace(trace: Trace, layer: int, head: int, *, scaled: bool = True, mask
     shape = trace.model
     heads_per_kv_head = shape.n_heads // shape.n_kv_heads
     kv_head = head // heads_per_kv_head
-    q = trace[f"blocks.{layer}.attn.q"][head]  # [T, d_head]
-    k = trace[f"blocks.{layer}.attn.k"][kv_head]  # [T, d_head]
+    q = trace[f"blocks.{layer}.attn.{shape.attention_reads('q')}"][head]  # [T, d_head]
+    k = trace[f"blocks.{layer}.attn.{shape.attention_reads('k')}"][kv_head]  # [T, d_head]
     scores = q @ k.T
     if scaled:
         scores = scores / math.sqrt(shape.d_head)
@@ -167,8 +167,8 @@ def details(result: AttentionByHand) -> str:
         "s_{ij} = \\frac{q_i \\cdot k_j}{\\sqrt{d}} + m_{ij},\\qquad "
         "m_{ij} = \\begin{cases} 0 & j \\le i \\\\ -\\infty & j > i \\end{cases}$$\n\n"
         "```python\n"
-        f"q = trace['blocks.{result.layer}.attn.q'][{result.head}]   # [T, {result.d_head}] queries, after RoPE\n"
-        f"k = trace['blocks.{result.layer}.attn.k'][{result.kv_head}]   "
+        f"q = trace['blocks.{result.layer}.attn.rot_q'][{result.head}]   # [T, {result.d_head}] queries, after RoPE\n"
+        f"k = trace['blocks.{result.layer}.attn.rot_k'][{result.kv_head}]   "
         f"# [T, {result.d_head}] keys of key/value head {result.kv_head}\n"
         f"scores = q @ k.T / {result.d_head}**0.5\n"
         "scores[future] = -inf                  # causal mask\n"

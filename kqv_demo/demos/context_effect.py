@@ -134,7 +134,7 @@ def compute(runtime, prompt: str, prefix: str, target: str, distractor: str) -> 
         raise UserInputError("The distractor is the same text as the prefix: make it different.")
     space = "" if prompt[-1:].isspace() or target[:1].isspace() else " "
     continuation = space + target.rstrip()
-    record = lambda name: name.endswith(("attn.pattern", "attn.k", "attn.v"))  # noqa: E731
+    record = lambda name: name.endswith(("attn.pattern", "attn.rot_k", "attn.v"))  # noqa: E731
 
     plain_ids, truncation = runtime.tokenize(prompt)
     if truncation is not None:
@@ -159,9 +159,9 @@ def compute(runtime, prompt: str, prefix: str, target: str, distractor: str) -> 
     helpful = scored[0]
     shape = helpful.trace.model
     n = len(helpful.context_tokens)
-    keys = [helpful.trace[f"blocks.{layer}.attn.k"].shape for layer in range(shape.n_layers)]
+    keys = [helpful.trace[f"blocks.{layer}.attn.rot_k"].shape for layer in range(shape.n_layers)]
     values = [helpful.trace[f"blocks.{layer}.attn.v"].shape for layer in range(shape.n_layers)]
-    plain_keys = [plain.trace[f"blocks.{layer}.attn.k"].shape for layer in range(shape.n_layers)]
+    plain_keys = [plain.trace[f"blocks.{layer}.attn.rot_k"].shape for layer in range(shape.n_layers)]
     added_keys = {k[0] * k[1] - p[0] * p[1] for k, p in zip(keys, plain_keys)}
     added_values = {v[0] * v[1] - p[0] * p[1] for v, p in zip(values, plain_keys)}
     assert len(added_keys) == len(added_values) == 1, "every layer adds the same number of keys"

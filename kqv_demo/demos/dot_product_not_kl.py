@@ -83,8 +83,8 @@ def compute(runtime, prompt: str, layer: int, head: int) -> DotProductNotKL:
     trace = runtime.trace(prompt, names_filter=lambda name: name.startswith(prefix))
     shape = trace.model
     kv_head = head // (shape.n_heads // shape.n_kv_heads)
-    q = trace[prefix + "q"][head, -1]  # the last token's query, [d_head]
-    keys = trace[prefix + "k"][kv_head]  # [T, d_head]
+    q = trace[prefix + "rot_q"][head, -1]  # the last token's query, [d_head]
+    keys = trace[prefix + "rot_k"][kv_head]  # [T, d_head]
     model_row = trace[prefix + "pattern"][head, -1]
     dot_row = torch.softmax(keys @ q / math.sqrt(shape.d_head), dim=-1)
     p = torch.softmax(q, dim=-1)

@@ -98,7 +98,7 @@ def compute(runtime, prompt: str, layer: int) -> HeadsDiffer:
     shape = runtime.smollm2.shape
     check_layer_head(shape, layer)
     prefix = f"blocks.{layer}.attn."
-    trace = runtime.trace(prompt, names_filter=lambda name: name in (prefix + "pattern", prefix + "q"))
+    trace = runtime.trace(prompt, names_filter=lambda name: name in (prefix + "pattern", prefix + "rot_q"))
     patterns = trace[prefix + "pattern"]  # [H, T, T]
     choosing = patterns[:, 1:].double()  # row 0 has one key only: every head gives it weight 1
     n_heads = shape.n_heads
@@ -119,7 +119,7 @@ def compute(runtime, prompt: str, layer: int) -> HeadsDiffer:
         d_head=shape.d_head,
         d_model=shape.d_model,
         kv_head_of=[h // group for h in range(n_heads)],
-        query_shape=tuple(trace[prefix + "q"].shape),
+        query_shape=tuple(trace[prefix + "rot_q"].shape),
         w_q_shape=tuple(w_q.shape),
         patterns=patterns.numpy().copy(),
         rows_compared=int(choosing.shape[1]),
@@ -256,7 +256,7 @@ def details(result: HeadsDiffer) -> str:
         f"patterns = trace['blocks.{layer}.attn.pattern']   # [{result.n_heads}, T, T]\n"
         f"W_Q = runtime.parameter('model.layers.{layer}.self_attn.q_proj.weight')   # {list(result.w_q_shape)}\n"
         f"blocks = W_Q.reshape({result.n_heads}, {d}, {result.d_model})   # head h: rows {d}h … {d}h + {d - 1}\n"
-        f"trace['blocks.{layer}.attn.q'].shape   # {list(result.query_shape)}: one {d}-dim query per head\n"
+        f"trace['blocks.{layer}.attn.rot_q'].shape   # {list(result.query_shape)}: one {d}-dim query per head\n"
         "```\n\n"
         f"Query head h reads key/value head h // {result.n_heads // result.n_kv_heads}: {result.kv_head_of}. "
         f"Identical heads would differ by float32 rounding only: less than {JS_ROUNDING_BITS:.0e} bits."

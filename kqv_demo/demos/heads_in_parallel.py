@@ -42,14 +42,14 @@ class HeadsInParallel:
     layers_called_once: bool  # every layer's attention ran exactly once
     out_shape: tuple[int, ...]  # [T, heads, d_head]: all heads from that one call
     o_proj_shape: tuple[int, ...]  # W_O as stored: [d_model, heads × d_head]
-    reconstruction_max_diff: float  # concat(heads) @ W_Oᵀ vs the model's attn.result
+    reconstruction_max_diff: float  # concat(heads) @ W_Oᵀ vs the model's attn_out
     orders: list[list[int]]  # the head orders tried (model order first)
     order_max_diffs: list[float]  # per order: max |result − model's result|
     one_by_one_max_diff: float  # Σ_h head_h @ W_O[:, block h]ᵀ, heads added in reverse order
     order_max_diff_float64: float  # the same reorderings in float64: how much is float32 rounding
     separate_heads_max_diff: float  # each head recomputed alone, in shuffled order, vs the one call
     separate_heads_tolerance: float  # the most float32 rounding can make two computations of a head's output differ
-    result_max_abs: float  # max |attn.result|: the scale the rounding differences compare with
+    result_max_abs: float  # max |attn_out|: the scale the rounding differences compare with
     rounding_tolerance: float  # the most float32 rounding can change concat(heads) @ W_Oᵀ, in any order of adding
     kv_head_of: list[int]  # which key/value head each query head reads
     sharing_pairs: list[tuple[int, int]]  # query-head pairs that read the same key/value head
@@ -77,8 +77,8 @@ def _project(heads: torch.Tensor, w_o: torch.Tensor, order: list[int], d_head: i
 def _one_head(trace, layer: int, head: int, group: int) -> torch.Tensor:
     """softmax(q Kᵀ/√d + causal mask) V for one query head, using nothing from any other head."""
     prefix = f"blocks.{layer}.attn."
-    q = trace[prefix + "q"][head]  # [T, d_head]
-    k, v = trace[prefix + "k"][head // group], trace[prefix + "v"][head // group]
+    q = trace[prefix + "rot_q"][head]  # [T, d_head]
+    k, v = trace[prefix + "rot_k"][head // group], trace[prefix + "v"][head // group]
     scores = q @ k.T / math.sqrt(q.shape[-1])
     if trace.model.causal:
         future = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
@@ -89,13 +89,13 @@ def _one_head(trace, layer: int, head: int, group: int) -> torch.Tensor:
 def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
     check_layer_head(runtime.smollm2.shape, layer)
     prefix = f"blocks.{layer}.attn."
-    trace = runtime.trace(prompt, names_filter=lambda name: name.startswith(prefix))
+    trace = runtime.trace(prompt, names_filter=lambda name: name.startswith((prefix, f"blocks.{layer}.attn_out")))
     shape = trace.model
     d_head, n_heads = shape.d_head, shape.n_heads
     group = n_heads // shape.n_kv_heads
-    heads = trace[prefix + "out"]  # [T, H, d_head], one call for all heads
+    heads = trace[prefix + "z"]  # [T, H, d_head], one call for all heads
     patterns = trace[prefix + "pattern"]  # [H, T, T]
-    model_result = trace[prefix + "result"]  # [T, d_model], after o_proj
+    model_result = trace[f"blocks.{layer}.attn_out"]  # [T, d_model], after o_proj
     w_o = runtime.parameter(f"model.layers.{layer}.self_attn.o_proj.weight")
 
     model_order = list(range(n_heads))
@@ -133,7 +133,7 @@ def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
         order_max_diff_float64=max(float((e - exact[0]).abs().max()) for e in exact),
         separate_heads_max_diff=float((separate - heads).abs().max()),
         separate_heads_tolerance=max(numerics.attention_output_noise(
-            trace[prefix + "q"][h], trace[prefix + "k"][h // group], trace[prefix + "v"][h // group])
+            trace[prefix + "rot_q"][h], trace[prefix + "rot_k"][h // group], trace[prefix + "v"][h // group])
             for h in model_order),
         result_max_abs=float(model_result.abs().max()),
         rounding_tolerance=numerics.matmul_noise(heads.reshape(heads.shape[0], -1), w_o.T),
@@ -249,11 +249,11 @@ def details(result: HeadsInParallel) -> str:
         "Query head h reads key/value head h // "
         f"{result.n_heads // result.n_kv_heads}: {result.kv_head_of}.\n\n"
         "```python\n"
-        f"heads = trace['blocks.{layer}.attn.out']   # {list(result.out_shape)} = [T, heads, d_head]\n"
+        f"heads = trace['blocks.{layer}.attn.z']   # {list(result.out_shape)} = [T, heads, d_head]\n"
         f"W_O = runtime.parameter('model.layers.{layer}.self_attn.o_proj.weight')"
         f"   # {list(result.o_proj_shape)}\n"
         "rebuilt = heads.reshape(T, -1) @ W_O.T\n"
-        f"(rebuilt - trace['blocks.{layer}.attn.result']).abs().max()\n"
+        f"(rebuilt - trace['blocks.{layer}.attn_out']).abs().max()\n"
         f"trace.calls['blocks.{layer}.attn.pattern']   # {result.attention_calls}\n"
         "```"
     )

@@ -53,7 +53,7 @@ def _word_position(tokens: list[str], word: str, sentence: str) -> int:
 
 
 def compute(runtime, prompt: str, word: str, other: str, layer: int) -> KeysAreComputed:
-    keep = lambda name: name.endswith("attn.k_unrotated")  # noqa: E731
+    keep = lambda name: name.endswith("attn.k")  # noqa: E731
     trace_a = runtime.trace(prompt, names_filter=keep)
     trace_b = runtime.trace(other, names_filter=keep)
     position_a = _word_position(trace_a.tokens, word, prompt)
@@ -61,14 +61,14 @@ def compute(runtime, prompt: str, word: str, other: str, layer: int) -> KeysAreC
     shape = trace_a.model
     cosines = []
     for each in range(shape.n_layers):
-        key_a = trace_a[f"blocks.{each}.attn.k_unrotated"][:, position_a]  # [kv_heads, d_head]
-        key_b = trace_b[f"blocks.{each}.attn.k_unrotated"][:, position_b]
+        key_a = trace_a[f"blocks.{each}.attn.k"][:, position_a]  # [kv_heads, d_head]
+        key_b = trace_b[f"blocks.{each}.attn.k"][:, position_b]
         cosines.append(torch.nn.functional.cosine_similarity(key_a, key_b, dim=-1).numpy())
     shapes = runtime.parameter_shapes()
     key_weights = [shapes[f"model.layers.{i}.self_attn.k_proj.weight"] for i in range(shape.n_layers)]
     vocabulary = runtime.smollm2.model.config.vocab_size
     tables = [name for name, dims in shapes.items() if vocabulary in dims]
-    keys_seen = sum(trace_a[f"blocks.{i}.attn.k_unrotated"].shape[:2].numel() for i in range(shape.n_layers))
+    keys_seen = sum(trace_a[f"blocks.{i}.attn.k"].shape[:2].numel() for i in range(shape.n_layers))
     return KeysAreComputed(
         truncation=trace_a.notice,
         word=trace_a.tokens[position_a],

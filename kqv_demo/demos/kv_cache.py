@@ -81,7 +81,7 @@ def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheS
     check_layer_head(shape, layer, head)
     kv_head = head // (shape.n_heads // shape.n_kv_heads)
     prefix = f"blocks.{layer}.attn."
-    wanted = {prefix + "pattern", prefix + "k", prefix + "v"}
+    wanted = {prefix + "pattern", prefix + "rot_k", prefix + "v"}
     ids, truncation, records = runtime.generate(prompt, steps, names_filter=lambda name: name in wanted)
 
     tokenizer = runtime.smollm2.tokenizer
@@ -93,7 +93,7 @@ def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheS
     rows, key_lengths, value_lengths, key_heads, query_rows = [], [], [], [], []
     change, previous = 0.0, None
     for index, step in enumerate(records):
-        keys, values = step.activations[prefix + "k"], step.activations[prefix + "v"]
+        keys, values = step.activations[prefix + "rot_k"], step.activations[prefix + "v"]
         pattern = step.activations[prefix + "pattern"]  # [heads, queries, cached keys]
         row = pattern[head, -1].numpy()
         weights[index, : len(row)] = row
@@ -218,7 +218,8 @@ def details(result: KVCacheSteps) -> str:
         "```python\n"
         "# greedy, with the KV cache\n"
         f"ids, _, steps = runtime.generate(prompt, {len(result.generated)}, names_filter=...)\n"
-        f"k = steps[t].activations['blocks.{result.layer}.attn.k']         # [{result.n_kv_heads}, cache length, 64]\n"
+        f"k = steps[t].activations['blocks.{result.layer}.attn.rot_k']     "
+        f"# [{result.n_kv_heads}, cache length, 64]\n"
         f"row = steps[t].activations['blocks.{result.layer}.attn.pattern'][{result.head}, -1]  # [cache length]\n"
         "```\n\n"
         "With a cache, the attention call of a step receives the keys and values of **all** cached "

@@ -114,12 +114,12 @@ def differences(cache: dict[str, torch.Tensor], full, positions: int) -> tuple[n
                                        full[f"blocks.{layer}.attn.{hook}"][:, :positions])
                          for layer in range(full.model.n_layers)])
 
-    return per_layer("keys", "k"), per_layer("values", "v")
+    return per_layer("keys", "rot_k"), per_layer("values", "v")  # the cache holds keys after RoPE
 
 
 def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
     shape = runtime.smollm2.shape
-    recorded = ("blocks.0.attn.q", "blocks.0.attn.k")  # one layer shows what the attention receives per step
+    recorded = ("blocks.0.attn.rot_q", "blocks.0.attn.rot_k")  # one layer shows what the attention receives per step
     ids, truncation, records = runtime.generate(prompt, steps, names_filter=lambda name: name in recorded,
                                                 keep_cache=True)
     tokenizer = runtime.smollm2.tokenizer
@@ -128,7 +128,7 @@ def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
     # The cache after the last step holds the prompt and every generated token but the last (never fed back).
     cached_ids = ids + [step.token_id for step in records[:-1]]
     text = tokenizer.decode(cached_ids, clean_up_tokenization_spaces=False)
-    full = runtime.trace(text, names_filter=lambda name: name.endswith((".attn.k", ".attn.v")),
+    full = runtime.trace(text, names_filter=lambda name: name.endswith((".attn.rot_k", ".attn.v")),
                          max_tokens=len(cached_ids), all_logits=True)
     same = 0  # the recomputation reads the same tokens up to here (re-tokenizing text can merge tokens)
     while same < min(len(cached_ids), full.n_tokens) and cached_ids[same] == full.token_ids[same]:
@@ -151,10 +151,10 @@ def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
         bytes_per_number=cache["layers.0.keys"].element_size(),
         context_length=config.max_position_embeddings,
         cache_lengths=[step.cache_length for step in records],
-        key_shapes=[tuple(step.activations["blocks.0.attn.k"].shape) for step in records],
+        key_shapes=[tuple(step.activations["blocks.0.attn.rot_k"].shape) for step in records],
         numbers_held=[step.cache_numbers for step in records],
         cache_held={name: tuple(tensor.shape) for name, tensor in cache.items()},
-        query_rows=[int(step.activations["blocks.0.attn.q"].shape[1]) for step in records],
+        query_rows=[int(step.activations["blocks.0.attn.rot_q"].shape[1]) for step in records],
         compared_positions=same,
         generated_compared=max(0, same - len(ids)),
         key_diff=key_diff,
@@ -285,7 +285,7 @@ def details(result: KVCacheContents) -> str:
         "```python\n"
         f"ids, _, steps = runtime.generate(prompt, {len(result.generated)}, names_filter=..., keep_cache=True)\n"
         f"steps[-1].cache['layers.0.keys'].shape   # {[1, *result.key_shapes[-1]]}: the cache of layer 0\n"
-        f"steps[-1].activations['blocks.0.attn.q'].shape   # [{result.n_heads}, {result.query_rows[-1]}, "
+        f"steps[-1].activations['blocks.0.attn.rot_q'].shape   # [{result.n_heads}, {result.query_rows[-1]}, "
         f"{result.d_head}]: only the new token\n"
         "full = runtime.trace(text_of_the_same_tokens, all_logits=True)   # no cache: every key again\n"
         "```\n\n"

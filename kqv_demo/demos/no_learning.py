@@ -104,7 +104,7 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
 
     # The probe after the message is read in the reply's first pass, on a side branch the reply never sees.
     ids, truncation, steps = runtime.generate(
-        chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.k", "attn.v")),
+        chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.rot_k", "attn.v")),
         side_branch=tokenizer.encode(PROBE_PROMPT, add_special_tokens=False),
     )
     hashes_at_load, hashes_after = runtime.hashes_at_load(), runtime.parameter_hashes()
@@ -113,7 +113,7 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
 
     vectors, sizes = [], []
     for step in steps:
-        cached = [tensor for name, tensor in step.activations.items() if name.endswith(("attn.k", "attn.v"))]
+        cached = [tensor for name, tensor in step.activations.items() if name.endswith(("attn.rot_k", "attn.v"))]
         vectors.append(sum(tensor.shape[0] * tensor.shape[1] for tensor in cached))  # [kv_heads, positions, d]
         sizes.append(sum(tensor.numel() * tensor.element_size() for tensor in cached))
     shape = runtime.smollm2.shape

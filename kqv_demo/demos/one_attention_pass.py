@@ -1,7 +1,7 @@
 """One attention pass per layer: no loop inside a layer, and no query passed between layers.
 
 In one forward pass we count how often each layer's attention (`blocks.{L}.attn.pattern`)
-and MLP (`blocks.{L}.mlp.out`) ran: exactly once each. We then check the whole block as
+and MLP (`blocks.{L}.mlp_out`) ran: exactly once each. We then check the whole block as
 straight-line arithmetic: its output equals its input plus one attention update plus one
 MLP update, h_out = h_in + Attn(norm h_in) + MLP(norm(h_in + Attn)), to the last bit. There
 is no room for a second attention pass. What goes to the next layer is this hidden state
@@ -29,9 +29,9 @@ class OneAttentionPass:
     n_layers: int  # config.num_hidden_layers
     n_heads: int
     attention_calls: np.ndarray  # [layers] firings of blocks.{L}.attn.pattern in one forward pass
-    mlp_calls: np.ndarray  # [layers] firings of blocks.{L}.mlp.out
+    mlp_calls: np.ndarray  # [layers] firings of blocks.{L}.mlp_out
     pattern_shape: tuple[int, ...]  # of the one attention call in layer 0: [heads, T, T], all heads at once
-    residual_max_diff: np.ndarray  # [layers] max |resid_post − (resid_pre + attn.result + mlp.out)|
+    residual_max_diff: np.ndarray  # [layers] max |resid_post − (resid_pre + attn_out + mlp_out)|
     residual_scale: float  # largest |entry| of any block output, for scale
     handoff_max_diff: float  # max |resid_pre[L+1] − resid_post[L]| over layers
     next_keys_max_diff: np.ndarray  # [layers − 1] layer L+1's keys vs W_K(L+1) · RMSNorm(resid_post[L])
@@ -46,14 +46,14 @@ def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.T
 
 def compute(runtime, prompt: str) -> OneAttentionPass:
     config = runtime.smollm2.model.config
-    wanted = (".resid_pre", ".resid_post", ".attn.result", ".mlp.out", ".attn.k_unrotated")
-    extra = ("blocks.0.attn.pattern", "blocks.0.attn.q")
+    wanted = (".resid_pre", ".resid_post", ".attn_out", ".mlp_out", ".attn.k")
+    extra = ("blocks.0.attn.pattern", "blocks.0.attn.rot_q")
     trace = runtime.trace(prompt, names_filter=lambda name: name.endswith(wanted) or name in extra)
     n_layers = config.num_hidden_layers
     block = lambda layer, part: trace[f"blocks.{layer}.{part}"]  # noqa: E731
     residual, handoff, next_keys, scale = [], 0.0, [], 0.0
     for layer in range(n_layers):
-        rebuilt = block(layer, "resid_pre") + block(layer, "attn.result") + block(layer, "mlp.out")
+        rebuilt = block(layer, "resid_pre") + block(layer, "attn_out") + block(layer, "mlp_out")
         residual.append(float((block(layer, "resid_post") - rebuilt).abs().max()))
         scale = max(scale, float(block(layer, "resid_post").abs().max()))
         if layer + 1 < n_layers:
@@ -64,7 +64,7 @@ def compute(runtime, prompt: str) -> OneAttentionPass:
             normed = _rms_norm(output, norm_weight, config.rms_norm_eps)
             keys = normed @ runtime.parameter(prefix + "self_attn.k_proj.weight").T  # [T, kv_heads * d_head]
             keys = keys.view(trace.n_tokens, -1, config.head_dim).transpose(0, 1)
-            next_keys.append(float((keys - block(layer + 1, "attn.k_unrotated")).abs().max()))
+            next_keys.append(float((keys - block(layer + 1, "attn.k")).abs().max()))
     shapes = runtime.parameter_shapes()
     return OneAttentionPass(
         truncation=trace.notice,
@@ -72,13 +72,13 @@ def compute(runtime, prompt: str) -> OneAttentionPass:
         n_layers=n_layers,
         n_heads=config.num_attention_heads,
         attention_calls=np.array([trace.calls.get(f"blocks.{i}.attn.pattern", 0) for i in range(n_layers)]),
-        mlp_calls=np.array([trace.calls.get(f"blocks.{i}.mlp.out", 0) for i in range(n_layers)]),
+        mlp_calls=np.array([trace.calls.get(f"blocks.{i}.mlp_out", 0) for i in range(n_layers)]),
         pattern_shape=tuple(trace["blocks.0.attn.pattern"].shape),
         residual_max_diff=np.array(residual),
         residual_scale=scale,
         handoff_max_diff=handoff,
         next_keys_max_diff=np.array(next_keys),
-        query_shape=tuple(trace["blocks.0.attn.q"].shape),
+        query_shape=tuple(trace["blocks.0.attn.rot_q"].shape),
         hidden_shape=tuple(block(0, "resid_post").shape),
         query_weights=sum(1 for name in shapes if name.endswith("self_attn.q_proj.weight")),
     )
@@ -148,10 +148,10 @@ def status(result: OneAttentionPass) -> tuple[bool, str]:
 def details(result: OneAttentionPass) -> str:
     return (
         "Counts come from `trace.calls`, how often each hook point fired during one forward pass: "
-        "`blocks.{L}.attn.pattern` (the attention weights) and `blocks.{L}.mlp.out` (the MLP's output). "
-        "The block check is `resid_post − (resid_pre + attn.result + mlp.out)`, where `attn.result` "
+        "`blocks.{L}.attn.pattern` (the attention weights) and `blocks.{L}.mlp_out` (the MLP's output). "
+        "The block check is `resid_post − (resid_pre + attn_out + mlp_out)`, where `attn_out` "
         "is what "
-        "attention adds (after o_proj) and `mlp.out` what the MLP adds (after down_proj). The key check "
+        "attention adds (after o_proj) and `mlp_out` what the MLP adds (after down_proj). The key check "
         "recomputes layer L+1's keys before RoPE as k_proj(RMSNorm(resid_post[L])) with layer L+1's weights. "
         f"Queries exist only inside a layer (shape {'×'.join(map(str, result.query_shape))}); each of the "
         f"{result.query_weights} layers has its own q_proj."

@@ -1,6 +1,6 @@
 """Raw attention scores are unbounded and often negative; softmax turns them into weights.
 
-For one layer and query head of SmolLM2 we read the raw scores q·k/√d (`blocks.L.attn.scores`,
+For one layer and query head of SmolLM2 we read the raw scores q·k/√d (`blocks.L.attn.scores_unmasked`,
 before the mask) of every pair that the causal mask lets through, and the weights the model
 made of them (`blocks.L.attn.pattern`). The scores are not probabilities: they run far below 0
 and above 1, and their only limit is ‖q‖·‖k‖/√d. Softmax, exp(s_j) / Σ_k exp(s_k) per row,
@@ -75,9 +75,9 @@ def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawSco
     shape = runtime.smollm2.shape
     check_layer_head(shape, layer, head)
     prefix = f"blocks.{layer}.attn."
-    wanted = {prefix + name for name in ("q", "k", "scores", "pattern")}
+    wanted = {prefix + name for name in ("rot_q", "rot_k", "scores_unmasked", "pattern")}
     trace = runtime.trace(prompt, names_filter=lambda name: name in wanted)
-    all_scores, pattern = trace[prefix + "scores"], trace[prefix + "pattern"]
+    all_scores, pattern = trace[prefix + "scores_unmasked"], trace[prefix + "pattern"]
     scores, weights = all_scores[head], pattern[head]  # [T, T]
     n = trace.n_tokens
     visible = torch.ones(n, n, dtype=torch.bool).tril()  # the causal mask's allowed entries
@@ -86,8 +86,8 @@ def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawSco
     by_hand = torch.softmax(masked, dim=-1)
     shifted = torch.softmax(masked + shift, dim=-1)  # -inf + shift stays -inf: the mask is kept
 
-    q = trace[prefix + "q"][head]
-    k = trace[prefix + "k"][head // (shape.n_heads // shape.n_kv_heads)]
+    q = trace[prefix + "rot_q"][head]
+    k = trace[prefix + "rot_k"][head // (shape.n_heads // shape.n_kv_heads)]
     limits = torch.outer(q.norm(dim=-1), k.norm(dim=-1))[visible] / math.sqrt(shape.d_head)
     max_abs = float(seen.abs().max())
     return RawScores(
@@ -203,7 +203,7 @@ def details(result: RawScores) -> str:
         "= w_{ij}$$\n\n"
         "```python\n"
         f"trace = runtime.trace(prompt, names_filter=lambda n: n.startswith('blocks.{layer}.attn.'))\n"
-        f"scores = trace['blocks.{layer}.attn.scores'][{head}]   # before the mask\n"
+        f"scores = trace['blocks.{layer}.attn.scores_unmasked'][{head}]   # before the mask\n"
         "masked = scores.masked_fill(~torch.ones_like(scores, dtype=bool).tril(), float('-inf'))\n"
         f"torch.softmax(masked, -1)    # = trace['blocks.{layer}.attn.pattern'][{head}] "
         f"(max diff {result.by_hand_max_diff:.0e})\n"

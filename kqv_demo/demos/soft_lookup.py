@@ -91,7 +91,7 @@ class SoftLookup:
     n_heads: int
     n_kv_heads: int
     d_head: int
-    q_shape: tuple[int, ...]  # blocks.L.attn.q: [heads, T, d_head], one query per token per head
+    q_shape: tuple[int, ...]  # blocks.L.attn.rot_q: [heads, T, d_head], one query per token per head
     k_shape: tuple[int, ...]  # [kv_heads, T, d_head]
     v_shape: tuple[int, ...]
     scores: np.ndarray  # [T] q·k/√d of the last token against every key
@@ -138,7 +138,7 @@ def compute(runtime, prompt: str, layer: int, head: int, sharpness: float = 1.0)
         raise UserInputError("Type at least two tokens: with one token there is only one key to attend to.")
     shape = trace.model
     kv_head = head // (shape.n_heads // shape.n_kv_heads)
-    all_scores = trace[prefix + "scores"][head].double()  # [T, T], before the mask
+    all_scores = trace[prefix + "scores_unmasked"][head].double()  # [T, T], before the mask
     future = torch.triu(torch.ones_like(all_scores, dtype=torch.bool), diagonal=1)
     recomputed = torch.softmax(all_scores.masked_fill(future, float("-inf")), dim=-1)
     pattern = trace[prefix + "pattern"][head]
@@ -163,13 +163,13 @@ def compute(runtime, prompt: str, layer: int, head: int, sharpness: float = 1.0)
         n_heads=shape.n_heads,
         n_kv_heads=shape.n_kv_heads,
         d_head=shape.d_head,
-        q_shape=tuple(trace[prefix + "q"].shape),
-        k_shape=tuple(trace[prefix + "k"].shape),
+        q_shape=tuple(trace[prefix + "rot_q"].shape),
+        k_shape=tuple(trace[prefix + "rot_k"].shape),
         v_shape=tuple(trace[prefix + "v"].shape),
         scores=scores.numpy().copy(),
         model_weights=model_row.numpy().copy(),
         recompute_max_diff=float((recomputed - pattern.double()).abs().max()),
-        output_max_diff=float((own.output - trace[prefix + "out"][-1, head].double()).abs().max()),
+        output_max_diff=float((own.output - trace[prefix + "z"][-1, head].double()).abs().max()),
         min_weight=float(model_row.min()),
         weight_sum=float(model_row.double().sum()),
         entropy_bits=Blend(model_row, own.output).entropy_bits,

@@ -1,7 +1,7 @@
 """Values are vectors; the text comes from the LM head.
 
 For one layer and query head of SmolLM2 we show what a head's "value" really is and
-what it is used for: the head's output (the input of o_proj, `blocks.{L}.attn.out`) equals
+what it is used for: the head's output (the input of o_proj, `blocks.{L}.attn.z`) equals
 its attention weights times the value vectors V, while the same weights times the key
 vectors K miss it by a wide margin. The values are 64-number vectors that exist for every
 prompt token before any output token is produced. The output text comes from a different
@@ -75,8 +75,8 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
     shape = trace.model
     group = shape.n_heads // shape.n_kv_heads
     pattern = trace[prefix + "pattern"]  # [H, T, T]
-    keys, values = trace[prefix + "k"], trace[prefix + "v"]  # [H_kv, T, d_head]
-    out = trace[prefix + "out"]  # [T, H, d_head]
+    keys, values = trace[prefix + "rot_k"], trace[prefix + "v"]  # [H_kv, T, d_head]
+    out = trace[prefix + "z"]  # [T, H, d_head]
     v_diffs, k_diffs = [], []
     for h in range(shape.n_heads):
         g = h // group
@@ -192,8 +192,8 @@ def details(result: ValuesNotText) -> str:
         "```python\n"
         f"a = trace['blocks.{layer}.attn.pattern'][{head}]     # [T, T] attention weights\n"
         f"V = trace['blocks.{layer}.attn.v'][{kv}]           # {list(result.value_shape[1:])} values\n"
-        f"K = trace['blocks.{layer}.attn.k'][{kv}]\n"
-        f"out = trace['blocks.{layer}.attn.out'][:, {head}]  # the input of o_proj, this head\n"
+        f"K = trace['blocks.{layer}.attn.rot_k'][{kv}]\n"
+        f"out = trace['blocks.{layer}.attn.z'][:, {head}]  # the input of o_proj, this head\n"
         "(a @ V - out).abs().max()   # ~0\n"
         "(a @ K - out).abs().max()   # large\n"
         f"W_U = runtime.parameter('{result.lm_head}')        # {list(result.lm_head_shape)}\n"

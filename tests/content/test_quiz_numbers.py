@@ -67,7 +67,7 @@ def traced(runtime: Runtime, n_tokens: int, model: str = SMOLLM2) -> Trace:
     """One real pass over an `n_tokens`-token prompt, recording every layer's q, k, scores and pattern."""
     key = (n_tokens, model)
     if key not in _TRACES:
-        wanted = (".attn.q", ".attn.k", ".attn.scores", ".attn.pattern")
+        wanted = (".attn.q", ".attn.k", ".attn.rot_q", ".attn.rot_k", ".attn.scores_unmasked", ".attn.pattern")
         _TRACES[key] = runtime.trace(counting_prompt(runtime, n_tokens, model), model=model,
                                      names_filter=lambda name: name.endswith(wanted))
         assert _TRACES[key].n_tokens == n_tokens
@@ -157,8 +157,8 @@ def kv_head_read_by(runtime: Runtime, query_head: int, layer: int = 3) -> int:
     """Which key/value head a query head's recorded scores come from: the one whose keys, dotted with this
     head's queries and scaled, give those scores (the others miss by far more than float32 rounding)."""
     trace = traced(runtime, 7)
-    q, k = trace[f"blocks.{layer}.attn.q"][query_head], trace[f"blocks.{layer}.attn.k"]
-    scores = trace[f"blocks.{layer}.attn.scores"][query_head]
+    q, k = trace[f"blocks.{layer}.attn.rot_q"][query_head], trace[f"blocks.{layer}.attn.rot_k"]
+    scores = trace[f"blocks.{layer}.attn.scores_unmasked"][query_head]
     misses = [float((q @ k[j].T / math.sqrt(q.shape[-1]) - scores).abs().max()) for j in range(k.shape[0])]
     best = min(range(len(misses)), key=misses.__getitem__)
     noise = max(numerics.matmul_noise(q, k[j].T) for j in range(k.shape[0])) / math.sqrt(q.shape[-1])
@@ -195,7 +195,7 @@ FROM_MODEL: dict[str, Callable[[Runtime], float]] = {
     "heads-chain-query-to-next-head": lambda rt: kv_head_read_by(rt, 7),
     "keys-are-stored-concept-vectors": lambda rt: vectors_per_pass(rt, 12, "k"),
     "kv-cache-also-stores-queries": kv_cache_numbers_per_token,
-    "kv-cache-speeds-up-training": lambda rt: traced(rt, 6)["blocks.0.attn.k"][0].shape[0],
+    "kv-cache-speeds-up-training": lambda rt: traced(rt, 6)["blocks.0.attn.rot_k"][0].shape[0],
     "later-layers-barely-change-the-representation": logit_lens_first_top,
     "layer-count-is-a-hyperparameter": lambda rt: in_every_layer(rt, parameters_of),
     "layer-norm-normalizes-across-the-batch": lambda rt: in_every_layer(

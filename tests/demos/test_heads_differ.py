@@ -50,8 +50,9 @@ def test_every_pair_of_heads_attends_differently(result):
 def test_each_pattern_is_the_softmax_of_its_own_query_and_its_groups_keys(runtime: Runtime, config, result):
     # From the recorded queries and keys: pattern[h] = softmax(q_h·k_{kv_head_of[h]}ᵀ/√d + causal mask).
     # Planted bug: kv_head_of = h % 3 (the wrong grouping) failed this test.
-    trace = runtime.trace(DEMO.default_prompt, names_filter=lambda n: n in ("blocks.10.attn.q", "blocks.10.attn.k"))
-    q, k = trace["blocks.10.attn.q"], trace["blocks.10.attn.k"]
+    trace = runtime.trace(DEMO.default_prompt,
+                          names_filter=lambda n: n in ("blocks.10.attn.rot_q", "blocks.10.attn.rot_k"))
+    q, k = trace["blocks.10.attn.rot_q"], trace["blocks.10.attn.rot_k"]
     n = trace.n_tokens
     future = torch.ones(n, n, dtype=torch.bool).triu(1)
     for h in range(config.num_attention_heads):

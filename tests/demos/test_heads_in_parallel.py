@@ -55,11 +55,11 @@ def test_the_orders_are_real_permutations(result):
 
 def test_a_mismatched_permutation_would_be_caught(runtime: Runtime, result):
     # The check can fail: shuffling heads without shuffling W_O's column blocks changes the result.
-    trace = runtime.trace(DEMO.default_prompt, names_filter=lambda n: n.startswith("blocks.0.attn."))
-    heads = trace["blocks.0.attn.out"]
+    trace = runtime.trace(DEMO.default_prompt, names_filter=lambda n: n.startswith("blocks.0.attn"))
+    heads = trace["blocks.0.attn.z"]
     w_o = runtime.parameter("model.layers.0.self_attn.o_proj.weight")
     wrong = heads[:, result.orders[1]].reshape(heads.shape[0], -1) @ w_o.T
-    assert float((wrong - trace["blocks.0.attn.result"]).abs().max()) > 1e-2
+    assert float((wrong - trace["blocks.0.attn_out"]).abs().max()) > 1e-2
 
 
 def test_grouped_query_attention_sharing(config, result):

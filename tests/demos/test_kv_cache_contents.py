@@ -102,7 +102,7 @@ def test_a_half_precision_cache_fails_the_check_in_every_layer(runtime: Runtime,
     ids, _, steps = runtime.generate(DEMO.default_prompt, 4, keep_cache=True)
     cached_ids = ids + [step.token_id for step in steps[:-1]]
     full = runtime.trace(runtime.smollm2.tokenizer.decode(cached_ids), max_tokens=len(cached_ids),
-                         names_filter=lambda name: name.endswith((".attn.k", ".attn.v")))
+                         names_filter=lambda name: name.endswith((".attn.rot_k", ".attn.v")))
     assert full.token_ids == cached_ids
     exact = kv_cache_contents.differences(steps[-1].cache, full, len(cached_ids))
     assert max(float(d.max()) for d in exact) <= numerics.KEY_VALUE_NOISE, "float32 as it is passes"

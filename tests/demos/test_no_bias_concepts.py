@@ -50,7 +50,7 @@ def test_the_activations_are_the_input_of_down_proj(runtime: Runtime, result):
     recomputed = down @ activations
     # our matrix-vector product and the model's down_proj: other kernels, so within the derived float32 bound
     noise = numerics.matmul_noise(down, activations[:, None])
-    assert float((recomputed - trace[f"blocks.{result.layer}.mlp.out"][-1]).abs().max()) <= noise
+    assert float((recomputed - trace[f"blocks.{result.layer}.mlp_out"][-1]).abs().max()) <= noise
 
 
 def test_neuron_counts_for_50_and_90_percent(result):

@@ -50,7 +50,7 @@ def test_leaving_out_the_mlp_breaks_the_sum(runtime: Runtime):
     trace = runtime.trace(DEMO.default_prompt)
     for layer in (0, 15, 29):
         pre, post = trace[f"blocks.{layer}.resid_pre"], trace[f"blocks.{layer}.resid_post"]
-        assert float((post - (pre + trace[f"blocks.{layer}.attn.result"])).abs().max()) > 0.1
+        assert float((post - (pre + trace[f"blocks.{layer}.attn_out"])).abs().max()) > 0.1
 
 
 def _next_keys_noise(runtime: Runtime) -> float:

@@ -39,8 +39,8 @@ def test_raw_scores_are_not_probabilities(config, trace, result):
     # Recomputed here from the model's own queries and keys, independently of the hook's scores.
     # Planted bug: reading `attn.pattern` as the scores failed this test (no score below 0).
     assert (result.layer, result.head) == (11, 1)
-    q = trace["blocks.11.attn.q"][1]
-    k = trace["blocks.11.attn.k"][1 // (config.num_attention_heads // config.num_key_value_heads)]
+    q = trace["blocks.11.attn.rot_q"][1]
+    k = trace["blocks.11.attn.rot_k"][1 // (config.num_attention_heads // config.num_key_value_heads)]
     scores = (q @ k.T / math.sqrt(config.head_dim))[_visible(trace.n_tokens)]
     noise = numerics.matmul_noise(q, k.T) / math.sqrt(config.head_dim)
     assert result.score_min == pytest.approx(float(scores.min()), abs=noise)
@@ -50,9 +50,10 @@ def test_raw_scores_are_not_probabilities(config, trace, result):
     # Every head of the layer, each from its own key/value head: the layer's range, from the same q and k.
     # Planted bug: the layer's range taken over every T×T score (the mask ignored) failed this test.
     group = config.num_attention_heads // config.num_key_value_heads
-    keys = trace["blocks.11.attn.k"].repeat_interleave(group, dim=0)
-    every = (trace["blocks.11.attn.q"] @ keys.transpose(1, 2) / math.sqrt(config.head_dim))[:, _visible(trace.n_tokens)]
-    layer_noise = (numerics.matmul_noise(trace["blocks.11.attn.q"].flatten(0, 1), keys.flatten(0, 1).T)
+    keys = trace["blocks.11.attn.rot_k"].repeat_interleave(group, dim=0)
+    every = (trace["blocks.11.attn.rot_q"] @ keys.transpose(1, 2)
+             / math.sqrt(config.head_dim))[:, _visible(trace.n_tokens)]
+    layer_noise = (numerics.matmul_noise(trace["blocks.11.attn.rot_q"].flatten(0, 1), keys.flatten(0, 1).T)
                    / math.sqrt(config.head_dim))
     assert result.layer_score_min == pytest.approx(float(every.min()), abs=layer_noise)
     assert result.layer_score_max == pytest.approx(float(every.max()), abs=layer_noise)
@@ -163,4 +164,4 @@ def test_explanation_headline_and_details_use_this_run(result):
     assert headline["Negative scores"] == f"{result.share_negative:.0%}"
     assert headline["Max change, all scores +10"] == f"{result.shift_max_diff:.0e}"
     details = raw_scores.details(result)
-    assert "trace['blocks.11.attn.scores'][1]" in details and "masked + 10" in details
+    assert "trace['blocks.11.attn.scores_unmasked'][1]" in details and "masked + 10" in details

@@ -70,7 +70,7 @@ def test_sharpening_approaches_a_hard_lookup(result):
 
 def test_the_limit_is_the_top_scoring_value_vector(runtime: Runtime, result):
     trace = runtime.trace(DEMO.default_prompt, names_filter=lambda name: name.startswith("blocks.3.attn."))
-    scores = trace["blocks.3.attn.scores"][8, -1]
+    scores = trace["blocks.3.attn.scores_unmasked"][8, -1]
     values = trace["blocks.3.attn.v"][result.kv_head]
     hard = soft_lookup.blend(scores, values, 1e4)
     assert int(hard.weights.argmax()) == result.top_index

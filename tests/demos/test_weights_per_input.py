@@ -48,7 +48,7 @@ def test_the_pairs_are_the_shared_words_at_their_own_positions(runtime: Runtime,
 
 
 def test_each_row_of_weights_sums_to_one(result):
-    # Planted bug: recording `attn.scores` instead of `attn.pattern` failed this test (rows sum to anything).
+    # Planted bug: recording `attn.scores_unmasked` instead of `attn.pattern` failed this test (rows sum to anything).
     assert result.row_sum_error <= result.row_sum_bound
     for weights in (result.weights_a, result.weights_b):
         assert (weights >= 0).all() and (np.triu(weights, k=1) == 0).all(), "causal: the future gets exactly 0"
