@@ -1,6 +1,6 @@
 # KQV Tutor: two commands.
 #   make run   set up .venv (if needed) and start the app on port 8501
-#   make test  set up .venv (if needed) and run the whole test suite
+#   make test  set up .venv (if needed) and run the whole test suite (make test-fast: the quick lane)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,7 +11,7 @@ REQS   := requirements.txt requirements-models.txt requirements-dev.txt
 REQS_HASH := $(shell cat $(REQS) | sha256sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(REQS_HASH)
 
-.PHONY: setup stance run test lint doctor bench clean
+.PHONY: setup stance run test test-fast lint doctor bench clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ run: setup stance
 
 test: setup lint stance
 	$(PY) -m pytest
+
+# the fast lane, while you work: every test that needs neither the real models, nor Chromium, nor ~10 s
+# (`models` is marked in tests/conftest.py); `make test` before a commit still runs them all
+test-fast: setup lint stance
+	$(PY) -m pytest -q -m "not models and not browser and not slow"
 
 # ruff (pycodestyle, Pyflakes, bugbear; settings in pyproject.toml): seconds, so it runs first
 lint: setup

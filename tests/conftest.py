@@ -27,6 +27,14 @@ def runtime() -> Runtime:
     return shared_runtime()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the real models (it asks for `runtime`, itself or through a fixture) as
+    `models`, so the fast lane (`make test-fast`: not models, not browser, not slow) can leave them out."""
+    for item in items:
+        if "runtime" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.models)
+
+
 @pytest.fixture(scope="session")
 def config(runtime: Runtime):
     """SmolLM2's config: tests read model facts from here, never from a copied number."""
