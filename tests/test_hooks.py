@@ -142,31 +142,29 @@ def test_attention_result_and_mlp_are_what_each_sublayer_adds(runtime: Runtime, 
             trace.n_tokens, runtime.smollm2.model.config.intermediate_size)
 
 
-def test_unrotated_keys_are_the_plain_projection(runtime: Runtime, trace):
-    block = runtime.smollm2.model.model.layers[6]
-    shape = runtime.smollm2.shape
-    with torch.inference_mode():
-        normed = block.input_layernorm(trace["blocks.6.resid_pre"])
-        keys = block.self_attn.k_proj(normed).view(trace.n_tokens, shape.n_kv_heads, shape.d_head).transpose(0, 1)
-    noise = _norm_and_product_noise(normed, block.self_attn.k_proj.weight)
-    torch.testing.assert_close(trace["blocks.6.attn.k"], keys, rtol=0, atol=noise)
-    assert not torch.allclose(trace["blocks.6.attn.k"][:, 1:], trace["blocks.6.attn.rot_k"][:, 1:])
-    torch.testing.assert_close(trace["blocks.6.attn.k"][:, 0], trace["blocks.6.attn.rot_k"][:, 0])
-
-
-def test_names_mean_what_transformerlens_means(runtime: Runtime, trace):
+@pytest.mark.parametrize("kind", ["q", "k"])
+def test_q_and_k_are_the_plain_projections_and_rot_what_attention_reads(runtime: Runtime, trace, kind: str):
     """Issue #15, 5: attn.q / attn.k are the projections before RoPE (TL's hook_q / hook_k), attn.rot_q /
-    attn.rot_k what attention reads after it (hook_rot_q / hook_rot_k); attn.z is per head (hook_z) and the
-    summed output is the block's attn_out (hook_attn_out). RoPE leaves position 0 unrotated and turns the rest."""
+    attn.rot_k what attention reads after it (hook_rot_q / hook_rot_k). RoPE leaves position 0 unrotated
+    and turns the rest."""
     block = runtime.smollm2.model.model.layers[6]
     shape = runtime.smollm2.shape
+    projection = getattr(block.self_attn, f"{kind}_proj")
+    heads = shape.n_heads if kind == "q" else shape.n_kv_heads
     with torch.inference_mode():
         normed = block.input_layernorm(trace["blocks.6.resid_pre"])
-        queries = block.self_attn.q_proj(normed).view(trace.n_tokens, shape.n_heads, shape.d_head).transpose(0, 1)
-    noise = _norm_and_product_noise(normed, block.self_attn.q_proj.weight)
-    torch.testing.assert_close(trace["blocks.6.attn.q"], queries, rtol=0, atol=noise)
-    assert not torch.allclose(trace["blocks.6.attn.q"][:, 1:], trace["blocks.6.attn.rot_q"][:, 1:])
-    torch.testing.assert_close(trace["blocks.6.attn.q"][:, 0], trace["blocks.6.attn.rot_q"][:, 0])
+        projected = projection(normed).view(trace.n_tokens, heads, shape.d_head).transpose(0, 1)
+    noise = _norm_and_product_noise(normed, projection.weight)
+    plain, rotated = trace[f"blocks.6.attn.{kind}"], trace[f"blocks.6.attn.rot_{kind}"]
+    torch.testing.assert_close(plain, projected, rtol=0, atol=noise)
+    assert not torch.allclose(plain[:, 1:], rotated[:, 1:])
+    torch.testing.assert_close(plain[:, 0], rotated[:, 0])
+
+
+def test_outputs_and_an_encoder_s_names_mean_what_transformerlens_means(runtime: Runtime, trace):
+    """attn.z is per head (hook_z) and the summed output is the block's attn_out (hook_attn_out); a model
+    without RoPE (MiniLM) has no rot_ names."""
+    shape = runtime.smollm2.shape
     assert trace["blocks.6.attn.z"].shape == (trace.n_tokens, shape.n_heads, shape.d_head)
     assert trace["blocks.6.attn_out"].shape == (trace.n_tokens, shape.d_model)
     encoder = runtime.trace(PROMPT, model=MINILM, names_filter=lambda name: name.startswith("blocks.2.attn."))
