@@ -173,7 +173,8 @@ def _claims(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from kqv_demo.content.loader import load_bank
     from kqv_demo.exports import get_format, write_export
-    from kqv_demo.quiz.resolve import resolve_round, round_items
+    from kqv_demo.classroom.resolve import resolve_round
+    from kqv_demo.quiz.resolve import round_items
 
     fmt = get_format(args.format)
     bank = load_bank(dialogue=False)
@@ -300,10 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--png", metavar="PATH", help="save the chart as PNG (or SVG if PATH ends in .svg)")
     demo.set_defaults(run=_demo)
 
-    export = commands.add_parser("export", help="write a round as a handout (HTML/PDF), Moodle XML, GIFT or Anki deck")
+    from kqv_demo.exports import FORMATS  # the registry (no torch): names, labels and help
+
+    export = commands.add_parser("export", help="write a round as a handout (HTML/PDF), Moodle XML, GIFT or Anki deck",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="formats:\n" + "\n".join(f"  {fmt.name:8} {fmt.label}: {fmt.help}"
+                                                                 for fmt in FORMATS.values()))
     export.add_argument("--round", required=True, metavar="NAME",
                         help="built-in round id, round file, or class round code")
-    export.add_argument("--format", required=True, choices=["html", "pdf", "moodle", "gift", "anki"])
+    export.add_argument("--format", required=True, choices=list(FORMATS))
     export.add_argument("-o", "--output", required=True, metavar="PATH", help="file to write")
     export.set_defaults(run=_export)
 

@@ -36,7 +36,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InternalError, Operationa
 
 from kqv_demo import settings
 from kqv_demo.errors import KqvError, UserInputError
-from kqv_demo.quiz.scheduling import Card, schedule
 
 MAX_NAME = 80
 DEFAULT_MAX_STUDENTS = 300  # joins per class round unless the instructor sets another cap
@@ -44,6 +43,21 @@ LEGACY_VERSION_MARK = 3  # what `schema_version` says once named migrations run:
 MIGRATION_LOCK = 0x6B7176_6D6967  # PostgreSQL advisory lock key ("kqvmig")
 
 log = logging.getLogger("kqv_demo.storage")
+
+
+@dataclass(frozen=True)
+class Card:
+    """A learner's review card for one claim: its Leitner box and when it is due."""
+
+    claim_id: str
+    box: int
+    due: datetime
+
+
+# The review rule (quiz.scheduling.schedule): the card before this answer (None: the claim's first), the
+# claim, whether the answer was right, its confidence (1-3) and the moment -> the card after. The caller
+# passes it in, so storage knows no quiz rule and still moves the card in the answer's own transaction.
+Reschedule = Callable[[Card | None, str, bool, int, datetime], Card]
 
 metadata = MetaData()
 migrations = Table(
@@ -432,8 +446,9 @@ class Store:
 
     # answers --------------------------------------------------------------------------
     def record_answer(self, stored: StoredRound, item_id: str, claim_id: str, response: str, correct: bool,
-                      confidence: int) -> bool:
-        """Store an answer and reschedule its claim; False (and nothing changed) if this item was already answered.
+                      confidence: int, *, reschedule: Reschedule) -> bool:
+        """Store an answer and move its claim's review card by `reschedule`, in one transaction; False (and
+        nothing changed) if this item was already answered.
 
         A closed round (finished, timed out, or its student removed from the class) and a class round the
         instructor has not started refuse new answers (UserInputError). A database that cannot be written
@@ -446,7 +461,7 @@ class Store:
             if not _insert_answer(tx, stored.id, item_id, claim_id, response, correct, confidence, moment):
                 return False
             _refuse_when_closed(tx, stored.id)  # after the insert: a repeat is still recognised as one
-            _reschedule(tx, stored.learner_id, claim_id, correct, confidence, moment)
+            _reschedule(tx, stored.learner_id, claim_id, correct, confidence, moment, reschedule)
         return True
 
     def answers(self, round_id: int) -> list[StoredAnswer]:
@@ -647,7 +662,7 @@ def _refuse_when_closed(tx: Connection, round_id: int) -> None:
 
 
 def _reschedule(tx: Connection, learner_id: int, claim_id: str, correct: bool, confidence: int,
-                moment: datetime) -> None:
+                moment: datetime, reschedule: Reschedule) -> None:
     """Move the claim's review card by this answer.
 
     Two answers about one claim can arrive at once (its verdict and multiple-choice items, two tabs).
@@ -657,7 +672,7 @@ def _reschedule(tx: Connection, learner_id: int, claim_id: str, correct: bool, c
     card_of = (cards.c.learner_id == learner_id) & (cards.c.claim_id == claim_id)
     for _attempt in range(2):
         row = tx.execute(select(cards.c.box, cards.c.due).where(card_of).with_for_update()).first()
-        card = schedule(Card(claim_id, row.box, row.due) if row else None, claim_id, correct, confidence, moment)
+        card = reschedule(Card(claim_id, row.box, row.due) if row else None, claim_id, correct, confidence, moment)
         if row is not None:
             tx.execute(update(cards).where(card_of).values(box=card.box, due=card.due))
             return

@@ -71,11 +71,19 @@ def test_bench_json_has_the_contract_keys():
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("smollm2_first_load_s", "smollm2_cached_load_s", "minilm_load_s",
-                "trace_ms_p50_32tok", "trace_ms_p50_256tok", "rss_mb_both_models"):
+                "trace_ms_p50_32tok", "trace_ms_p50_256tok", "rss_mb_both_models", "validate_s",
+                "forward_ms_p50_32tok", "forward_ms_p50_256tok", "smollm2_cached_over_first_load"):
         assert isinstance(figures[key], float) and figures[key] > 0, key
     assert figures["smollm2_first_load_s"] > figures["smollm2_cached_load_s"]
     assert figures["trace_ms_p50_256tok"] > figures["trace_ms_p50_32tok"]
     assert figures["demo_ms_p50"]["attention-by-hand"] > 0
+    for tokens in (32, 256):  # ratios measured in the same run, so they compare across CPUs
+        assert figures[f"trace_overhead_{tokens}tok"] == pytest.approx(
+            figures[f"trace_ms_p50_{tokens}tok"] / figures[f"forward_ms_p50_{tokens}tok"], abs=0.01)
+    assert set(figures["demo_forward_units"]) == set(figures["demo_ms_p50"])
+    assert figures["demo_forward_units"]["attention-by-hand"] == pytest.approx(
+        figures["demo_ms_p50"]["attention-by-hand"] / figures["forward_ms_p50_32tok"], abs=0.01)
+    assert "AVX-512" in figures["cpu"]  # says which kind of CPU of this machine kind gave the figures
     assert figures["python"].startswith("3.") and figures["torch"] and figures["transformers"]
     assert figures["class30_errors"] == 0 and 0 < figures["class30_p50_ms"] <= figures["class30_p95_ms"]
     assert figures["class30_answers_stored"] == figures["class30_answers_expected"] == 300
@@ -100,3 +108,17 @@ def test_ask_jsonl_answers_every_line_and_survives_blank_ones():
     assert replies[0]["stance"] == "refute" and replies[0]["verdict"] == "false"
     assert replies[1]["stance"] == "decline" and replies[3]["stance"] == "decline"
     assert "Traceback" not in result.stderr
+
+
+def test_the_export_command_reads_its_formats_and_their_help_from_the_registry_without_torch():
+    from kqv_demo.exports import FORMATS
+
+    shown = run_cli("export", "--help")
+    assert shown.returncode == 0
+    for fmt in FORMATS.values():
+        assert f"{fmt.name:8} {fmt.label}: {fmt.help}" in shown.stdout
+    refused = run_cli("export", "--round", "core-10", "--format", "docx", "-o", "x.docx")
+    assert refused.returncode == 2 and "invalid choice: 'docx'" in refused.stderr
+    script = "import sys; from kqv_demo.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

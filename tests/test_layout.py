@@ -46,3 +46,67 @@ def test_importing_the_whole_library_leaves_streamlit_unloaded():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=LIBRARY.parent)
     assert len(names) > 30 and result.stdout.strip() == "False"
+
+
+# --- layers ------------------------------------------------------------------------------------------
+# Each part of the library may import only from the layers below its own (any import, even one inside a
+# function: a deferred import hides a circle, it does not remove it). A new module must be given a layer
+# here, which is where to think about what it may use.
+LAYERS: list[set[str]] = [
+    {"errors", "settings"},
+    {"markup", "stats", "numerics", "packages", "ratelimit", "hooks", "trace"},
+    {"model_cache"},
+    {"runtime", "storage"},  # the models and the database: neither knows the quiz, the bank or the UI
+    {"demos", "doctor"},
+    {"content"},  # the bank; it knows the demos' ids only (kqv_demo.demos imports no demo module)
+    {"claim_source", "explainer"},
+    {"quiz"},
+    {"classroom"},
+    {"exports"},
+    {"stress"},
+    {"cli", "bench", "ui"},
+    {"__main__"},
+]
+LAYER_OF = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
+
+
+def part_of(module: str) -> str | None:
+    """kqv_demo.quiz.session -> quiz; kqv_demo.storage -> storage; anything outside the library -> None."""
+    pieces = module.split(".")
+    return pieces[1] if pieces[0] == "kqv_demo" and len(pieces) > 1 else None
+
+
+def part_imports() -> dict[str, set[tuple[str, str]]]:
+    """part -> {(importing file, imported part)} across the library, the UI included."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for path in LIBRARY.rglob("*.py"):
+        source = path.relative_to(LIBRARY).with_suffix("").parts[0]
+        if source == "__init__":
+            continue
+        for name in imported_modules(path):
+            target = part_of(name)
+            if target and target != source:
+                found.setdefault(source, set()).add((str(path.relative_to(LIBRARY)), target))
+    return found
+
+
+def test_every_part_of_the_library_has_a_layer():
+    parts = {path.relative_to(LIBRARY).with_suffix("").parts[0] for path in LIBRARY.rglob("*.py")} - {"__init__"}
+    assert sorted(parts - set(LAYER_OF)) == []
+
+
+def test_each_part_imports_only_from_the_layers_below_it():
+    upward = sorted(
+        f"{file} imports kqv_demo.{target} (layer {LAYER_OF[target]}, its own is {LAYER_OF[source]})"
+        for source, edges in part_imports().items()
+        for file, target in edges
+        if LAYER_OF[target] >= LAYER_OF[source]
+    )
+    assert upward == []
+
+
+def test_storage_knows_nothing_of_the_quiz_and_quiz_nothing_of_classes():
+    # the two circles the layers removed: storage ran the quiz's scheduler, quiz looked up class codes
+    edges = part_imports()
+    assert {target for _file, target in edges["storage"]} <= {"errors", "settings"}
+    assert "classroom" not in {target for _file, target in edges["quiz"]}

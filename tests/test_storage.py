@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, select, text
 
 from kqv_demo import storage
 from kqv_demo.errors import UserInputError
+from kqv_demo.quiz.scheduling import schedule
 from kqv_demo.storage import (
     LEGACY_VERSION_MARK, MAX_NAME, MIGRATIONS, AnswerNotSaved, StorageUnavailable, Store, clean_name, schema_version,
 )
@@ -32,7 +33,7 @@ def test_a_round_survives_a_restart(url: str):
     learner_id, name = store.learner(learner_key)
     round_key = store.start_round(learner_id, {"id": "core-10", "seed": 3}, ["a:verdict", "b:verdict"])
     stored = store.round(round_key)
-    assert store.record_answer(stored, "a:verdict", "a", "false", False, 3)
+    assert store.record_answer(stored, "a:verdict", "a", "false", False, 3, reschedule=schedule)
     store.engine.dispose()
 
     reopened = Store(url)  # a new process would do exactly this
@@ -49,20 +50,20 @@ def test_the_same_answer_is_stored_once(url: str):
     store = Store(url)
     learner_id, _ = store.learner(store.create_learner("Bo"))
     stored = store.round(store.start_round(learner_id, {}, ["a:verdict"]))
-    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2) is True
-    assert store.record_answer(stored, "a:verdict", "a", "false", False, 3) is False
+    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2, reschedule=schedule) is True
+    assert store.record_answer(stored, "a:verdict", "a", "false", False, 3, reschedule=schedule) is False
     assert [(a.response, a.correct) for a in store.answers(stored.id)] == [("true", True)]
     with pytest.raises(UserInputError):
-        store.record_answer(stored, "zzz:verdict", "zzz", "true", True, 2)
+        store.record_answer(stored, "zzz:verdict", "zzz", "true", True, 2, reschedule=schedule)
 
 
 def test_answers_schedule_review_cards(url: str):
     store = Store(url)
     learner_id, _ = store.learner(store.create_learner("Cy"))
     stored = store.round(store.start_round(learner_id, {}, ["a:verdict", "a:multiple_choice", "b:verdict"]))
-    store.record_answer(stored, "a:verdict", "a", "true", False, 3)
-    store.record_answer(stored, "b:verdict", "b", "false", True, 3)
-    store.record_answer(stored, "a:multiple_choice", "a", "x", True, 3)
+    store.record_answer(stored, "a:verdict", "a", "true", False, 3, reschedule=schedule)
+    store.record_answer(stored, "b:verdict", "b", "false", True, 3, reschedule=schedule)
+    store.record_answer(stored, "a:multiple_choice", "a", "x", True, 3, reschedule=schedule)
     boxes = {card.claim_id: card.box for card in store.cards(learner_id)}
     assert boxes == {"a": 2, "b": 2}
 
@@ -95,7 +96,8 @@ def answer_together(store: Store, stored, items: list[str], trials_barrier: thre
     def answer(index: int, item_id: str) -> None:
         trials_barrier.wait()
         try:
-            results[index] = store.record_answer(stored, item_id, item_id.split(":")[0], "true", True, 2)
+            results[index] = store.record_answer(stored, item_id, item_id.split(":")[0], "true", True, 2,
+                                                 reschedule=schedule)
         except BaseException as error:  # noqa: BLE001 - reported by the assertion below
             results[index] = error
 
@@ -120,7 +122,7 @@ def test_two_answers_about_one_claim_at_the_same_moment_are_both_stored(url: str
         card_before = trial % 2 == 1
         if card_before:
             earlier = store.round(store.start_round(learner_id, {}, [f"{claim}:numeric"]))
-            assert store.record_answer(earlier, f"{claim}:numeric", claim, "1", True, 2)
+            assert store.record_answer(earlier, f"{claim}:numeric", claim, "1", True, 2, reschedule=schedule)
         stored = store.round(store.start_round(learner_id, {}, items))
         assert answer_together(store, stored, items, threading.Barrier(2)) == [True, True], f"trial {trial}"
         assert sorted(a.item_id for a in store.answers(stored.id)) == sorted(items)
@@ -141,11 +143,11 @@ def test_a_closed_round_refuses_new_answers_but_still_recognises_repeats(url: st
     store = Store(url)
     learner_id, _ = store.learner(store.create_learner("Flo"))
     stored = store.round(store.start_round(learner_id, {}, ["a:verdict", "b:verdict"]))
-    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2)
+    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2, reschedule=schedule)
     store.finish_round(stored.id)
-    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2) is False
+    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2, reschedule=schedule) is False
     with pytest.raises(UserInputError, match="round is closed"):
-        store.record_answer(stored, "b:verdict", "b", "true", True, 2)
+        store.record_answer(stored, "b:verdict", "b", "true", True, 2, reschedule=schedule)
     assert [a.item_id for a in store.answers(stored.id)] == ["a:verdict"]
     assert {c.claim_id for c in store.cards(learner_id)} == {"a"}
 
@@ -200,7 +202,7 @@ def test_a_read_only_database_still_reads_and_says_plainly_that_nothing_is_saved
     store = Store(read_only(url))  # migrated already: opening it needs no write
     assert store.learner(learner_key) == (learner_id, "Gus") and store.open_rounds(learner_id)[0].key == stored.key
     with pytest.raises(AnswerNotSaved) as refused:
-        store.record_answer(stored, "a:verdict", "a", "true", True, 2)
+        store.record_answer(stored, "a:verdict", "a", "true", True, 2, reschedule=schedule)
     assert "Your answer was NOT saved" in str(refused.value) and "read-only" in str(refused.value)
     assert "INSERT" not in str(refused.value) and "Traceback" not in str(refused.value)
     with pytest.raises(StorageUnavailable, match="read-only"):
@@ -232,7 +234,7 @@ def test_a_full_disk_is_a_plain_message_and_the_answer_is_not_saved(tmp_path: Pa
     saved, refusal = 0, None
     for item_id in stored.item_ids:  # a page or two of room at most: it fills within a few answers
         try:
-            store.record_answer(stored, item_id, item_id.split(":")[0], "x" * 400, True, 2)
+            store.record_answer(stored, item_id, item_id.split(":")[0], "x" * 400, True, 2, reschedule=schedule)
             saved += 1
         except AnswerNotSaved as error:
             refusal = error
@@ -263,7 +265,7 @@ def test_connections_cut_by_a_server_restart_are_replaced_before_an_answer_needs
                                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
     admin.dispose()
     assert cut >= 1
-    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2) is True
+    assert store.record_answer(stored, "a:verdict", "a", "true", True, 2, reschedule=schedule) is True
 
 
 def test_finished_rounds_are_listed_newest_first_with_their_scores(url: str):
@@ -273,8 +275,8 @@ def test_finished_rounds_are_listed_newest_first_with_their_scores(url: str):
     ada, _ = store.learner(store.create_learner("Ada"))
     bo, _ = store.learner(store.create_learner("Bo"))
     first = store.round(store.start_round(ada, {"title": "Core 10"}, ["a:verdict", "b:verdict", "c:verdict"]))
-    store.record_answer(first, "a:verdict", "a", "false", True, 2)
-    store.record_answer(first, "b:verdict", "b", "true", False, 3)
+    store.record_answer(first, "a:verdict", "a", "false", True, 2, reschedule=schedule)
+    store.record_answer(first, "b:verdict", "b", "true", False, 3, reschedule=schedule)
     store.finish_round(first.id)
     empty = store.round(store.start_round(ada, {"title": "Timed out"}, ["a:verdict"]))
     store.finish_round(empty.id)  # closed by its time limit with no answer

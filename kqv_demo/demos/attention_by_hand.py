@@ -179,6 +179,7 @@ def details(result: AttentionByHand) -> str:
 
 DEMO = Demo(
     id="attention-by-hand",
+    reads_sentence=True,
     title="Attention by hand",
     summary=(
         "Recompute one head's attention weights as softmax(QKᵀ/√d + causal mask) from the "

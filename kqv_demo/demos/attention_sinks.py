@@ -227,6 +227,7 @@ def details(result: AttentionSinks) -> str:
 
 DEMO = Demo(
     id="attention-sinks",
+    reads_sentence=True,
     title="Attention maps are weak explanations",
     summary=(
         "In most of SmolLM2's 270 heads, the tokens put more than half of their attention on the first "

@@ -47,6 +47,9 @@ class Demo:
     prompt_label: str = "Your sentence"
     status: Callable[[Any], tuple[bool, str]] | None = None  # a one-line pass/fail of the shown fact
     details: Callable[[Any], str] | None = None  # Markdown: the formula and the code behind it
+    # True when the demo shows its fact on any sentence, so the chat runs it on the learner's own words;
+    # False when it needs its own prompt (a fact about particular words, a cloze, a fixed comparison)
+    reads_sentence: bool = False
 
     def bounds(self, param: Param, runtime: Any) -> tuple[float | None, float | None]:
         shape = runtime.smollm2.shape

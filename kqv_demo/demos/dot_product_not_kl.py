@@ -171,6 +171,7 @@ def status(result: DotProductNotKL) -> tuple[bool, str]:
 
 DEMO = Demo(
     id="dot-product-not-kl",
+    reads_sentence=True,
     title="Dot product, not KL divergence",
     summary=(
         "Real queries and keys have negative entries and do not sum to 1, so they are not "

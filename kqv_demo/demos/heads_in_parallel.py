@@ -261,6 +261,7 @@ def details(result: HeadsInParallel) -> str:
 
 DEMO = Demo(
     id="heads-in-parallel",
+    reads_sentence=True,
     title="Heads run side by side, once",
     summary=(
         "All heads of a layer read the same input and are computed together in one call; their outputs "

@@ -227,6 +227,7 @@ def _bias_summary(names: list[str]) -> str:
 
 DEMO = Demo(
     id="no-bias-concepts",
+    reads_sentence=True,
     title="No biases, no concept switches",
     summary=(
         "SmolLM2 has no bias parameters at all, so no bias switches its neurons on or off. Its MLP "

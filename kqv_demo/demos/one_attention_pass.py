@@ -160,6 +160,7 @@ def details(result: OneAttentionPass) -> str:
 
 DEMO = Demo(
     id="one-attention-pass",
+    reads_sentence=True,
     title="Attention runs once per layer; there is no loop inside a layer",
     summary=(
         "In one forward pass each layer calls its attention once (all heads together) and its MLP once. "

@@ -180,6 +180,7 @@ def details(result: QueryCount) -> str:
 
 DEMO = Demo(
     id="query-count",
+    reads_sentence=True,
     title="One query per token, per head, per layer",
     summary=(
         "Count the query vectors SmolLM2 computes for your prompt: one per token in every head of every "

@@ -322,6 +322,7 @@ def details(result: SoftLookup) -> str:
 
 DEMO = Demo(
     id="soft-lookup",
+    reads_sentence=True,
     title="A soft lookup, not a database",
     summary=(
         "A dict returns the one value of an exactly matching key, or fails. Attention scores every key, "

@@ -204,6 +204,7 @@ def details(result: ValuesNotText) -> str:
 
 DEMO = Demo(
     id="values-not-text",
+    reads_sentence=True,
     title="Values are vectors; the text comes from the LM head",
     summary=(
         "A head's output is its attention weights times the value vectors (not the keys). Values are "

@@ -33,10 +33,6 @@ from kqv_demo.explainer.statements import vetted_statements
 from kqv_demo.markup import literal
 from kqv_demo.runtime import Runtime, one_thread, shared_runtime
 
-SENTENCE_DEMOS = frozenset({
-    "attention-by-hand", "dot-product-not-kl", "soft-lookup", "query-count", "heads-in-parallel",
-    "one-attention-pass", "values-not-text", "no-bias-concepts", "attention-sinks",
-})
 FOLLOW_UP_BOOST = 0.05  # a short follow-up's retrieval favours the conversation's statement and topics
 SHORT_MESSAGE_WORDS = 8
 TOP_MATCHES = 5
@@ -299,7 +295,7 @@ class Explainer:
         if claim.demo is None or claim.demo.id not in DEMOS:
             return None
         demo = DEMOS[claim.demo.id]
-        learner_words = demo.id in SENTENCE_DEMOS and len(text.split()) >= 3
+        learner_words = demo.reads_sentence and len(text.split()) >= 3
         prompt = read_cues(text).core[:300] if learner_words else claim.demo.prompt
         return DemoOffer(demo.id, demo.title, prompt, dict(claim.demo.params), learner_words)
 

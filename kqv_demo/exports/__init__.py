@@ -28,6 +28,7 @@ class Format:
     mime: str
     figures: bool  # runs every demo for its figures
     build: Callable[[Bank, RoundSpec, list[Item], Live | None], str | bytes]
+    help: str  # where the file goes and what it holds: the Export panel and `export --help` show it
 
 
 def _html(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None) -> str:
@@ -61,11 +62,17 @@ def _anki(bank: Bank, spec: RoundSpec, items: list[Item], live: Live | None) -> 
 
 
 FORMATS: dict[str, Format] = {
-    "html": Format("html", "Handout (HTML, print from the browser)", "-handout.html", "text/html", True, _html),
-    "pdf": Format("pdf", "Handout (PDF)", "-handout.pdf", "application/pdf", True, _pdf),
-    "moodle": Format("moodle", "Moodle XML", "-moodle.xml", "application/xml", False, _moodle),
-    "gift": Format("gift", "GIFT (Moodle)", ".gift.txt", "text/plain", False, _gift),
-    "anki": Format("anki", "Anki deck (.apkg, with figures)", ".apkg", "application/octet-stream", True, _anki),
+    "html": Format("html", "Handout (HTML, print from the browser)", "-handout.html", "text/html", True, _html,
+                   "One self-contained page: open it in a browser and print (the answer key starts on a new page)."),
+    "pdf": Format("pdf", "Handout (PDF)", "-handout.pdf", "application/pdf", True, _pdf,
+                  "The same handout as a PDF, ready to print."),
+    "moodle": Format("moodle", "Moodle XML", "-moodle.xml", "application/xml", False, _moodle,
+                     "Question bank → Import → Moodle XML format. True/false, multiple choice and numerical "
+                     "questions."),
+    "gift": Format("gift", "GIFT (Moodle)", ".gift.txt", "text/plain", False, _gift,
+                   "Question bank → Import → GIFT format. The same questions as the Moodle XML file."),
+    "anki": Format("anki", "Anki deck (.apkg, with figures)", ".apkg", "application/octet-stream", True, _anki,
+                   "Anki: File → Import. Importing a newer export updates the same cards."),
 }
 
 

@@ -1,4 +1,6 @@
-"""Name a round on the command line or in a link: a built-in id, a round file, or a class round code."""
+"""Name a round on the command line or in a link: a built-in id or a round file. Class round codes are
+looked up one layer up, in `kqv_demo.classroom.resolve`, which falls back to them (the quiz layer knows
+nothing of classes)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,12 @@ from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.predict import prediction_items
 from kqv_demo.quiz.round_files import load_round_file, load_round_files
 from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec, build_round
-from kqv_demo.storage import Store
 
 
-def resolve_round(bank: Bank, name: str, store: Store | None = None) -> RoundSpec:
-    """The round called `name`, tried in this order: a built-in id (core-10), a path to a round
-    file (my-round.yaml), the id of a file in content/rounds/ (workshop-45), a class round code
-    (K7P-QX4-MRT, looked up in `store`, or the default database when None).
-
-    A class round's spec lists the class's items (`item_ids`), so `round_items` gives exactly them.
-    """
+def named_round(bank: Bank, name: str) -> RoundSpec | None:
+    """The round called `name`, tried in this order: a built-in id (core-10), a path to a round file
+    (my-round.yaml), the id of a file in content/rounds/ (workshop-45); None when it is none of them.
+    A round file with errors raises UserInputError with them."""
     name = name.strip()
     if name in BUILT_IN:
         return BUILT_IN[name]
@@ -31,26 +29,12 @@ def resolve_round(bank: Bank, name: str, store: Store | None = None) -> RoundSpe
         if spec is None:
             raise UserInputError(f"The round file {name} has errors:\n" + "\n".join(map(str, errors)))
         return spec
-    files = load_round_files(bank)
-    if name in files.specs:
-        return files.specs[name]
-    return _class_round(name, store, files.specs)
+    return load_round_files(bank).specs.get(name)
 
 
-def _class_round(name: str, store: Store | None, file_ids) -> RoundSpec:
-    from kqv_demo.classroom.classes import class_spec
-    from kqv_demo.classroom.codes import normalise_code
-
-    try:
-        code = normalise_code(name)
-    except UserInputError:
-        known = ", ".join([*BUILT_IN, *file_ids])
-        raise UserInputError(f"There is no round called {name!r}. Rounds: {known}; or a round file path, "
-                             "or a class round code.") from None
-    stored = (store or Store()).class_by_code(code)
-    if stored is None:
-        raise UserInputError(f"There is no round called {name!r}, and no class round with that code.")
-    return class_spec(stored)
+def round_names(bank: Bank) -> list[str]:
+    """The built-in ids and the ids of content/rounds/, for "no such round" messages."""
+    return [*BUILT_IN, *load_round_files(bank).specs]
 
 
 def round_items(bank: Bank, spec: RoundSpec) -> list[Item]:

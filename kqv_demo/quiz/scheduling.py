@@ -8,19 +8,13 @@ long until the next review, so well-known claims come back rarely and shaky ones
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from kqv_demo.storage import Card  # a stored row; the rule that moves it lives here
 
 INTERVALS = {1: timedelta(days=1), 2: timedelta(days=3), 3: timedelta(days=7), 4: timedelta(days=14),
              5: timedelta(days=30)}
 TOP_BOX = max(INTERVALS)
-
-
-@dataclass(frozen=True)
-class Card:
-    claim_id: str
-    box: int
-    due: datetime
 
 
 def next_box(box: int | None, correct: bool, confidence: int) -> int:

@@ -13,7 +13,7 @@ from kqv_demo.errors import UserInputError
 from kqv_demo.quiz.items import Checked, Item, check, items_for_claim, not_a_number, parse_number
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM, check_observed, prediction_items
 from kqv_demo.quiz.rounds import BUILT_IN, RoundSpec, build_round
-from kqv_demo.quiz.scheduling import due
+from kqv_demo.quiz.scheduling import due, schedule
 from kqv_demo.quiz.scoring import CONFIDENCE_LABELS, Answer, Summary, summarise
 from kqv_demo.storage import Store, StoredAnswer, StoredRound, now
 
@@ -153,7 +153,8 @@ def submit(store: Store, state: RoundState, item: Item, response: str, confidenc
     if item.kind == "numeric" and parse_number(response) is None:
         raise UserInputError(not_a_number(response))  # not scored: a typo must not cost the confidence penalty
     checked = check(item, response)
-    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence)
+    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence,
+                                 reschedule=schedule)
     if len(store.answers(state.stored.id)) >= len(state.items):
         store.finish_round(state.stored.id)
     return checked, stored
@@ -166,7 +167,8 @@ def submit_prediction(store: Store, state: RoundState, item: Item, response: str
     if confidence not in CONFIDENCE_LABELS:
         raise UserInputError("Say how sure you are (1, 2 or 3) before the model runs.")
     checked, _observed = check_observed(PREDICTIONS_BY_ITEM[item.id], result, response)
-    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence)
+    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence,
+                                 reschedule=schedule)
     if len(store.answers(state.stored.id)) >= len(state.items):
         store.finish_round(state.stored.id)
     return checked, stored

@@ -17,7 +17,8 @@ import time
 from kqv_demo.content.loader import Bank
 from kqv_demo.explainer.chat import Explainer
 from kqv_demo.exports.live import runs_needed, compute_run
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 from kqv_demo.runtime import Runtime
 
 NORMAL = "so attention uses KL divergence, right?"

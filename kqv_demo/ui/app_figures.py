@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from kqv_demo.settings import PROJECT_ROOT
 from kqv_demo.ui.loadtest import run_class
+from kqv_demo.ui.navigation import PAGES
 
 
 def quiz_rerun_ms(interactions: int = 9) -> float:
@@ -25,7 +26,7 @@ def quiz_rerun_ms(interactions: int = 9) -> float:
         try:
             app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
             app.run()
-            app.switch_page("kqv_demo/ui/pages/quiz.py").run()
+            app.switch_page(PAGES["quiz"].path).run()
             app.text_input[0].set_value("bench")
             app.button[0].click().run()
             app.button(key="start-core-10").click().run()

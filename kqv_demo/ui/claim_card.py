@@ -11,10 +11,11 @@ from kqv_demo.content.schema import Claim
 from kqv_demo.content.search import VERDICT_LABELS
 from kqv_demo.demos import DEMOS
 from kqv_demo.markup import literal
+from kqv_demo.ui.navigation import PAGES
 
 VERDICT_COLOURS = {"false": "red", "partly": "orange", "true": "green"}
-DEMO_LAB = "kqv_demo/ui/pages/demo_lab.py"
-CLAIMS = "kqv_demo/ui/pages/claims.py"
+DEMO_LAB = PAGES["demo_lab"].path
+CLAIMS = PAGES["claims"].path
 
 
 def verdict_badge(claim: Claim) -> None:

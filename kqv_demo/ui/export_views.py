@@ -14,14 +14,6 @@ from kqv_demo.quiz.items import Item
 from kqv_demo.quiz.rounds import RoundSpec
 from kqv_demo.ratelimit import RateLimited
 
-HELP = {
-    "html": "One self-contained page: open it in a browser and print (the answer key starts on a new page).",
-    "pdf": "The same handout as a PDF, ready to print.",
-    "moodle": "Question bank → Import → Moodle XML format. True/false, multiple choice and numerical questions.",
-    "gift": "Question bank → Import → GIFT format. The same questions as the Moodle XML file.",
-    "anki": "Anki: File → Import. Importing a newer export updates the same cards.",
-}
-
 
 def _key(spec: RoundSpec, items: list[Item], fmt: str) -> str:
     digest = hashlib.sha256("|".join(item.id for item in items).encode()).hexdigest()[:12]
@@ -58,7 +50,7 @@ def export_panel(bank: Bank, spec: RoundSpec, items: list[Item]) -> None:
     """Format choice, a build button (figures are computed by the real models), and the download."""
     fmt = st.radio("Format", list(FORMATS), format_func=lambda name: FORMATS[name].label,
                    key=f"export-format-{spec.id}", horizontal=True)
-    st.caption(HELP[fmt])
+    st.caption(FORMATS[fmt].help)
     predictions = sum(item.kind == "predict" for item in items)
     if predictions:
         st.caption(f"{predictions} prediction question(s): their answers are what the model does "

@@ -45,7 +45,8 @@ from pydantic import BaseModel
 from kqv_demo.classroom import class_results, create_class
 from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.errors import KqvError, UserInputError
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 from kqv_demo.stats import percentile
 from kqv_demo.storage import Store
 from kqv_demo.stress.service import POSTGRES_VARIABLE

@@ -18,6 +18,7 @@ from kqv_demo.classroom import (
 from kqv_demo.errors import UserInputError
 from kqv_demo.quiz import session
 from kqv_demo.quiz.rounds import RoundSpec
+from kqv_demo.quiz.scheduling import schedule
 from kqv_demo.storage import Store, rounds
 
 SPEC = RoundSpec(id="class", title="Admission", kinds=("verdict",), count=2, order="bank", feedback="end",
@@ -109,7 +110,8 @@ def test_a_removed_student_leaves_the_results_and_the_csv_and_cannot_come_back(s
     state = session.load_round(store, bank, spam_key)
     assert state.next_item is None, "their round is closed"
     with pytest.raises(UserInputError, match="round is closed"):
-        store.record_answer(state.stored, state.items[1].id, state.items[1].claim_id, "false", False, 1)
+        store.record_answer(state.stored, state.items[1].id, state.items[1].claim_id, "false", False, 1,
+                            reschedule=schedule)
 
 
 def test_a_round_that_waits_for_the_instructor_then_counts_time_from_each_start(store, bank):
@@ -122,7 +124,8 @@ def test_a_round_that_waits_for_the_instructor_then_counts_time_from_each_start(
         connection.execute(update(rounds).where(rounds.c.id == early.id)
                            .values(created=early.created - timedelta(minutes=30)))
     with pytest.raises(UserInputError, match="not started this class round yet"):
-        store.record_answer(early, early.item_ids[0], early.item_ids[0].split(":")[0], "false", True, 2)
+        store.record_answer(early, early.item_ids[0], early.item_ids[0].split(":")[0], "false", True, 2,
+                            reschedule=schedule)
 
     assert start_class(store, code) and not start_class(store, code)
     assert not admission(store, early.id).stored_class.waiting

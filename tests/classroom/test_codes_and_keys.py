@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import statistics
+import time
 
 import pytest
 from sqlalchemy import select
@@ -70,3 +72,22 @@ def test_a_round_without_questions_is_refused(store, bank):
                       kinds=("numeric",))
     with pytest.raises(UserInputError, match="No question matches"):
         create_class(store, bank, empty)
+
+
+def test_an_unknown_code_costs_a_full_key_check_like_a_wrong_key(store, bank):
+    """Without the dummy hash an unknown code would be refused ~1000 times faster than a wrong key, which
+    tells a guesser which codes exist. Timed as a ratio of medians (the pbkdf2 check dominates both: about
+    0.1 s here, against ~1 ms for the lookup), so the bound holds on a slow or busy machine alike."""
+    code, key = create_class(store, bank, SPEC)
+    other_code = next(c for c in iter(new_code, None) if c != code)
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+
+    def refused_in(typed_code: str, typed_key: str) -> float:
+        started = time.perf_counter()
+        with pytest.raises(UserInputError):
+            verify_key(store, typed_code, typed_key)
+        return time.perf_counter() - started
+
+    wrong_key = statistics.median(refused_in(code, wrong) for _ in range(5))
+    unknown_code = statistics.median(refused_in(other_code, key) for _ in range(5))
+    assert 0.3 < unknown_code / wrong_key < 3.0, (unknown_code, wrong_key)

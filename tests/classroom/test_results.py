@@ -109,3 +109,17 @@ def test_after_the_time_limit_answers_are_refused_and_the_round_closes(store, ba
 def test_unknown_class_codes_are_a_message(store, bank):
     with pytest.raises(UserInputError, match="There is no class round"):
         class_results(store, bank, "ZZZ-ZZZ-ZZZ")
+
+
+def test_no_csv_cell_in_any_column_starts_with_a_character_a_spreadsheet_runs(store, bank):
+    # the dangerous first characters written out (OWASP's CSV injection list), not read from the module
+    dangerous = ("=", "+", "-", "@", "\t", "\r")
+    code, _key = create_class(store, bank, SPEC)
+    for index, first in enumerate(dangerous):
+        play(store, bank, code, f"{first}cmd|' /C calc'!A{index}", [(True, 2)])
+    table = list(csv.reader(io.StringIO(results_csv(class_results(store, bank, code)), newline="")))
+    cells = [cell for row in table[1:] for cell in row]
+    assert len(table) - 1 == len(dangerous) * 3 and cells
+    assert [cell for cell in cells if cell.startswith(dangerous)] == []
+    names = {row[0] for row in table[1:]}
+    assert len(names) == len(dangerous) and all(name.startswith("'") or "cmd" == name[:3] for name in names)

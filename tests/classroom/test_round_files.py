@@ -13,7 +13,8 @@ from kqv_demo.classroom import create_class, format_code
 from kqv_demo.content.loader import load_bank
 from kqv_demo.content.yamlfile import MAX_ERRORS, problem_count
 from kqv_demo.errors import UserInputError
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 from kqv_demo.quiz.round_files import (
     MAX_ROUND_FILE_BYTES, SUGGESTED, load_round_file, load_round_files, parse_round_upload, rounds_dir,
 )

@@ -50,6 +50,8 @@ def test_dropping_the_scale_or_the_mask_breaks_the_match(trace):
     unmasked = attention_by_hand.from_trace(trace, 5, 3, masked=False)
     assert np.triu(unmasked.hand_weights, k=1).max() > 0
     assert unmasked.max_abs_diff > 1e-2 > 10 * unmasked.tolerance and not unmasked.matches
+    # the triangle the explanation quotes is the MODEL's, whatever the hand recomputation did
+    assert unmasked.upper_triangle_max == 0.0
 
 
 def test_the_encoder_has_no_causal_mask(runtime: Runtime):

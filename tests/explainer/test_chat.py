@@ -11,6 +11,7 @@ import re
 import pytest
 
 from kqv_demo.content.loader import load_bank
+from kqv_demo.demos import DEMOS
 from kqv_demo.explainer.chat import Conversation, Explainer
 from kqv_demo.explainer.evaluate import DEV_SET, QUALITY_BAR, load_eval_set, run_eval, score_dev_set
 from kqv_demo.explainer.message import MAX_MESSAGE_CHARS, clean_message, escape_markdown
@@ -338,3 +339,15 @@ def test_public_text_set_keeps_its_guards(explainer: Explainer):
     assert len(expected) == 202 and scores["truths_and_questions"] == 172, json.dumps(scores)
     assert scores["truths_refuted"] <= 3 and scores["agreement_with_misconception"] == 0, json.dumps(scores)
     assert scores["offtopic_declined"] >= 0.9, json.dumps(scores)
+
+
+def test_a_demo_that_reads_any_sentence_is_offered_on_the_learners_words_and_another_on_its_own_prompt(
+        explainer: Explainer):
+    # the demo's own registry entry decides (Demo.reads_sentence), not a list kept in the chat
+    kl = explainer.answer("so attention compares queries and keys with KL divergence, right?")
+    assert kl.demo and DEMOS[kl.demo.id].reads_sentence
+    assert kl.demo.on_learner_words and "queries and keys with KL divergence" in kl.demo.prompt
+    keys = explainer.answer("keys are stored concept vectors learned in training")
+    claim = explainer.bank.claims[keys.claim_id]
+    assert keys.demo and not DEMOS[keys.demo.id].reads_sentence
+    assert not keys.demo.on_learner_words and keys.demo.prompt == claim.demo.prompt

@@ -7,7 +7,8 @@ import pytest
 from kqv_demo.content.loader import Bank, load_bank
 from kqv_demo.exports.live import Live, run_live
 from kqv_demo.quiz.items import Item
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 from kqv_demo.quiz.rounds import RoundSpec
 
 SMALL_ROUND = "kl-and-dot-products"

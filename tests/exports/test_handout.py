@@ -166,7 +166,8 @@ def test_core_10_prints_on_8_pages_with_chart_text_at_7_pt(bank, runtime):
     4-5 pt. It now takes at most 8 pages: the questions on at most 3, the key from a fresh page, and every
     chart's smallest text at 7 pt or more."""
     from kqv_demo.exports.pdf_handout import MIN_PRINTED_TEXT_PT, printed_text_pt, printed_width
-    from kqv_demo.quiz.resolve import resolve_round, round_items
+    from kqv_demo.classroom.resolve import resolve_round
+    from kqv_demo.quiz.resolve import round_items
     from PIL import Image
 
     spec = resolve_round(bank, "core-10")
@@ -214,3 +215,21 @@ def test_the_pdf_cites_each_work_once_and_shortens_long_author_lists():
     question = Reference(authors="Michel, P., Levy, O., Neubig, G.", title="Are Sixteen Heads Really Better than One?",
                          year=2019)
     assert "One? (2019)" not in short_citation(question) and "One?." not in short_citation(question)
+
+
+def test_a_figures_text_alternative_is_escaped_in_the_handout_and_the_anki_card():
+    from PIL import Image
+
+    from kqv_demo.exports.anki import card_figure
+    from kqv_demo.exports.html_handout import figure_html
+    from kqv_demo.exports.live import Figure
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    hostile = '"><script>alert(1)</script><img src=x onerror="alert(2)'
+    figure = Figure(3, "attention-by-hand", f"Title {hostile}", f"Caption {hostile}", "on “x”", png.getvalue())
+    for page in (figure_html(figure), card_figure(figure)):
+        tree = lxml.html.fragment_fromstring(page, create_parent="div")
+        images = tree.findall(".//img")
+        assert len(images) == 1 and not tree.findall(".//script"), page
+        assert images[0].get("onerror") is None and f"Title {hostile}" in images[0].get("alt")

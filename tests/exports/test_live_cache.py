@@ -13,7 +13,8 @@ from kqv_demo.exports.live import (RUN_CACHE_ENTRIES, RUNS, Live, OnceCache, run
                                   runs_to_compute, runtime_token, with_answers)
 from kqv_demo.exports import live as live_module
 from kqv_demo.quiz.predict import PREDICTIONS
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 
 
 def test_a_second_export_of_the_same_round_reuses_every_figure(bank: Bank, small_round, runtime):

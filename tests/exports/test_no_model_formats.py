@@ -11,7 +11,8 @@ SCRIPT = """
 import json, sys
 from kqv_demo.content.loader import load_bank
 from kqv_demo.exports import build_export
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 bank = load_bank(dialogue=False)
 spec = resolve_round(bank, "core-10")
 items = round_items(bank, spec)

@@ -13,6 +13,9 @@ from kqv_demo.quiz.resolve import round_items
 from kqv_demo.quiz.rounds import BUILT_IN, MAX_ROUND_ITEMS, RoundSpec, build_round, matching_claims
 from kqv_demo.quiz.scheduling import INTERVALS, Card, due, next_box, schedule
 from kqv_demo.quiz.scoring import Answer, cbm_mark, summarise
+from kqv_demo.quiz.session import review_spec
+from kqv_demo.storage import Store
+from kqv_demo.storage import now as storage_now
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +243,33 @@ def test_calibration_advice_says_over_or_under_confident_by_the_cbm_thresholds()
     assert "under-confident" in under and "Fairly sure" in under
     assert "matched" in advice((True, 3), (True, 3), (True, 3), (True, 3), (True, 3), (False, 1))
     assert "rough guide" in over and advice() == ""
+
+
+def test_review_comes_back_after_the_readmes_1_3_7_14_30_days():
+    # the README's numbers written out, not read from INTERVALS: a changed interval must fail here
+    start = datetime(2026, 11, 28, 12, 0)
+    card, waits = None, []
+    for _ in range(6):  # right and sure each time: up one box, to the top box
+        card = schedule(card, "x", True, 3, start)
+        waits.append((card.due - start).days)
+    assert waits == [3, 7, 14, 30, 30, 30]
+    assert (schedule(None, "x", False, 3, start).due - start).days == 1  # missed: tomorrow
+    assert (schedule(None, "x", True, 1, start).due - start).days == 1  # right but unsure: tomorrow
+    assert (schedule(card, "x", False, 2, start).due - start).days == 1  # a top-box claim missed: back to 1 day
+
+
+def test_the_review_button_offers_exactly_the_claims_due_shakiest_first(bank, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'review.sqlite3'}")
+    learner_id, _name = store.learner(store.create_learner("Ada"))
+    missed, known, other = sorted(bank.claims)[:3]
+    stored = store.round(store.start_round(learner_id, {"id": "x"}, [f"{c}:verdict" for c in (missed, known, other)]))
+    store.record_answer(stored, f"{missed}:verdict", missed, "x", False, 3, reschedule=schedule)  # box 1: 1 day
+    store.record_answer(stored, f"{known}:verdict", known, "x", True, 3, reschedule=schedule)  # box 2: 3 days
+    answered = storage_now()
+    assert review_spec(store, bank, learner_id, at=answered) is None  # nothing due yet
+    after_two_days = review_spec(store, bank, learner_id, at=answered + timedelta(days=2))
+    assert after_two_days is not None and after_two_days.claims == (missed,)
+    after_four_days = review_spec(store, bank, learner_id, at=answered + timedelta(days=4))
+    assert after_four_days is not None and after_four_days.claims == (missed, known)  # box 1 before box 2
+    assert after_four_days.count == 2 and set(after_four_days.kinds) == {"verdict", "multiple_choice"}
+    store.engine.dispose()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from kqv_demo.content.loader import load_bank
@@ -134,3 +136,43 @@ def test_a_round_shows_each_prediction_in_its_seed_s_order():
         for item in items:
             assert item.choices == PREDICTIONS_BY_ITEM[item.id].item(seed).choices
         assert items_by_id(bank, spec)[items[0].id].choices == items[0].choices  # as a resumed round rebuilds it
+
+
+# A negative control for every prediction's `observe`: a result in which the model behaves otherwise (the
+# fields each `observe` reads, set by hand) must change the answer key. Without it, an `observe` replaced by
+# a constant would pass every test above, since the real model always shows what the bank teaches.
+OTHERWISE = {
+    "number-of-layers-is-decided-dynamically": (
+        {"blocks_run": [20, 30], "n_layers": 30}, "Fewer for the easy prompt"),
+    "softmax-turns-scores-into-attention-distribution": (
+        {"upper_triangle_max": 0.01}, "No entry is exactly zero"),
+    "keys-are-stored-concept-vectors": (
+        {"cosine_by_layer": {10: np.array([1.0, 1.0, 1.0])}}, "Yes: each word has one stored key"),
+    "llms-cannot-report-confidence-scores": ({"top_tokens": [" located", " Paris"]}, "located"),
+    "model-learns-from-feedback-during-conversation": ({"weights_unchanged": False}, "Yes, slightly"),
+    "response-sampled-from-primed-representations": (
+        {"key_lengths": [10, 20, 30]}, "The whole prompt's keys again"),
+    "kl-divergence-compares-queries-and-keys": (
+        {"dot_product_tolerance": 1e-6, "dot_product_max_diff": 0.3, "kl_max_diff": 1e-8},
+        "A ranking of keys by KL divergence"),
+    "bert-uses-left-and-right-context": (
+        {"smollm2_relative_diff": 1.0, "minilm_cosine": 0.5, "minilm_cosine_noise": 1e-6},
+        "Different in both models"),
+}
+
+
+@pytest.mark.parametrize("prediction", PREDICTIONS, ids=lambda p: p.claim_id)
+def test_a_model_that_behaved_otherwise_would_change_the_answer_key(prediction):
+    fields, other_choice = OTHERWISE[prediction.claim_id]
+    assert other_choice in prediction.choices and other_choice != EXPECTED[prediction.claim_id]
+    assert prediction.observe(SimpleNamespace(**fields)) == other_choice
+
+
+def test_the_kl_and_bert_keys_tell_every_outcome_apart():
+    kl = PREDICTIONS_BY_ITEM["kl-divergence-compares-queries-and-keys:predict"].observe
+    both = SimpleNamespace(dot_product_tolerance=1e-6, dot_product_max_diff=1e-8, kl_max_diff=1e-8)
+    dot = SimpleNamespace(dot_product_tolerance=1e-6, dot_product_max_diff=1e-8, kl_max_diff=0.24)
+    assert (kl(both), kl(dot)) == ("Both dot products and KL, equally", "Softmax of scaled dot products q·k/√d")
+    bert = PREDICTIONS_BY_ITEM["bert-uses-left-and-right-context:predict"].observe
+    same = SimpleNamespace(smollm2_relative_diff=0.0, minilm_cosine=1.0, minilm_cosine_noise=1e-6)
+    assert bert(same) == "Same in both models"

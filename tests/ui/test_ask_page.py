@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kqv_demo.runtime import Runtime
+from kqv_demo.ui.navigation import PAGES
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -15,7 +16,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 def open_ask_page() -> AppTest:
     """A new browser session on the Ask page."""
     test = AppTest.from_file(APP, default_timeout=240).run()
-    test.switch_page("kqv_demo/ui/pages/ask.py").run()
+    test.switch_page(PAGES["ask"].path).run()
     assert not test.exception, test.exception
     return test
 

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from kqv_demo.claim_source import addresses
 from kqv_demo.content.loader import CONTENT_DIR, load_bank
 from kqv_demo.markup import literal
+from kqv_demo.ui.navigation import PAGES
 from tests.hostile import as_read
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -20,7 +21,7 @@ EXAMPLE_ID = "kl-divergence-compares-queries-and-keys"
 def claims_page(**query: str) -> AppTest:
     test = AppTest.from_file(APP, default_timeout=60)
     test.run()
-    test.switch_page("kqv_demo/ui/pages/claims.py")
+    test.switch_page(PAGES["claims"].path)
     for key, value in query.items():
         test.query_params[key] = value
     test.run()

@@ -12,6 +12,7 @@ from kqv_demo.classroom import create_class, join_class
 from kqv_demo.content.loader import load_bank
 from kqv_demo.quiz.resolve import round_items
 from kqv_demo.quiz.rounds import RoundSpec
+from kqv_demo.quiz.scheduling import schedule
 from kqv_demo.storage import Store
 from kqv_demo.ui.crash_drill import DRILL_KINDS, DrillStudent, _resume_problem, run_drill
 from kqv_demo.ui.wire_client import Page, Widget
@@ -36,7 +37,7 @@ def played_round(tmp_path) -> PlayedRound:
     stored = store.round(key)
     items = {item.id: item for item in round_items(bank, spec)}
     ordered = [items[item_id] for item_id in stored.item_ids]
-    assert store.record_answer(stored, ordered[0].id, ordered[0].claim_id, "x", False, 1)
+    assert store.record_answer(stored, ordered[0].id, ordered[0].claim_id, "x", False, 1, reschedule=schedule)
     yield PlayedRound(store, key, ordered)
     store.engine.dispose()
 

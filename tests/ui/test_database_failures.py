@@ -14,7 +14,9 @@ from kqv_demo.classroom import create_class, join_class
 from kqv_demo.content.loader import load_bank
 from kqv_demo.quiz import session
 from kqv_demo.quiz.rounds import BUILT_IN
+from kqv_demo.quiz.scheduling import schedule
 from kqv_demo.storage import AnswerNotSaved, Store
+from kqv_demo.ui.navigation import PAGES
 from tests.test_storage import no_room_left, read_only
 from tests.ui.markdown_text import plain
 
@@ -24,7 +26,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 def page(name: str, **query: str) -> AppTest:
     test = AppTest.from_file(APP, default_timeout=90)
     test.run()
-    test.switch_page(f"kqv_demo/ui/pages/{name}.py")
+    test.switch_page(PAGES[name].path)
     for key, value in query.items():
         test.query_params[key] = value
     test.run()
@@ -89,7 +91,7 @@ def test_a_full_disk_tells_the_learner_the_answer_was_not_saved(tmp_path: Path, 
     filler = Store(url)
     with pytest.raises(AnswerNotSaved):
         for item_id in padding.item_ids:
-            filler.record_answer(padding, item_id, item_id.split(":")[0], "x", True, 1)
+            filler.record_answer(padding, item_id, item_id.split(":")[0], "x", True, 1, reschedule=schedule)
     filler.engine.dispose()
 
     monkeypatch.setenv("DATABASE_URL", url)

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from kqv_demo.ratelimit import DEMO
 from kqv_demo.runtime import Runtime
+from kqv_demo.ui.navigation import PAGES
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 DEMO_ID = "attention-by-hand"  # one short SmolLM2 pass per prompt
@@ -18,7 +19,7 @@ def _lab() -> AppTest:
     test = AppTest.from_file(APP, default_timeout=240)
     test.query_params["demo"] = DEMO_ID
     test.run()
-    test.switch_page("kqv_demo/ui/pages/demo_lab.py").run()
+    test.switch_page(PAGES["demo_lab"].path).run()
     assert not test.exception, test.exception
     return test
 

@@ -15,6 +15,7 @@ from kqv_demo.classroom import class_results, normalise_code, results_csv
 from kqv_demo.content.loader import load_bank
 from kqv_demo.quiz.session import load_round
 from kqv_demo.storage import Store
+from kqv_demo.ui.navigation import PAGES
 from tests.ui.markdown_text import plain
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -31,7 +32,7 @@ def database(tmp_path: Path, monkeypatch) -> str:
 def page(name: str, **query: str) -> AppTest:
     test = AppTest.from_file(APP, default_timeout=90)
     test.run()
-    test.switch_page(f"kqv_demo/ui/pages/{name}.py")
+    test.switch_page(PAGES[name].path)
     for key, value in query.items():
         test.query_params[key] = value
     test.run()

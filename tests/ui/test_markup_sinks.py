@@ -17,11 +17,11 @@ from kqv_demo.demos import DEMOS
 from kqv_demo.quiz.rounds import RoundSpec
 from kqv_demo.runtime import Runtime
 from kqv_demo.storage import Store
+from kqv_demo.ui.navigation import PAGES
 from tests.demos.test_hostile_text import HOSTILE_RUNS
 from tests.hostile import HOSTILE, SHORT, hostile_findings
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = "kqv_demo/ui/pages"
 
 # Proto fields that Streamlit renders as Markdown. Plain-text elements (st.text, st.code, st.json,
 # dataframes, selectbox options, text values and placeholders) are left out: they need no escaping.
@@ -78,7 +78,7 @@ def database(tmp_path: Path, monkeypatch) -> str:
 def open_page(page: str, session_state: dict | None = None, **query: str) -> AppTest:
     test = AppTest.from_file(APP, default_timeout=300)
     test.run()
-    test.switch_page(f"{PAGES}/{page}.py")
+    test.switch_page(PAGES[page].path)
     for key, value in query.items():
         test.query_params[key] = value
     for key, value in (session_state or {}).items():

@@ -9,10 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kqv_demo.runtime import Runtime
+from kqv_demo.ui.navigation import PAGES
 from tests.hostile import as_read
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-PAGES = "kqv_demo/ui/pages"
 
 
 def app(**query: str) -> AppTest:
@@ -24,7 +24,7 @@ def app(**query: str) -> AppTest:
 
 def open_page(page: str, **query: str) -> AppTest:
     test = app(**query).run()
-    test.switch_page(f"{PAGES}/{page}.py").run()
+    test.switch_page(PAGES[page].path).run()
     assert not test.exception, test.exception
     # errors the page caught itself are shown, not raised: test.exception does not list them
     caught = [error.value for error in test.error if "it is our fault" in error.value]
@@ -94,3 +94,14 @@ def test_demo_lab_empty_and_overlong_prompts(runtime: Runtime):
     test.text_area[0].set_value("token " * 600).run()
     assert not test.exception
     assert "the demos use the first 256" in test.warning[0].value
+
+
+def test_every_page_script_is_in_the_one_page_registry_and_opens_by_its_entry():
+    from kqv_demo.ui.navigation import FOLDER
+
+    scripts = {path.stem for path in (Path(APP).parent / FOLDER).glob("*.py") if path.stem != "__init__"}
+    assert scripts == set(PAGES)
+    test = app().run()
+    assert not test.exception
+    test.switch_page(PAGES["about"].path).run()  # a page reached by its registry entry renders
+    assert not test.exception and test.title[0].value

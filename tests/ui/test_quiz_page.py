@@ -13,10 +13,11 @@ from kqv_demo.quiz.items import check, format_number
 from kqv_demo.quiz.predict import PREDICTIONS_BY_ITEM
 from kqv_demo.quiz.session import load_round
 from kqv_demo.storage import Store
+from kqv_demo.ui.navigation import PAGES
 from tests.ui.markdown_text import plain
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-QUIZ = "kqv_demo/ui/pages/quiz.py"
+QUIZ = PAGES["quiz"].path
 
 
 @pytest.fixture

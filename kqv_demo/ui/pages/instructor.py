@@ -10,7 +10,8 @@ from kqv_demo.content.yamlfile import problem_count
 from kqv_demo.errors import UserInputError
 from kqv_demo.markup import literal
 from kqv_demo.quiz.items import ITEM_KINDS, KIND_LABELS
-from kqv_demo.quiz.resolve import resolve_round, round_items
+from kqv_demo.classroom.resolve import resolve_round
+from kqv_demo.quiz.resolve import round_items
 from kqv_demo.quiz.round_files import MAX_ROUND_FILE_BYTES, load_round_files, parse_round_upload
 from kqv_demo.quiz.rounds import BUILT_IN, MAX_ROUND_ITEMS, RoundSpec
 from kqv_demo.ratelimit import BULK_REQUESTS
