@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -130,6 +130,46 @@ class Runtime:
             return ids, None
         kept = ids[: max_tokens - 1] + [ids[-1]] if model == MINILM else ids[:max_tokens]
         return kept, Truncation(len(ids), len(kept))
+
+    def shape(self, model: str = SMOLLM2) -> ModelShape:
+        """The model's facts (layers, heads, widths, vocabulary, norms): what a demo may know of it."""
+        return self.model(model).shape
+
+    def encode(self, text: str, model: str = SMOLLM2) -> list[int]:
+        """`text`'s token ids as the tokenizer gives them: no special tokens, nothing cut (for a demo's own
+        short texts; a learner's prompt goes through `tokenize`, which bounds it)."""
+        loaded = self.model(model)
+        with loaded.tokenizer_lock:
+            return list(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_with_offsets(self, text: str, model: str = SMOLLM2) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of `text` (no special tokens) and each token's (start, end) character span in it."""
+        loaded = self.model(model)
+        with loaded.tokenizer_lock:
+            encoded = loaded.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        return list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
+
+    def decode(self, ids: Sequence[int], model: str = SMOLLM2, *, skip_special_tokens: bool = False,
+               clean_up_spaces: bool | None = None) -> str:
+        """The text of token ids. `clean_up_spaces=False` keeps the spaces exactly as the tokens hold them."""
+        loaded = self.model(model)
+        options = {} if clean_up_spaces is None else {"clean_up_tokenization_spaces": clean_up_spaces}
+        with loaded.tokenizer_lock:
+            return loaded.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens, **options)
+
+    def token_texts(self, ids: Sequence[int], model: str = SMOLLM2) -> list[str]:
+        """Each token's own text, one string per id (with its leading space, as the model reads it)."""
+        loaded = self.model(model)
+        with loaded.tokenizer_lock:
+            return [loaded.tokenizer.decode([int(i)]) for i in ids]
+
+    def special_ids(self, model: str = SMOLLM2) -> set[int]:
+        """The ids of the tokenizer's special tokens ([CLS], [SEP], <|im_end|>...)."""
+        return set(self.model(model).tokenizer.all_special_ids)
+
+    def end_of_text_id(self, model: str = SMOLLM2) -> int | None:
+        """The token that ends a reply (SmolLM2: <|im_end|>)."""
+        return self.model(model).tokenizer.eos_token_id
 
     def trace(
         self,
@@ -485,8 +525,11 @@ def hashes_digest(hashes: dict[str, bytes]) -> str:
 
 
 def _shape(name: str, config: transformers.PretrainedConfig, causal: bool, rotary: bool = False) -> ModelShape:
+    """The facts demos need, read here once, so that no demo reads a Hugging Face config (Llama and BERT
+    name them differently: rms_norm_eps / layer_norm_eps; BERT's projections always have biases)."""
     n_heads = config.num_attention_heads
     d_head = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+    bert = config.model_type == "bert"
     return ModelShape(
         name=name,
         n_layers=config.num_hidden_layers,
@@ -496,6 +539,12 @@ def _shape(name: str, config: transformers.PretrainedConfig, causal: bool, rotar
         d_head=d_head,
         causal=causal,
         rotary=rotary,
+        vocab_size=config.vocab_size,
+        norm_eps=config.layer_norm_eps if bert else config.rms_norm_eps,
+        tied_embeddings=bool(config.tie_word_embeddings),
+        max_positions=config.max_position_embeddings,
+        attention_bias=True if bert else bool(config.attention_bias),
+        mlp_bias=True if bert else bool(config.mlp_bias),
     )
 
 

@@ -33,7 +33,13 @@ class ModelShape:
     d_model: int
     d_head: int
     causal: bool
-    rotary: bool = False  # RoPE turns q and k inside attention (SmolLM2; MiniLM adds positions to embeddings)
+    rotary: bool  # RoPE turns q and k inside attention (SmolLM2; MiniLM adds positions to embeddings)
+    vocab_size: int
+    norm_eps: float  # the epsilon of its norms (RMSNorm in SmolLM2, LayerNorm in MiniLM)
+    tied_embeddings: bool  # the output head is the input embedding matrix
+    max_positions: int  # the longest context its position scheme was trained for
+    attention_bias: bool  # its q, k, v and output projections add a bias
+    mlp_bias: bool
 
     def attention_reads(self, kind: str) -> str:
         """The hook name, within `blocks.{L}.attn.`, of the queries ("q") or keys ("k") attention reads:

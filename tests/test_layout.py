@@ -110,3 +110,14 @@ def test_storage_knows_nothing_of_the_quiz_and_quiz_nothing_of_classes():
     edges = part_imports()
     assert {target for _file, target in edges["storage"]} <= {"errors", "settings"}
     assert "classroom" not in {target for _file, target in edges["quiz"]}
+
+
+def test_no_demo_reaches_into_a_hugging_face_model_tokenizer_or_config():
+    # a demo asks the runtime (demos.base.DemoRuntime): runtime.shape(), encode, decode, token_texts...
+    reached = sorted(
+        f"{path.relative_to(LIBRARY)}:{node.lineno}: .{node.attr}"
+        for path in (LIBRARY / "demos").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in ("smollm2", "minilm", "tokenizer", "config")
+    )
+    assert reached == []

@@ -15,7 +15,7 @@ import torch
 
 from kqv_demo import numerics, settings
 from kqv_demo.errors import UserInputError
-from kqv_demo.runtime import MINILM, Runtime, shared_runtime
+from kqv_demo.runtime import MINILM, SMOLLM2, Runtime, shared_runtime
 
 
 def test_one_runtime_per_process(runtime: Runtime):
@@ -327,3 +327,35 @@ def test_threads_started_after_the_chat_used_one_thread_get_the_full_count_again
     later.start()
     later.join()
     assert counts == [max(1, os.cpu_count() or 1)]
+
+
+@pytest.mark.parametrize("name", [SMOLLM2, MINILM])
+def test_a_models_shape_states_the_facts_of_its_config(runtime: Runtime, name: str):
+    # what demos read instead of a Hugging Face config: compared here with the config itself
+    config = runtime.model(name).model.config
+    shape = runtime.shape(name)
+    assert (shape.n_layers, shape.n_heads, shape.d_model, shape.vocab_size, shape.max_positions) == (
+        config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.vocab_size,
+        config.max_position_embeddings)
+    if name == SMOLLM2:
+        assert (shape.norm_eps, shape.tied_embeddings, shape.attention_bias, shape.mlp_bias, shape.rotary) == (
+            config.rms_norm_eps, True, False, False, True)
+        assert (shape.n_kv_heads, shape.d_head) == (config.num_key_value_heads, config.head_dim)
+    else:
+        assert (shape.norm_eps, shape.attention_bias, shape.mlp_bias, shape.rotary) == (
+            config.layer_norm_eps, True, True, False)
+        assert "encoder.layer.0.attention.self.query.bias" in runtime.parameter_shapes(MINILM)
+
+
+def test_tokens_and_text_go_through_the_runtime(runtime: Runtime):
+    text = "The cat sat on the mat."
+    ids = runtime.encode(text)
+    assert ids == runtime.tokenize(text)[0] and runtime.decode(ids) == text
+    assert "".join(runtime.token_texts(ids)) == text and len(runtime.token_texts(ids)) == len(ids)
+    same_ids, offsets = runtime.encode_with_offsets(text)
+    assert same_ids == ids and [text[start:end] for start, end in offsets][:2] == ["The", " cat"]
+    tokenizer = runtime.smollm2.tokenizer
+    assert runtime.end_of_text_id() == tokenizer.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    minilm_ids = runtime.tokenize(text, MINILM)[0]  # [CLS] ... [SEP]
+    assert {minilm_ids[0], minilm_ids[-1]} <= runtime.special_ids(MINILM)
+    assert not set(minilm_ids[1:-1]) & runtime.special_ids(MINILM)

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 import altair as alt
 import numpy as np
 
 from kqv_demo.errors import UserInputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from kqv_demo.trace import ModelShape, Trace
 
 ParamKind = Literal["layer", "head", "int", "float", "bool", "text"]
 
@@ -33,33 +38,65 @@ class Param:
     help: str = ""
 
 
+class DemoRuntime(Protocol):
+    """What a demo may ask of the models (kqv_demo.runtime.Runtime gives it). Shapes, tokens and text go
+    through here, never through a Hugging Face tokenizer or config, so that a demo reads the same on any
+    model the runtime loads. `model` is "smollm2" (the default) or "minilm"."""
+
+    def shape(self, model: str = ...) -> ModelShape: ...
+    def tokenize(self, prompt: str, model: str = ..., max_tokens: int = ...) -> tuple[list[int], Any]: ...
+    def encode(self, text: str, model: str = ...) -> list[int]: ...
+    def encode_with_offsets(self, text: str, model: str = ...) -> tuple[list[int], list[tuple[int, int]]]: ...
+    def decode(self, ids: Sequence[int], model: str = ..., *, skip_special_tokens: bool = ...,
+               clean_up_spaces: bool | None = ...) -> str: ...
+    def token_texts(self, ids: Sequence[int], model: str = ...) -> list[str]: ...
+    def special_ids(self, model: str = ...) -> set[int]: ...
+    def end_of_text_id(self, model: str = ...) -> int | None: ...
+    def trace(self, prompt: str, **options: Any) -> Trace: ...
+    def trace_batch(self, prompts: list[str], **options: Any) -> list[Trace]: ...
+    def generate(self, prompt: str, max_new_tokens: int, **options: Any) -> tuple[list[int], Any, list[Any]]: ...
+    def branch_logits(self, context_ids: list[int], branches: list[list[int]]) -> tuple[torch.Tensor, Any]: ...
+    def logits_from_block(self, hidden: torch.Tensor, block: int) -> torch.Tensor: ...
+    def chat_prompt(self, message: str) -> str: ...
+    def parameter(self, name: str, model: str = ...) -> torch.Tensor: ...
+    def parameter_shapes(self, model: str = ...) -> dict[str, tuple[int, ...]]: ...
+    def parameter_hashes(self, model: str = ...) -> dict[str, bytes]: ...
+    def hashes_at_load(self) -> dict[str, bytes]: ...
+    def reference_logits(self) -> torch.Tensor: ...
+    def reference_logits_at_load(self) -> torch.Tensor: ...
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+R = TypeVar("R")  # the demo's result: a dataclass of numbers
+
+
 @dataclass(frozen=True)
-class Demo:
+class Demo(Generic[R]):
     id: str
     title: str
     summary: str  # what it shows, one paragraph
     default_prompt: str
-    compute: Callable[..., Any]  # compute(runtime, prompt, **params) -> a dataclass of numbers
-    chart: Callable[[Any], alt.TopLevelMixin | None]
-    explain: Callable[[Any], str]
-    headline: Callable[[Any], list[tuple[str, str]]]  # (label, value) pairs shown as metrics
+    compute: Callable[..., R]  # compute(runtime: DemoRuntime, prompt, **params) -> R
+    chart: Callable[[R], alt.TopLevelMixin | None]
+    explain: Callable[[R], str]
+    headline: Callable[[R], list[tuple[str, str]]]  # (label, value) pairs shown as metrics
     params: tuple[Param, ...] = ()
     prompt_label: str = "Your sentence"
-    status: Callable[[Any], tuple[bool, str]] | None = None  # a one-line pass/fail of the shown fact
-    details: Callable[[Any], str] | None = None  # Markdown: the formula and the code behind it
+    status: Callable[[R], tuple[bool, str]] | None = None  # a one-line pass/fail of the shown fact
+    details: Callable[[R], str] | None = None  # Markdown: the formula and the code behind it
     # True when the demo shows its fact on any sentence, so the chat runs it on the learner's own words;
     # False when it needs its own prompt (a fact about particular words, a cloze, a fixed comparison)
     reads_sentence: bool = False
 
-    def bounds(self, param: Param, runtime: Any) -> tuple[float | None, float | None]:
-        shape = runtime.smollm2.shape
+    def bounds(self, param: Param, runtime: DemoRuntime) -> tuple[float | None, float | None]:
+        shape = runtime.shape()
         if param.kind == "layer":
             return 0, shape.n_layers - 1
         if param.kind == "head":
             return 0, shape.n_heads - 1
         return param.low, param.high
 
-    def check(self, runtime: Any, params: dict[str, Any]) -> dict[str, Any]:
+    def check(self, runtime: DemoRuntime, params: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, types converted, ranges checked; a clear message otherwise."""
         known = {param.name: param for param in self.params}
         unknown = set(params) - set(known)
@@ -99,7 +136,7 @@ class Demo:
             raise UserInputError(f"{what} {value} is out of range: choose from {low:g} to {high:g}.")
         return number
 
-    def run(self, runtime: Any, prompt: str | None = None, **params: Any) -> Any:
+    def run(self, runtime: DemoRuntime, prompt: str | None = None, **params: Any) -> R:
         return self.compute(
             runtime, prompt if prompt is not None else self.default_prompt, **self.check(runtime, params)
         )

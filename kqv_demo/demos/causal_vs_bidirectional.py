@@ -98,7 +98,7 @@ def _resid(trace, n_layers: int, position: int) -> torch.Tensor:
 
 
 def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) -> CausalVsBidirectional:
-    small, mini = runtime.smollm2.shape, runtime.minilm.shape
+    small, mini = runtime.shape(), runtime.shape(MINILM)
     mini_layer = minilm_layer_for(layer, small.n_layers, mini.n_layers)
     if not 0 <= head < mini.n_heads:
         raise UserInputError(f"Head {head} does not exist in MiniLM: it has heads 0 to {mini.n_heads - 1}.")
@@ -129,7 +129,7 @@ def compute(runtime, prompt: str, other: str, word: str, layer: int, head: int) 
     upper = torch.triu(mini_all, diagonal=1)
     mini_weights = mini_all[mini_layer, head]
     mini_upper = upper[mini_layer, head]
-    specials = set(runtime.minilm.tokenizer.all_special_ids)
+    specials = runtime.special_ids(MINILM)
     is_word = torch.tensor([token_id not in specials for token_id in mini_a.token_ids])
     words_only = mini_upper[is_word][:, is_word]
 

@@ -81,17 +81,17 @@ def score_continuations(
 
 def _score_branches(runtime, context_ids: list[int], requests: list[tuple[str, str]]) -> list[Continuation]:
     """Continuations of one shared context, read once: Runtime.branch_logits (a tree mask)."""
-    tokenizer, n = runtime.smollm2.tokenizer, len(context_ids)
+    n = len(context_ids)
     branches = []
     for context, continuation in requests:
         ids, truncation = runtime.tokenize(context + continuation, max_tokens=n + MAX_CONTINUATION_TOKENS)
         _check_split(ids, truncation, context_ids, continuation)
         branches.append(ids[n:])
     after_context, per_branch = runtime.branch_logits(list(context_ids), branches)
-    context_tokens = [tokenizer.decode([i]) for i in context_ids]
+    context_tokens = runtime.token_texts(context_ids)
     return [
         Continuation(
-            ids=branch, tokens=[tokenizer.decode([i]) for i in branch],
+            ids=branch, tokens=runtime.token_texts(branch),
             token_logprobs=torch.log_softmax(logits, dim=-1)[torch.arange(len(branch)), torch.tensor(branch)]
             .numpy().astype(np.float64),
             next_token_logits=after_context, context_tokens=context_tokens,
@@ -224,7 +224,7 @@ def compute(
     context_ids, truncation = runtime.tokenize(prompt)
     context = prompt
     if truncation is not None:  # score candidates after the part of the prompt the model reads
-        context = runtime.smollm2.tokenizer.decode(context_ids)
+        context = runtime.decode(context_ids)
     names = parse_candidates(candidates)
     space = "" if context[-1:].isspace() else " "
     scored = score_continuations(runtime, [(context, space + name, context_ids) for name in names]) if names else []
@@ -233,7 +233,6 @@ def compute(
     else:
         trace = runtime.trace(context, names_filter=lambda name: False)
         logits, prompt_tokens = trace.logits[-1], trace.tokens
-    tokenizer = runtime.smollm2.tokenizer
     probabilities = torch.softmax(logits.double(), dim=-1)
     tempered = torch.softmax(logits.double() / temperature, dim=-1)
     top = torch.topk(probabilities, TOP_K).indices
@@ -247,20 +246,20 @@ def compute(
     if ask_model and names:
         request = ranking_request(prompt, names)
         _, _, steps = runtime.generate(runtime.chat_prompt(request), MAX_ANSWER_TOKENS)
-        answer = "".join(step.token for step in steps if step.token_id != tokenizer.eos_token_id).strip()
+        answer = "".join(step.token for step in steps if step.token_id != runtime.end_of_text_id()).strip()
         stated = stated_order(answer, names)
     return ConfidenceReadable(
         truncation=truncation.message if truncation else None,
         prompt_tokens=prompt_tokens,
         vocab_size=int(logits.shape[-1]),
-        top_tokens=[tokenizer.decode([int(i)]) for i in top],
+        top_tokens=runtime.token_texts(top.tolist()),
         top_probs=probabilities[top].numpy(),
         top_probs_tempered=tempered[top].numpy(),
         entropy_nats=nats,
         entropy_bits=nats / math.log(2),
         temperature=temperature,
         tempered_entropy_bits=entropy(tempered) / math.log(2),
-        tempered_top_tokens=[tokenizer.decode([int(i)]) for i in tempered_top],
+        tempered_top_tokens=runtime.token_texts(tempered_top.tolist()),
         top_p=top_p,
         nucleus_size=size,
         nucleus_mass=mass,

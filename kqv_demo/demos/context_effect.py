@@ -93,9 +93,9 @@ class ContextEffect:
 def _prefix_token_count(runtime, prefix: str, text: str, ids: list[int]) -> int:
     """Tokens of `text` lying wholly inside its first len(prefix) characters (a token that spans
     the boundary counts as prompt)."""
-    encoded = runtime.smollm2.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
-    assert encoded["input_ids"][: len(ids)] == list(ids), "tokenizer and trace disagree"
-    return sum(1 for _, end in encoded["offset_mapping"][: len(ids)] if end <= len(prefix))
+    encoded, offsets = runtime.encode_with_offsets(text)
+    assert encoded[: len(ids)] == list(ids), "tokenizer and trace disagree"
+    return sum(1 for _, end in offsets[: len(ids)] if end <= len(prefix))
 
 
 def _split(runtime, scored: Continuation, prefix: str, context: str, context_ids: list[int], what: str) -> ContextSplit:

@@ -98,17 +98,16 @@ def _size(count: int) -> str:
 
 def compute(runtime, prompt: str = "") -> DepthTable:
     """`prompt` is unused: the table does not depend on any input."""
-    small_config = runtime.model(SMOLLM2).model.config
-    mini_config = runtime.model(MINILM).model.config
+    small, mini = runtime.shape(SMOLLM2), runtime.shape(MINILM)
     small_shapes = runtime.parameter_shapes(SMOLLM2)  # named_parameters: a tied weight appears once
     mini_shapes = runtime.parameter_shapes(MINILM)
     small_total = sum(_numel(s) for s in small_shapes.values())
     mini_total = sum(_numel(s) for s in mini_shapes.values())
     attention, mlp, norms = _layer_counts(small_shapes)
     rows = [(row.model, row.layers, row.year, row.parameters, row.source, False) for row in PUBLISHED] + [
-        ("SmolLM2-135M (loaded here)", int(small_config.num_hidden_layers), None, _size(small_total),
+        ("SmolLM2-135M (loaded here)", small.n_layers, None, _size(small_total),
          "config.num_hidden_layers of the loaded model", True),
-        ("all-MiniLM-L6-v2 (loaded here)", int(mini_config.num_hidden_layers), None, _size(mini_total),
+        ("all-MiniLM-L6-v2 (loaded here)", mini.n_layers, None, _size(mini_total),
          "config.num_hidden_layers of the loaded model", True),
     ]
     models, layers, years, parameters, sources, live = (list(column) for column in zip(*rows))
@@ -119,11 +118,11 @@ def compute(runtime, prompt: str = "") -> DepthTable:
         parameters=parameters,
         sources=sources,
         live=live,
-        smollm2_layers=int(small_config.num_hidden_layers),
-        minilm_layers=int(mini_config.num_hidden_layers),
+        smollm2_layers=small.n_layers,
+        minilm_layers=mini.n_layers,
         smollm2_parameters=small_total,
         minilm_parameters=mini_total,
-        smollm2_tied_embeddings=bool(small_config.tie_word_embeddings),
+        smollm2_tied_embeddings=small.tied_embeddings,
         smollm2_embedding_parameters=_numel(small_shapes["model.embed_tokens.weight"]),
         smollm2_attention_per_layer=attention,
         smollm2_mlp_per_layer=mlp,
@@ -197,13 +196,13 @@ def details(result: DepthTable) -> str:
     return (
         "| model | layers | size | source |\n|---|---|---|---|\n" + rows + "\n\n"
         "```python\n"
-        "runtime.smollm2.model.config.num_hidden_layers                      "
+        "runtime.shape().n_layers                                            "
         f"# {result.smollm2_layers}\n"
         "sum(prod(shape) for shape in runtime.parameter_shapes().values())   "
         f"# {result.smollm2_parameters:,}\n"
         "```\n\n"
         "`parameter_shapes` lists each tensor once: SmolLM2's output layer reuses the embedding matrix "
-        f"(tie_word_embeddings = {result.smollm2_tied_embeddings}), so it is not counted twice."
+        f"(runtime.shape().tied_embeddings = {result.smollm2_tied_embeddings}), so it is not counted twice."
     )
 
 

@@ -70,8 +70,7 @@ def _layer_changes(trace, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute(runtime, prompt: str, other: str) -> FixedDepth:
-    config = runtime.smollm2.model.config
-    n_layers = config.num_hidden_layers
+    n_layers = runtime.shape().n_layers
     keep = lambda name: name.endswith(".resid_pre") or name.endswith(".resid_post")  # noqa: E731
     traces = runtime.trace_batch([prompt, other], names_filter=keep)
     for text, trace in zip((prompt, other), traces):
@@ -85,7 +84,7 @@ def compute(runtime, prompt: str, other: str) -> FixedDepth:
     minilm_calls = [
         runtime.trace(text, model=MINILM, names_filter=lambda name: False).calls for text in (prompt, other)
     ]
-    minilm_layers = runtime.minilm.model.config.num_hidden_layers
+    minilm_layers = runtime.shape(MINILM).n_layers
 
     shapes = runtime.parameter_shapes()
     sizes = {name: int(np.prod(dims)) for name, dims in shapes.items()}

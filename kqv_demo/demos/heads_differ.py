@@ -95,7 +95,7 @@ def subspace_overlap(blocks: torch.Tensor) -> torch.Tensor:
 
 
 def compute(runtime, prompt: str, layer: int) -> HeadsDiffer:
-    shape = runtime.smollm2.shape
+    shape = runtime.shape()
     check_layer_head(shape, layer)
     prefix = f"blocks.{layer}.attn."
     trace = runtime.trace(prompt, names_filter=lambda name: name in (prefix + "pattern", prefix + "rot_q"))

@@ -87,7 +87,7 @@ def _one_head(trace, layer: int, head: int, group: int) -> torch.Tensor:
 
 
 def compute(runtime, prompt: str, layer: int = 0) -> HeadsInParallel:
-    check_layer_head(runtime.smollm2.shape, layer)
+    check_layer_head(runtime.shape(), layer)
     prefix = f"blocks.{layer}.attn."
     trace = runtime.trace(prompt, names_filter=lambda name: name.startswith((prefix, f"blocks.{layer}.attn_out")))
     shape = trace.model

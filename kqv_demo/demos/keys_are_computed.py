@@ -66,7 +66,7 @@ def compute(runtime, prompt: str, word: str, other: str, layer: int) -> KeysAreC
         cosines.append(torch.nn.functional.cosine_similarity(key_a, key_b, dim=-1).numpy())
     shapes = runtime.parameter_shapes()
     key_weights = [shapes[f"model.layers.{i}.self_attn.k_proj.weight"] for i in range(shape.n_layers)]
-    vocabulary = runtime.smollm2.model.config.vocab_size
+    vocabulary = shape.vocab_size
     tables = [name for name, dims in shapes.items() if vocabulary in dims]
     keys_seen = sum(trace_a[f"blocks.{i}.attn.k"].shape[:2].numel() for i in range(shape.n_layers))
     return KeysAreComputed(

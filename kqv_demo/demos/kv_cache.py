@@ -77,15 +77,14 @@ class KVCacheSteps:
 
 
 def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheSteps:
-    shape = runtime.smollm2.shape
+    shape = runtime.shape()
     check_layer_head(shape, layer, head)
     kv_head = head // (shape.n_heads // shape.n_kv_heads)
     prefix = f"blocks.{layer}.attn."
     wanted = {prefix + "pattern", prefix + "rot_k", prefix + "v"}
     ids, truncation, records = runtime.generate(prompt, steps, names_filter=lambda name: name in wanted)
 
-    tokenizer = runtime.smollm2.tokenizer
-    prompt_tokens = [tokenizer.decode([i]) for i in ids]
+    prompt_tokens = runtime.token_texts(ids)
     generated = [step.token for step in records]
     cached_tokens = prompt_tokens + generated[:-1]  # the last choice is never fed back in
     longest = len(prompt_tokens) + len(records) - 1
@@ -114,7 +113,7 @@ def compute(runtime, prompt: str, steps: int, layer: int, head: int) -> KVCacheS
         prompt_tokens=prompt_tokens,
         generated=generated,
         probabilities=np.array([step.probability for step in records]),
-        vocabulary_size=runtime.smollm2.model.config.vocab_size,
+        vocabulary_size=shape.vocab_size,
         query_tokens=[prompt_tokens[-1], *generated[:-1]],
         key_labels=[f"{i} {token_display(token)}" for i, token in enumerate(cached_tokens)],
         cache_lengths=np.array([step.cache_length for step in records]),

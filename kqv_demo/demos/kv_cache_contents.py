@@ -118,16 +118,15 @@ def differences(cache: dict[str, torch.Tensor], full, positions: int) -> tuple[n
 
 
 def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
-    shape = runtime.smollm2.shape
+    shape = runtime.shape()
     recorded = ("blocks.0.attn.rot_q", "blocks.0.attn.rot_k")  # one layer shows what the attention receives per step
     ids, truncation, records = runtime.generate(prompt, steps, names_filter=lambda name: name in recorded,
                                                 keep_cache=True)
-    tokenizer = runtime.smollm2.tokenizer
     cache = records[-1].cache
 
     # The cache after the last step holds the prompt and every generated token but the last (never fed back).
     cached_ids = ids + [step.token_id for step in records[:-1]]
-    text = tokenizer.decode(cached_ids, clean_up_tokenization_spaces=False)
+    text = runtime.decode(cached_ids, clean_up_spaces=False)
     full = runtime.trace(text, names_filter=lambda name: name.endswith((".attn.rot_k", ".attn.v")),
                          max_tokens=len(cached_ids), all_logits=True)
     same = 0  # the recomputation reads the same tokens up to here (re-tokenizing text can merge tokens)
@@ -139,17 +138,16 @@ def compute(runtime, prompt: str, steps: int) -> KVCacheContents:
     logit_diff = [float((cached - recomputed).abs().max()) for cached, recomputed in compared]
     probability_diff = [float((torch.softmax(cached, -1) - torch.softmax(recomputed, -1)).abs().max())
                         for cached, recomputed in compared]
-    config = runtime.smollm2.model.config
     return KVCacheContents(
         truncation=truncation.message if truncation else None,
-        prompt_tokens=[tokenizer.decode([i]) for i in ids],
+        prompt_tokens=runtime.token_texts(ids),
         generated=[step.token for step in records],
         n_layers=shape.n_layers,
         n_heads=shape.n_heads,
         n_kv_heads=shape.n_kv_heads,
         d_head=shape.d_head,
         bytes_per_number=cache["layers.0.keys"].element_size(),
-        context_length=config.max_position_embeddings,
+        context_length=shape.max_positions,
         cache_lengths=[step.cache_length for step in records],
         key_shapes=[tuple(step.activations["blocks.0.attn.rot_k"].shape) for step in records],
         numbers_held=[step.cache_numbers for step in records],

@@ -68,14 +68,14 @@ def _show(token: str) -> str:
     return "(space)" if token == " " else token_display(token)
 
 
-def _target_id(tokenizer, target: str) -> int:
+def _target_id(runtime, target: str) -> int:
     if not target:
         raise UserInputError(
             "The target token is empty: type the word to follow, e.g. ' Paris' with its leading space."
         )
-    ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    ids = runtime.encode(target)
     if len(ids) != 1:
-        pieces = " | ".join(token_display(tokenizer.decode([i])) for i in ids)
+        pieces = " | ".join(token_display(token) for token in runtime.token_texts(ids))
         raise UserInputError(
             f"The target {target!r} is {len(ids)} tokens ({pieces}); the lens scores one next token. "
             "Pick a target that is a single token (most common words with a leading space are)."
@@ -85,11 +85,11 @@ def _target_id(tokenizer, target: str) -> int:
 
 def unembed(runtime, hidden: torch.Tensor) -> torch.Tensor:
     """What the model does after its last layer: final RMSNorm, then the tied unembedding."""
-    config = runtime.smollm2.model.config
+    shape = runtime.shape()
     weight = runtime.parameter("model.norm.weight")
-    normed = weight * (hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + config.rms_norm_eps))
-    # SmolLM2 ties its LM head to the token embedding (config.tie_word_embeddings): W_U = W_E.
-    return normed @ runtime.parameter("model.embed_tokens.weight").T
+    normed = weight * (hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + shape.norm_eps))
+    # SmolLM2 ties its LM head to the token embedding (shape.tied_embeddings): W_U = W_E.
+    return normed @ runtime.parameter("model.embed_tokens.weight" if shape.tied_embeddings else "lm_head.weight").T
 
 
 def _first(flags, start: int = 0) -> int | None:
@@ -100,8 +100,7 @@ def _first(flags, start: int = 0) -> int | None:
 
 
 def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
-    tokenizer = runtime.smollm2.tokenizer
-    target_id = _target_id(tokenizer, target)
+    target_id = _target_id(runtime, target)
     skipped_input = f"blocks.{skip_layer}.resid_pre"
     keep = lambda name: name.endswith(".resid_post") or name in ("blocks.0.resid_pre", skipped_input)  # noqa: E731
     trace = runtime.trace(prompt, names_filter=keep)
@@ -130,7 +129,7 @@ def compute(runtime, prompt: str, target: str, skip_layer: int) -> LogitLens:
     log_full = torch.log_softmax(model_logits, dim=-1)
     log_skipped = torch.log_softmax(skipped_logits, dim=-1)
     kl = float((log_full.exp() * (log_full - log_skipped)).sum())
-    decode = lambda token_id: tokenizer.decode([int(token_id)])  # noqa: E731
+    decode = lambda token_id: runtime.decode([int(token_id)])  # noqa: E731
     return LogitLens(
         truncation=trace.notice,
         tokens=trace.tokens,

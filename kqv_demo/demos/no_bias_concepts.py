@@ -86,7 +86,7 @@ def compute(runtime, prompt: str, layer: int) -> NoBiasConcepts:
     activations = trace[name]  # [T, d_mlp]
     last = activations[-1]
     top = int(last.abs().argmax())
-    config = runtime.smollm2.model.config
+    shape = runtime.shape()
     small_shapes = runtime.parameter_shapes()
     mini_shapes = runtime.parameter_shapes(MINILM)
     mini_biases = [each for each in mini_shapes if "bias" in each]
@@ -94,8 +94,8 @@ def compute(runtime, prompt: str, layer: int) -> NoBiasConcepts:
         truncation=trace.notice,
         smollm2_tensors=len(small_shapes),
         smollm2_bias_names=[each for each in small_shapes if "bias" in each],
-        attention_bias=bool(config.attention_bias),
-        mlp_bias=bool(config.mlp_bias),
+        attention_bias=shape.attention_bias,
+        mlp_bias=shape.mlp_bias,
         minilm_bias_names=mini_biases,
         minilm_bias_values=int(sum(np.prod(mini_shapes[each]) for each in mini_biases)),
         layer=layer,

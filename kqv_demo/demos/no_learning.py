@@ -76,27 +76,24 @@ def _message_that_fits(runtime, message: str) -> tuple[str, str | None]:
     demos' token limit: cutting the chat form itself would drop the assistant's turn, and the probe
     would be read after the wrong token."""
     limit = settings.MAX_PROMPT_TOKENS
-    tokenizer = runtime.smollm2.tokenizer
-    ids = tokenizer(message, add_special_tokens=False)["input_ids"]
+    ids = runtime.encode(message)
     kept = len(ids)
 
     def length(count: int) -> int:
-        chat = runtime.chat_prompt(tokenizer.decode(ids[:count]))
-        return len(tokenizer(chat + PROBE_PROMPT, add_special_tokens=False)["input_ids"])
+        return len(runtime.encode(runtime.chat_prompt(runtime.decode(ids[:count])) + PROBE_PROMPT))
 
     while kept > 1 and (excess := length(kept) - limit) > 0:
         kept = max(1, kept - excess)
     if kept == len(ids):
         return message, None
-    return tokenizer.decode(ids[:kept]), (
+    return runtime.decode(ids[:kept]), (
         f"Your message has {len(ids)} tokens; this demo reads its first {kept}, so that the chat format and "
         f"the probe question fit in {limit} tokens. The rest was cut."
     )
 
 
 def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
-    tokenizer = runtime.smollm2.tokenizer
-    (probe_id,) = tokenizer.encode(PROBE_TOKEN, add_special_tokens=False)
+    (probe_id,) = runtime.encode(PROBE_TOKEN)
     if not prompt or not prompt.strip():
         raise UserInputError("The message is empty: type some feedback for the model to answer.")
     prompt, cut_notice = _message_that_fits(runtime, prompt)
@@ -105,7 +102,7 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
     # The probe after the message is read in the reply's first pass, on a side branch the reply never sees.
     ids, truncation, steps = runtime.generate(
         chat, max_new_tokens, names_filter=lambda name: name.endswith(("attn.rot_k", "attn.v")),
-        side_branch=tokenizer.encode(PROBE_PROMPT, add_special_tokens=False),
+        side_branch=runtime.encode(PROBE_PROMPT),
     )
     hashes_at_load, hashes_after = runtime.hashes_at_load(), runtime.parameter_hashes()
     logits_at_load, logits_after = runtime.reference_logits_at_load(), runtime.reference_logits()
@@ -116,7 +113,7 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
         cached = [tensor for name, tensor in step.activations.items() if name.endswith(("attn.rot_k", "attn.v"))]
         vectors.append(sum(tensor.shape[0] * tensor.shape[1] for tensor in cached))  # [kv_heads, positions, d]
         sizes.append(sum(tensor.numel() * tensor.element_size() for tensor in cached))
-    shape = runtime.smollm2.shape
+    shape = runtime.shape()
     first = next(iter(steps[0].activations.values()))
     return NoLearning(
         truncation=cut_notice or (truncation.message if truncation else None),
@@ -128,8 +125,8 @@ def compute(runtime, prompt: str, max_new_tokens: int) -> NoLearning:
         n_parameters=sum(math.prod(dims) for dims in runtime.parameter_shapes().values()),
         prompt_tokens=len(ids),
         generated=[step.token for step in steps],
-        reply=tokenizer.decode([step.token_id for step in steps], skip_special_tokens=True),
-        reply_finished=steps[-1].token_id == tokenizer.eos_token_id,
+        reply=runtime.decode([step.token_id for step in steps], skip_special_tokens=True),
+        reply_finished=steps[-1].token_id == runtime.end_of_text_id(),
         cache_lengths=np.array([step.cache_length for step in steps]),
         kv_vectors=np.array(vectors),
         kv_bytes=np.array(sizes),

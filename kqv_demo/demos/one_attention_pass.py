@@ -45,11 +45,11 @@ def _rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.T
 
 
 def compute(runtime, prompt: str) -> OneAttentionPass:
-    config = runtime.smollm2.model.config
+    shape = runtime.shape()
     wanted = (".resid_pre", ".resid_post", ".attn_out", ".mlp_out", ".attn.k")
     extra = ("blocks.0.attn.pattern", "blocks.0.attn.rot_q")
     trace = runtime.trace(prompt, names_filter=lambda name: name.endswith(wanted) or name in extra)
-    n_layers = config.num_hidden_layers
+    n_layers = shape.n_layers
     block = lambda layer, part: trace[f"blocks.{layer}.{part}"]  # noqa: E731
     residual, handoff, next_keys, scale = [], 0.0, [], 0.0
     for layer in range(n_layers):
@@ -61,16 +61,16 @@ def compute(runtime, prompt: str) -> OneAttentionPass:
             handoff = max(handoff, float((block(layer + 1, "resid_pre") - output).abs().max()))
             prefix = f"model.layers.{layer + 1}."
             norm_weight = runtime.parameter(prefix + "input_layernorm.weight")
-            normed = _rms_norm(output, norm_weight, config.rms_norm_eps)
+            normed = _rms_norm(output, norm_weight, shape.norm_eps)
             keys = normed @ runtime.parameter(prefix + "self_attn.k_proj.weight").T  # [T, kv_heads * d_head]
-            keys = keys.view(trace.n_tokens, -1, config.head_dim).transpose(0, 1)
+            keys = keys.view(trace.n_tokens, -1, shape.d_head).transpose(0, 1)
             next_keys.append(float((keys - block(layer + 1, "attn.k")).abs().max()))
     shapes = runtime.parameter_shapes()
     return OneAttentionPass(
         truncation=trace.notice,
         n_tokens=trace.n_tokens,
         n_layers=n_layers,
-        n_heads=config.num_attention_heads,
+        n_heads=shape.n_heads,
         attention_calls=np.array([trace.calls.get(f"blocks.{i}.attn.pattern", 0) for i in range(n_layers)]),
         mlp_calls=np.array([trace.calls.get(f"blocks.{i}.mlp_out", 0) for i in range(n_layers)]),
         pattern_shape=tuple(trace["blocks.0.attn.pattern"].shape),

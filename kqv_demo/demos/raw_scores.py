@@ -72,7 +72,7 @@ def shift_score_noise(max_abs_score: float, shift: float) -> float:
 
 
 def compute(runtime, prompt: str, layer: int, head: int, shift: float) -> RawScores:
-    shape = runtime.smollm2.shape
+    shape = runtime.shape()
     check_layer_head(shape, layer, head)
     prefix = f"blocks.{layer}.attn."
     wanted = {prefix + name for name in ("rot_q", "rot_k", "scores_unmasked", "pattern")}

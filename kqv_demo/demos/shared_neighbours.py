@@ -158,13 +158,13 @@ def _same_group(similarity: np.ndarray, groups: list[int], k: int) -> float:
 def _hidden_states(runtime, items: list[str]) -> np.ndarray:
     """[n_layers + 1, n, d_model]: each item's hidden state averaged over its own tokens, from the
     token embeddings (index 0) through every block, all items in one packed pass."""
-    tokenizer = runtime.smollm2.tokenizer
     texts = [f"{PREFIX} {item}" for item in items]
-    n_layers = runtime.smollm2.shape.n_layers
+    shape = runtime.shape()
+    n_layers = shape.n_layers
     traces = runtime.trace_batch(texts, names_filter=lambda name: name.endswith(("resid_post", "blocks.0.resid_pre")))
-    states = np.empty((n_layers + 1, len(items), runtime.smollm2.shape.d_model))
+    states = np.empty((n_layers + 1, len(items), shape.d_model))
     for index, (text, trace) in enumerate(zip(texts, traces)):
-        offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+        _ids, offsets = runtime.encode_with_offsets(text)
         own = [position for position, (_, end) in enumerate(offsets[: len(trace.token_ids)]) if end > len(PREFIX)]
         states[0, index] = trace["blocks.0.resid_pre"][own].double().mean(0).numpy()
         for layer in range(n_layers):

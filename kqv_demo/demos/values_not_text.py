@@ -59,8 +59,7 @@ class ValuesNotText:
 
 
 def _lm_head_name(runtime) -> str:
-    config = runtime.smollm2.model.config
-    return "model.embed_tokens.weight" if config.tie_word_embeddings else "lm_head.weight"
+    return "model.embed_tokens.weight" if runtime.shape().tied_embeddings else "lm_head.weight"
 
 
 def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotText:
@@ -92,7 +91,6 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
     logits = final @ unembedding.T
     probabilities = torch.softmax(logits, dim=-1)
     top = probabilities.topk(TOP_K)
-    decode = runtime.smollm2.tokenizer.decode
     chosen = int(probabilities.argmax())
     return ValuesNotText(
         truncation=trace.notice,
@@ -116,9 +114,9 @@ def compute(runtime, prompt: str, layer: int = 3, head: int = 4) -> ValuesNotTex
         lm_head=name,
         lm_head_shape=tuple(unembedding.shape),
         logits_max_diff=float((logits - trace.logits[-1]).abs().max()),
-        top_tokens=[decode([int(i)]) for i in top.indices],
+        top_tokens=runtime.token_texts(top.indices.tolist()),
         top_probabilities=top.values.numpy().copy(),
-        chosen_token=decode([chosen]),
+        chosen_token=runtime.decode([chosen]),
         chosen_probability=float(probabilities[chosen]),
     )
 

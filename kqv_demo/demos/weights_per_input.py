@@ -117,7 +117,7 @@ def _learned(runtime, layer: int) -> dict[str, torch.Tensor]:
 
 
 def compute(runtime, prompt: str, other: str, layer: int, head: int) -> WeightsPerInput:
-    shape = runtime.smollm2.shape
+    shape = runtime.shape()
     check_layer_head(shape, layer, head)
     learned = _learned(runtime, layer)
     before = learned_digest(learned)

@@ -53,7 +53,7 @@ def test_each_value_is_w_v_applied_to_its_tokens_normalised_hidden_state(runtime
     rebuilt = values.view(-1, shape.n_kv_heads, shape.d_head).transpose(0, 1)
     # the model's own modules, called outside its forward pass: within the float32 bound of the product
     # and of the norm's mean of squares (kqv_demo.numerics), whatever kernels this CPU picks
-    w_v = block.self_attn.v_proj.weight
+    w_v = block.self_attn.v_proj.weight.detach()  # a parameter: its products would carry a grad to no use
     magnitude = float((normed.abs() @ w_v.abs().T).max())
     noise = numerics.matmul_noise(normed, w_v.T) + numerics.sum_noise(shape.d_model, magnitude)
     assert float((rebuilt - recorded).abs().max()) <= noise
