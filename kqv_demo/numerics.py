@@ -52,6 +52,7 @@ def sum_noise(length: int, magnitude: float) -> float:
 def matmul_noise(a: torch.Tensor, b: torch.Tensor) -> float:
     """The most two float32 evaluations of `a @ b` (any kernels, any CPU) can differ in any entry:
     `sum_noise` with the entry's own magnitude Σ_k |a_ik|·|b_kj|, the largest over all entries."""
+    a, b = a.detach(), b.detach()  # a model's weight is a parameter: a bound needs no gradient
     magnitude = (a.double().abs() @ b.double().abs()).max() if a.numel() and b.numel() else 0.0
     return sum_noise(a.shape[-1], float(magnitude))
 

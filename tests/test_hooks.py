@@ -19,6 +19,7 @@ PROMPT = "Keys are computed from each token's hidden state, not looked up."
 
 def _norm_and_product_noise(normed: torch.Tensor, weight: torch.Tensor) -> float:
     """An RMSNorm (a mean of d squares: relative d·EPS between two evaluations) followed by `normed @ weightᵀ`."""
+    weight = weight.detach()  # a parameter: a bound needs no gradient
     magnitude = float((normed.abs() @ weight.abs().T).max())
     return numerics.matmul_noise(normed, weight.T) + numerics.sum_noise(normed.shape[-1], magnitude)
 
