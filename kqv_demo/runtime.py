@@ -196,7 +196,7 @@ class Runtime:
         with loaded.passes, torch.inference_mode(), hooks.recording(names_filter, interventions) as recorder:
             loaded.model(torch.tensor([ids]))
         activations = {name: tensor[0] for name, tensor in recorder.activations.items()}
-        tokens = [loaded.tokenizer.decode([i]) for i in ids]
+        tokens = self.token_texts(ids, model)
         return Trace(loaded.shape, prompt, ids, tokens, activations, torch.empty(0), truncation, dict(recorder.calls))
 
     def trace_batch(
@@ -235,7 +235,7 @@ class Runtime:
             start, end = spans[index]
             activations = {name: hooks.span_of(name, t, start, end - start) for name, t in recorder.activations.items()}
             kept = logits[start:end] if all_logits else logits[index : index + 1]
-            tokens = [loaded.tokenizer.decode([i]) for i in ids]
+            tokens = self.token_texts(ids)
             traces.append(Trace(loaded.shape, prompt, ids, tokens, activations, kept, truncation, dict(recorder.calls)))
         return traces
 

@@ -153,11 +153,7 @@ def submit(store: Store, state: RoundState, item: Item, response: str, confidenc
     if item.kind == "numeric" and parse_number(response) is None:
         raise UserInputError(not_a_number(response))  # not scored: a typo must not cost the confidence penalty
     checked = check(item, response)
-    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence,
-                                 reschedule=schedule)
-    if len(store.answers(state.stored.id)) >= len(state.items):
-        store.finish_round(state.stored.id)
-    return checked, stored
+    return checked, _store(store, state, item, response, checked.correct, confidence)
 
 
 def submit_prediction(store: Store, state: RoundState, item: Item, response: str, confidence: int,
@@ -167,11 +163,17 @@ def submit_prediction(store: Store, state: RoundState, item: Item, response: str
     if confidence not in CONFIDENCE_LABELS:
         raise UserInputError("Say how sure you are (1, 2 or 3) before the model runs.")
     checked, _observed = check_observed(PREDICTIONS_BY_ITEM[item.id], result, response)
-    stored = store.record_answer(state.stored, item.id, item.claim_id, response, checked.correct, confidence,
+    return checked, _store(store, state, item, response, checked.correct, confidence)
+
+
+def _store(store: Store, state: RoundState, item: Item, response: str, correct: bool, confidence: int) -> bool:
+    """Store a checked answer (moving its claim's review card by the Leitner rule) and close the round when
+    it was the last; False when this item was already answered."""
+    stored = store.record_answer(state.stored, item.id, item.claim_id, response, correct, confidence,
                                  reschedule=schedule)
     if len(store.answers(state.stored.id)) >= len(state.items):
         store.finish_round(state.stored.id)
-    return checked, stored
+    return stored
 
 
 def review_spec(store: Store, bank: Bank, learner_id: int, at: datetime | None = None) -> RoundSpec | None:

@@ -46,4 +46,3 @@ def test_a_class_of_8_loses_nothing_beside_a_hostile_visitor():
         visitor.error_samples
     # the slowdown (p95 ratio, bar 2x) is a speed figure: `python -m kqv_demo stress` reports it; as a test it
     # failed at 2.13x and passed on a rerun on the same code (the VM's load moves it)
-    assert report.p95_ratio > 0
